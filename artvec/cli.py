@@ -72,6 +72,19 @@ def db_url() -> None:
     typer.echo(db.libpq_url(db.database_url(settings())))
 
 
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server (any later command starts it again)."""
+    from . import db
+
+    config = settings()
+    if not db.is_embedded(config):
+        raise ArtvecError("database.url is set: artvec only stops its own embedded server")
+    data_dir = db.embedded_data_dir(config)
+    typer.echo(f"stopped the embedded server in {data_dir}" if db.stop_embedded(data_dir)
+               else f"the embedded server in {data_dir} is not running")
+
+
 @db_app.command("status")
 def db_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Where the database is and what artvec keeps in it."""
@@ -201,6 +214,74 @@ def failures(
                    f"{row['image_location']}\t{row['reason']}")
     if not rows:
         typer.echo("no failures")
+
+
+@app.command("index")
+def index_command(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the indexes anew (concurrently) and swap them in.")] = False,
+    maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", help="Memory for the build, e.g. 2GB (default: what the graph needs, at most 2 GB).")] = None,
+) -> None:
+    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
+    from . import search
+
+    search.create_indexes(settings(), rebuild=rebuild, progress=typer.echo,
+                          maintenance_work_mem=maintenance_work_mem)
+
+
+@app.command("similar")
+def similar_command(
+    artwork_id: Annotated[Optional[str], typer.Argument(help="Catalogue id of the query picture.")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="Search with this picture file instead.")] = None,
+    by: Annotated[str, typer.Option("--by", help="both | style | colour")] = "both",
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="Only pictures with facet=value (repeatable).")] = None,
+    excludes: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out pictures with facet=value (repeatable).")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many neighbours.")] = 12,
+    through: Annotated[str, typer.Option("--through", help="Filter via 'facets' (default) or a join with the 'catalogue' table.")] = "facets",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG of the query and its neighbours.")] = None,
+) -> None:
+    """The pictures nearest to an artwork (or to a picture file), with distances and facets."""
+    from . import search
+
+    config = settings()
+    found = search.find_similar(config, artwork_id, str(image) if image else None, by,
+                                search.parse_filters(filters or []), search.parse_filters(excludes or []),
+                                k, through)
+    if sheet:
+        write_similar_sheet(config, found, sheet)
+    if as_json:
+        echo_json(found["rows"])
+        return
+    facets = list(config.get("catalogue.facets") or [])
+    typer.echo("  ".join([f"{'id':>12}", f"{'distance':>9}", *[f"{name:<16}" for name in facets]]).rstrip())
+    for row in found["rows"]:
+        values = [str((row["facets"] or {}).get(name, "")) for name in facets]
+        typer.echo("  ".join([f"{row['artwork_id']!s:>12}", f"{row['distance']:9.4f}",
+                              *[f"{value:<16}" for value in values]]).rstrip())
+
+
+def write_similar_sheet(config, found: dict, out: Path) -> None:
+    from .sheet import resolve_location, write_sheet
+
+    root = config.get("catalogue.image_root")
+    neighbours = [(f"{row['artwork_id']}\nd = {row['distance']:.4f}", resolve_location(row["image_location"], root))
+                  for row in found["rows"]]
+    query = (f"query {found['query']}"[:30], resolve_location(found["query_location"], root))
+    write_sheet(query, neighbours, out)
+    typer.echo(f"contact sheet: {out}", err=True)
+
+
+@app.command("grant-read")
+def grant_read_command(role: Annotated[str, typer.Argument(help="Database role of the website.")]) -> None:
+    """Give a database role read-only access to artvec's schema (now and for future tables)."""
+    from . import search, store
+
+    engine = store.engine_for_schema(settings())
+    try:
+        for statement in search.grant_read(engine, role):
+            typer.echo(statement)
+    finally:
+        engine.dispose()
 
 
 def main() -> None:

