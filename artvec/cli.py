@@ -284,6 +284,23 @@ def grant_read_command(role: Annotated[str, typer.Argument(help="Database role o
         engine.dispose()
 
 
+@app.command()
+def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu") -> None:
+    """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet."""
+    from .demo import demo as run_demo
+
+    result = run_demo(settings(), say=typer.echo, device=device)
+    for example in result.examples:
+        filters = ", ".join(f"{key} = {value}" for key, value in example.filters.items())
+        typer.echo(f"\n{example.title}: #{example.query_id}" + (f" ({filters})" if filters else ""))
+        for row in example.rows:
+            facets = row.get("facets") or {}
+            typer.echo(f"  #{row['artwork_id']:<4} {row['distance']:.4f}  {facets.get('artist', ''):<20} "
+                       f"{facets.get('era', '')}")
+    typer.echo(f"\ncontact sheet: {result.sheet}")
+    typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
+
+
 def main() -> None:
     try:
         app()

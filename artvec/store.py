@@ -177,7 +177,8 @@ class BatchWriter:
 
         self.connection = psycopg.connect(db.libpq_url(url))
         register_vector(self.connection)
-        self.id_copy_type = COPY_TYPES[id_type]
+        self.copy_types = [COPY_TYPES[id_type], "text", "vector", "vector", "vector", "bytea", "text", "text",
+                           "timestamptz", "jsonb"]
         with self.connection.transaction():
             self.connection.execute("""
                 create temporary table if not exists artvec_stage
@@ -186,26 +187,37 @@ class BatchWriter:
     def close(self) -> None:
         self.connection.close()
 
-    def write(self, embedded: list[tuple], failures: list[tuple], touched: list[tuple]) -> None:
-        """embedded: rows in EMBEDDING_COLUMNS order; failures: (id, config_id, reason, location,
-        stamp, updated_at); touched: (id, location, stamp, updated_at, facets)."""
+    def copy_rows(self, table: str, rows: list[tuple]) -> None:
         from psycopg.types.json import Jsonb
 
+        columns = ", ".join(EMBEDDING_COLUMNS)
+        with self.connection.cursor().copy(f"copy {table} ({columns}) from stdin with (format binary)") as copy:
+            copy.set_types(self.copy_types)
+            for row in rows:
+                copy.write_row((*row[:9], Jsonb(row[9])))
+
+    def write(self, embedded: list[tuple], failures: list[tuple], touched: list[tuple], new_ids: set = frozenset()) -> None:
+        """embedded: rows in EMBEDDING_COLUMNS order; failures: (id, config_id, reason, location,
+        stamp, updated_at); touched: (id, location, stamp, updated_at, facets). Rows whose id is in
+        new_ids (known absent, and claimed) are copied straight into the table; the rest go
+        through the staging table and an upsert."""
+        from psycopg.types.json import Jsonb
+
+        inserts = [row for row in embedded if row[0] in new_ids]
+        upserts = [row for row in embedded if row[0] not in new_ids]
         with self.connection.transaction():
-            if embedded:
+            if inserts:
+                self.copy_rows("artvec.embeddings", inserts)
+            if upserts:
+                self.copy_rows("artvec_stage", upserts)
                 columns = ", ".join(EMBEDDING_COLUMNS)
-                with self.connection.cursor().copy(
-                        f"copy artvec_stage ({columns}) from stdin with (format binary)") as copy:
-                    copy.set_types([self.id_copy_type, "text", "vector", "vector", "vector", "bytea",
-                                    "text", "text", "timestamptz", "jsonb"])
-                    for row in embedded:
-                        copy.write_row((*row[:9], Jsonb(row[9])))
                 updates = ", ".join(f"{c} = excluded.{c}" for c in EMBEDDING_COLUMNS[1:])
                 self.connection.execute(f"""
                     insert into artvec.embeddings ({columns}) select {columns} from artvec_stage
                     on conflict (artwork_id) do update set {updates}, updated_at = now()""")
-                self.connection.execute("""
-                    delete from artvec.failures f using artvec_stage s where f.artwork_id = s.artwork_id""")
+            if embedded:
+                self.connection.execute("delete from artvec.failures where artwork_id = any(%s)",
+                                        ([row[0] for row in embedded],))
             if failures:
                 with self.connection.cursor() as cursor:
                     cursor.executemany("""

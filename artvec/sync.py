@@ -75,6 +75,7 @@ class SyncReport:
     failed_skipped: int = 0
     left_to_others: int = 0
     seconds: float = 0.0
+    embed_seconds: float = 0.0      # from the model being ready to the last batch written
     dry_run: bool = False
     failures: list[str] = field(default_factory=list)
 
@@ -223,10 +224,13 @@ class Runner:
 
         self.total = len(tasks)
         embedder = Embedder(self.config, device=self.options.device)
+        started = time.perf_counter()
         try:
             for (batch, task, sha), result in embedder.embed_stream(self.items(tasks), self.options.batch_size):
                 self.record(batch, task, sha, result)
+            self.report.embed_seconds = time.perf_counter() - started
         finally:
+            embedder.close()
             self.readers.shutdown(wait=False, cancel_futures=True)
             self.writer.close()
             self.claims.close()
@@ -291,7 +295,8 @@ class Runner:
             return
         ids = [task.row.artwork_id for task in batch.tasks]
         with self.lock:
-            self.writer.write(batch.embedded, batch.failures, batch.touched)
+            new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
+            self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids)
             self.claims.release(ids)
         self.report.embedded += len(batch.embedded)
         self.report.failed += len(batch.failures)
