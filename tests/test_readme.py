@@ -1,0 +1,53 @@
+"""README stays true: every command and setting is documented, CI runs the README's commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer.main
+
+from artvec.cli import app
+from artvec.config import SETTINGS, env_name
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+
+
+def command_paths(group, prefix=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_command_and_option_is_in_the_readme():
+    root = typer.main.get_command(app)
+    paths = list(command_paths(root))
+    assert len(paths) >= 12
+    for path in paths:
+        assert f"artvec {' '.join(path)}" in README, path
+        command = root
+        for name in path:
+            command = command.commands[name]
+        for parameter in command.params:
+            for option in parameter.opts:
+                if option.startswith("--") and option != "--help":
+                    assert option in README, (path, option)
+
+
+def test_every_setting_is_in_the_readme():
+    for key in SETTINGS:
+        assert f"`{key}`" in README and f"`{env_name(key)}`" in README, key
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", quick_start, re.S)
+    demo, tests = blocks[0].strip(), blocks[1].strip()
+    assert demo.endswith("&& artvec demo") and tests.endswith("&& python -m pytest -q")
+    install = "pip install -e '.[dev]'"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert install in demo and install in tests and install in ci
+    assert "python -m pytest -q" in ci
