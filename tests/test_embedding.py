@@ -77,7 +77,7 @@ def test_config_id_stable_and_sensitive():
     changes = {
         "name": "other",
         "layers": ("relu1_1", "relu2_1"),
-        "image_size": 224,
+        "image_size": 128,
         "colour_bins": 6,
         "style_dims_per_layer": 128,
         "style_weight": 0.9,
