@@ -16,8 +16,6 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-INLINE_VECTOR_BYTES = 7400   # what fits in an 8 kB page beside the row's other columns
-
 
 def upgrade() -> None:
     p = schema_parameters(op.get_context().config.attributes["artvec_settings"])
@@ -47,10 +45,6 @@ def upgrade() -> None:
             created_at        timestamptz not null default now(),
             updated_at        timestamptz not null default now()
         )""")
-    if p["dim"] * 4 + 8 <= INLINE_VECTOR_BYTES:
-        # Keep the combined vector in the row, out of TOAST: exact re-ranking of filtered rows
-        # (the planner's choice for selective filters) reads it ~3x faster.
-        op.execute("alter table artvec.embeddings alter column embedding set storage plain")
     op.execute("create index embeddings_config_id on artvec.embeddings (config_id)")
     op.execute(f"""
         create table artvec.failures (
