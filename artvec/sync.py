@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import db, store
 from .catalogue import Catalogue, CatalogueRow
-from .errors import ArtvecError
 from .images import ImageError
 from .sources import SourceOptions, read_bytes, stamp
 
@@ -214,7 +212,6 @@ class Runner:
         self.readers = ThreadPoolExecutor(max(1, settings.get("sync.http_concurrency")), "artvec-read")
         self.writer = store.BatchWriter(url, catalogue.id_type)
         self.claims = store.Claims(url)
-        self.lock = threading.Lock()      # the claims/writer connections are used from two threads
         self.done = 0
         self.total = 0
         self.started = time.perf_counter()
@@ -263,14 +260,12 @@ class Runner:
     def claim(self, tasks: list[Task]) -> Batch:
         """Lock the batch's pictures, and keep those nobody has written since our plan was made."""
         ids = [task.row.artwork_id for task in tasks]
-        with self.lock:
-            claimed = self.claims.claim(ids)
-            with self.engine.connect() as connection:
-                now = store.versions(connection, list(claimed)) if claimed else {}
+        claimed = self.claims.claim(ids)
+        with self.engine.connect() as connection:
+            now = store.versions(connection, list(claimed)) if claimed else {}
         fresh = [task for task in tasks if task.row.artwork_id in claimed and now[task.row.artwork_id] == task.version]
         fresh_ids = {task.row.artwork_id for task in fresh}
-        with self.lock:
-            self.claims.release([artwork_id for artwork_id in claimed if artwork_id not in fresh_ids])
+        self.claims.release([artwork_id for artwork_id in claimed if artwork_id not in fresh_ids])
         self.report.left_to_others += len(tasks) - len(fresh)
         self.advance(len(tasks) - len(fresh))
         return Batch(fresh)
@@ -294,12 +289,13 @@ class Runner:
         if not batch.generated or batch.pending:
             return
         ids = [task.row.artwork_id for task in batch.tasks]
-        with self.lock:
-            new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
-            self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids)
-            self.claims.release(ids)
+        new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
+        self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids)
+        self.claims.release(ids)
         self.report.embedded += len(batch.embedded)
         self.report.failed += len(batch.failures)
+        with self.engine.begin() as connection:      # `artvec status` shows a running sync's progress
+            store.progress_run(connection, self.run_id, self.report.embedded, self.report.failed)
         self.report.unchanged += len(batch.touched)
         self.advance(len(batch.tasks))
         batch.tasks = []
@@ -326,5 +322,3 @@ def status(settings: "Settings") -> dict:
     info["active_config"] = settings.embedding_config().config_id
     return info
 
-
-__all__ = ["sync", "SyncOptions", "SyncReport", "status", "failures", "EXIT_WITH_FAILURES", "ArtvecError"]
