@@ -198,6 +198,7 @@ class Batch:
     embedded: list[tuple] = field(default_factory=list)
     failures: list[tuple] = field(default_factory=list)
     touched: list[tuple] = field(default_factory=list)
+    same: int = 0
     pending: int = 0
     generated: bool = False
 
@@ -242,9 +243,11 @@ class Runner:
                     batch.failures.append(self.failure_row(task, error))
                     continue
                 sha = hashlib.sha256(data).digest()
-                if task.stored_sha == sha:
-                    batch.touched.append((task.row.artwork_id, task.row.image, task.stamp, task.row.updated_at,
-                                          task.row.facets))
+                if task.stored_sha == sha:          # same bytes: record the new stamp, don't re-embed
+                    batch.same += 1
+                    if task.reason != "check":
+                        batch.touched.append((task.row.artwork_id, task.row.image, task.stamp,
+                                              task.row.updated_at, task.row.facets))
                     continue
                 batch.pending += 1
                 yield (batch, task, sha), data
@@ -296,7 +299,7 @@ class Runner:
         self.report.failed += len(batch.failures)
         with self.engine.begin() as connection:      # `artvec status` shows a running sync's progress
             store.progress_run(connection, self.run_id, self.report.embedded, self.report.failed)
-        self.report.unchanged += len(batch.touched)
+        self.report.unchanged += batch.same
         self.advance(len(batch.tasks))
         batch.tasks = []
 

@@ -295,3 +295,23 @@ def test_images_by_url(catalogue, engine, env, tmp_path):
     reasons = {row["artwork_id"]: row["reason"] for row in json.loads(run_cli("failures", "--json", env=env).stdout)}
     assert "HTTP 404" in reasons[4]
     assert "timed out" in reasons[5] and "2 attempts" in reasons[5]
+
+
+def test_full_rehashes_and_reembeds_only_changed_bytes(catalogue, engine):
+    add_pictures(engine, catalogue, range(1, 4))
+    bmp = catalogue / "9.bmp"                      # uncompressed: another picture, the same size
+    make_picture(bmp, 9)
+    with engine.begin() as connection:
+        connection.execute(text("insert into public.artworks (id, image_path) values (9, '9.bmp')"))
+    run_sync()
+    before = stored(engine)
+    info = bmp.stat()
+    make_picture(bmp, 99)
+    os.utime(bmp, ns=(info.st_atime_ns, info.st_mtime_ns))      # a change size+mtime can't see
+    assert bmp.stat().st_size == info.st_size
+    assert run_sync().planned == {}                                # the cheap check sees nothing
+    full = run_sync(full=True)
+    assert full.planned == {"check": 4}
+    assert full.embedded == 1 and full.unchanged == 3
+    after = stored(engine)
+    assert after[9][3] != before[9][3] and all(after[i] == before[i] for i in (1, 2, 3))
