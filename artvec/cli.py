@@ -228,6 +228,19 @@ def index_command(
                           maintenance_work_mem=maintenance_work_mem)
 
 
+def settings_with_stored_facets():
+    """Settings; without configured facets, those the sync stored (e.g. after `artvec demo`)."""
+    from . import store
+
+    config = settings()
+    if not config.get("catalogue.facets"):
+        engine = store.engine_for_schema(config)
+        with engine.connect() as connection:
+            config.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
+        engine.dispose()
+    return config
+
+
 @app.command("similar")
 def similar_command(
     artwork_id: Annotated[Optional[str], typer.Argument(help="Catalogue id of the query picture.")] = None,
@@ -243,7 +256,7 @@ def similar_command(
     """The pictures nearest to an artwork (or to a picture file), with distances and facets."""
     from . import search
 
-    config = settings()
+    config = settings_with_stored_facets()
     found = search.find_similar(config, artwork_id, str(image) if image else None, by,
                                 search.parse_filters(filters or []), search.parse_filters(excludes or []),
                                 k, through)

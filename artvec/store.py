@@ -288,3 +288,9 @@ def sync_status(connection: "Connection") -> dict:
         "last_sync": dict(last._mapping) if last else None,
         "top_reasons": [dict(row._mapping) for row in reasons],
     }
+
+
+def facet_names(connection: "Connection") -> list[str]:
+    """The facets the sync copied beside the vectors (for a CLI run without catalogue settings)."""
+    return list(connection.execute(text(
+        "select distinct jsonb_object_keys(facets) from artvec.embeddings order by 1")).scalars())

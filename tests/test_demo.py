@@ -66,6 +66,10 @@ def test_demo_end_to_end_and_again(private_home, env):
                             capture_output=True, text=True, check=True).stdout.strip().splitlines()
     assert len(listed) == 5 and all(not line.startswith("1|") for line in listed)
 
+    similar = run_cli("similar", "3", "-k", "4", "--filter", "era=1880s", env=demo_env).stdout.splitlines()
+    assert similar[0].split() == ["id", "distance", "artist", "era"]          # facets the sync stored
+    assert len(similar) == 5 and all(line.split()[-1] == "1880s" for line in similar[1:])
+
     again = run_cli("demo", env=demo_env).stdout
     assert "sync: 0 embedded, 40 unchanged" in again and "(0 generated now)" in again
 
