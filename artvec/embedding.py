@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from .errors import ArtvecError, ConfigError
+from .errors import ArtvecError, ConfigError, first_line
 from .images import DEFAULT_MAX_PIXELS, CorruptImage, ImageError, iter_image_files, load_image
 from .weights import LAYER_INDEX, SOURCES, get_source, weights_identity
 
@@ -389,8 +389,7 @@ class Embedder:
         except ImageError as exc:
             return exc
         except Exception as exc:  # never let one picture stop the stream
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return CorruptImage(name, f"cannot decode ({type(exc).__name__}: {text})")
+            return CorruptImage(name, f"cannot decode ({type(exc).__name__}: {first_line(exc)})")
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:

