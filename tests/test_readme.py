@@ -51,3 +51,9 @@ def test_ci_runs_the_readme_install_and_test_commands():
     ci = (REPO / ".ci" / "run").read_text()
     assert install in demo and install in tests and install in ci
     assert "python -m pytest -q" in ci
+
+
+def test_readme_search_sql_is_a_tested_recipe():
+    """The README's SQL is the docs/sql.md recipe that tests/test_search.py runs verbatim."""
+    block = README.split("## Search: the SQL the website sends", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    assert block.startswith("-- recipe: within-era") and block in (REPO / "docs" / "sql.md").read_text()
