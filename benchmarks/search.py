@@ -132,15 +132,24 @@ def run_queries(engine, settings: Settings, cases: dict, ids: list[int], k: int)
                 connection.rollback()
             for artwork_id in ids:
                 statement = search.similar(artwork_id, k, filters=filters, through=through, settings=settings)
-                started = time.perf_counter()
-                found = [row[0] for row in connection.execute(statement)]
-                latencies.append((time.perf_counter() - started) * 1000)
-                connection.rollback()
-                exact = exact_ids(connection, statement)
-                recalls.append(len(set(found) & set(exact)) / max(1, min(k, len(exact))))
-                returned.append(len(exact) - len(found))
+                record(measure_one(connection, statement, k), latencies, recalls, returned)
             results.append(summary(label, latencies, recalls, returned, plan))
     return results
+
+
+def measure_one(connection, statement, k: int) -> tuple[float, float, int]:
+    """(latency ms, recall@k against the exact answer, rows short of the exact answer)."""
+    started = time.perf_counter()
+    found = [row[0] for row in connection.execute(statement)]
+    latency = (time.perf_counter() - started) * 1000
+    connection.rollback()
+    exact = exact_ids(connection, statement)
+    return latency, len(set(found) & set(exact)) / max(1, min(k, len(exact))), len(exact) - len(found)
+
+
+def record(measured: tuple, latencies: list, recalls: list, returned: list) -> None:
+    for values, value in zip((latencies, recalls, returned), measured):
+        values.append(value)
 
 
 def exact_ids(connection, statement) -> list:
@@ -210,13 +219,7 @@ def run_excludes(engine, settings, ids, k) -> list[dict]:
                 "select facets->>'artist' from artvec.embeddings where artwork_id = %(id)s", {"id": artwork_id}).scalar()
             statement = search.similar(artwork_id, k, excludes={"artist": artist}, settings=settings)
             plan = plan or " ".join(search.explain(connection, statement))
-            started = time.perf_counter()
-            found = [row[0] for row in connection.execute(statement)]
-            latencies.append((time.perf_counter() - started) * 1000)
-            connection.rollback()
-            exact = exact_ids(connection, statement)
-            recalls.append(len(set(found) & set(exact)) / max(1, min(k, len(exact))))
-            returned.append(len(exact) - len(found))
+            record(measure_one(connection, statement, k), latencies, recalls, returned)
     return [summary("excluding its artist", latencies, recalls, returned, plan)]
 
 
