@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 
 from .catalogue import quote_identifier, quote_qualified
-from .errors import ArtvecError, ConfigError
+from .errors import ArtvecError, ConfigError, first_line
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
@@ -271,11 +271,6 @@ def known_artwork(connection: "Connection", artwork_id: Any) -> Any:
     if found is None:
         raise SearchError(f"artwork {artwork_id} has no embedding in artvec.embeddings (run artvec sync?)")
     return found
-
-
-def first_line(error: DBAPIError) -> str:
-    message = str(error.orig if error.orig is not None else error).strip()
-    return message.splitlines()[0] if message else type(error).__name__
 
 
 # ---- indexes ---------------------------------------------------------------------------

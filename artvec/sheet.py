@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import ArtvecError
+from .sources import SourceOptions, is_url, read_bytes, resolve_path
 
 TILE = 220
 CAPTION = 34
@@ -18,9 +19,7 @@ def resolve_location(location: str | None, image_root: str | None) -> str | None
     """An absolute path or URL for ``image_location`` (relative paths are under ``image_root``)."""
     if not location:
         return None
-    if location.startswith(("http://", "https://")) or Path(location).is_absolute():
-        return location
-    return str(Path(image_root or ".") / location)
+    return location if is_url(location) else str(resolve_path(location, image_root))
 
 
 def open_picture(location: str | None):
@@ -30,13 +29,8 @@ def open_picture(location: str | None):
     if not location:
         return None
     try:
-        if location.startswith(("http://", "https://")):
-            from urllib.request import urlopen
-
-            with urlopen(location, timeout=10) as response:  # noqa: S310 - configured catalogue URLs
-                image = Image.open(io.BytesIO(response.read(MAX_DOWNLOAD_BYTES)))
-        else:
-            image = Image.open(location)
+        data = read_bytes(location, SourceOptions(timeout=10, retries=0, max_bytes=MAX_DOWNLOAD_BYTES))
+        image = Image.open(io.BytesIO(data))
         image.draft("RGB", (TILE * 2, TILE * 2))
         return image.convert("RGB")
     except Exception:  # noqa: BLE001 - a missing picture only blanks its tile

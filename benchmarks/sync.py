@@ -147,7 +147,7 @@ def main() -> None:
         config = settings.embedding_config()
         print(f"\nartvec sync benchmark ({args.repeats} repeats, medians; {os.cpu_count()} cores; "
               f"config {config.config_id}, {config.dim} dims)\n")
-        print(f"| measure | value | target |\n|---|---|---|")
+        print("| measure | value | target |\n|---|---|---|")
         print(f"| no-op sync over {args.rows:,} rows | {statistics.median(noop):.2f} s | < 15 s |")
         sizes = f"{config.dim}+{config.style_dim}+{config.colour_dim} dims"
         print(f"| bulk write of new rows ({sizes}, COPY) | {statistics.median(r[0] for r in rates):,.0f} rows/s "
