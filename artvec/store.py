@@ -161,11 +161,6 @@ def finish_run(connection: "Connection", run_id: int, state: str, counts: dict[s
         where run_id = :run_id"""), {"run_id": run_id, "state": state, "seconds": seconds, **counts})
 
 
-def progress_run(connection: "Connection", run_id: int, embedded: int, failed: int) -> None:
-    connection.execute(text("update artvec.sync_runs set embedded = :embedded, failed = :failed "
-                            "where run_id = :run_id"), {"run_id": run_id, "embedded": embedded, "failed": failed})
-
-
 class BatchWriter:
     """Writes one batch per transaction through a raw psycopg connection: binary COPY into a
     temporary staging table, then one INSERT ... ON CONFLICT. A killed process loses at most
@@ -196,11 +191,13 @@ class BatchWriter:
             for row in rows:
                 copy.write_row((*row[:9], Jsonb(row[9])))
 
-    def write(self, embedded: list[tuple], failures: list[tuple], touched: list[tuple], new_ids: set = frozenset()) -> None:
+    def write(self, embedded: list[tuple], failures: list[tuple], touched: list[tuple], new_ids: set = frozenset(),
+              progress: tuple[int, int, int] | None = None) -> None:
         """embedded: rows in EMBEDDING_COLUMNS order; failures: (id, config_id, reason, location,
         stamp, updated_at); touched: (id, location, stamp, updated_at, facets). Rows whose id is in
         new_ids (known absent, and claimed) are copied straight into the table; the rest go
-        through the staging table and an upsert."""
+        through the staging table and an upsert. progress: (run_id, embedded, failed) so far, recorded
+        in the same transaction for `artvec status` to show a running sync."""
         from psycopg.types.json import Jsonb
 
         inserts = [row for row in embedded if row[0] in new_ids]
@@ -237,6 +234,9 @@ class BatchWriter:
                         where artwork_id = %s""",
                         [(location, stamp, updated, Jsonb(facets), artwork_id)
                          for artwork_id, location, stamp, updated, facets in touched])
+            if progress:
+                self.connection.execute("update artvec.sync_runs set embedded = %s, failed = %s where run_id = %s",
+                                        (progress[1], progress[2], progress[0]))
 
 
 class Claims:

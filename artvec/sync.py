@@ -292,13 +292,11 @@ class Runner:
         if not batch.generated or batch.pending:
             return
         ids = [task.row.artwork_id for task in batch.tasks]
+        embedded, failed = self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures)
         new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
-        self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids)
+        self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids, (self.run_id, embedded, failed))
         self.claims.release(ids)
-        self.report.embedded += len(batch.embedded)
-        self.report.failed += len(batch.failures)
-        with self.engine.begin() as connection:      # `artvec status` shows a running sync's progress
-            store.progress_run(connection, self.run_id, self.report.embedded, self.report.failed)
+        self.report.embedded, self.report.failed = embedded, failed
         self.report.unchanged += batch.same
         self.advance(len(batch.tasks))
         batch.tasks = []
