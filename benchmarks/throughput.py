@@ -23,7 +23,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artvec.embedding import DEFAULT_CONFIG, EmbeddingConfig, Embedder  # noqa: E402
+import dataclasses  # noqa: E402
+
+from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG, Embedder  # noqa: E402
 from artvec.images import ImageError  # noqa: E402
 
 
@@ -68,10 +70,12 @@ def main():
     args = ap.parse_args()
     import torch
 
-    config = EmbeddingConfig(image_size=args.image_size)
+    config = dataclasses.replace(DEFAULT_CONFIG, image_size=args.image_size)
     emb = Embedder(config, device=args.device, threads=args.threads, decode_workers=args.decode_workers)
+    old = Embedder(V1_CONFIG, device=args.device, threads=args.threads, decode_workers=args.decode_workers)
     sync = torch.cuda.synchronize if emb.device.type == "cuda" else (lambda: None)
-    print(f"config {config.config_id}: {config.image_size}px, {len(config.layers)} layers, dim {config.dim}; "
+    shape = config.input_size((args.width, args.height))
+    print(f"config {config.config_id}: {shape[0]}×{shape[1]} input, {len(config.layers)} layers, dim {config.dim}; "
           f"device {emb.device}, torch threads {torch.get_num_threads()}, decode workers {args.decode_workers}, "
           f"batch {args.batch_size}")
 
@@ -83,7 +87,7 @@ def main():
 
         # ready tensors for the bare forward: same size, same batch size
         rng = np.random.default_rng(1)
-        ready = rng.integers(0, 256, size=(args.batch_size, config.image_size, config.image_size, 3), dtype=np.uint8)
+        ready = rng.integers(0, 256, size=(args.batch_size, shape[1], shape[0], 3), dtype=np.uint8)
         x = config and emb.source.preprocess(torch.from_numpy(ready)).to(emb.device)
         n_batches = -(-len(paths) // args.batch_size)
 
@@ -93,10 +97,10 @@ def main():
                     emb.features(x)
                 sync()
 
-        def full():
+        def full(embedder=emb):
             n_ok = 0
             marks = {}
-            for i, (_, r) in enumerate(emb.embed_stream(((p, p) for p in paths), batch_size=args.batch_size)):
+            for i, (_, r) in enumerate(embedder.embed_stream(((p, p) for p in paths), batch_size=args.batch_size)):
                 if isinstance(r, ImageError):
                     raise SystemExit(f"unexpected error: {r}")
                 n_ok += 1
@@ -108,15 +112,19 @@ def main():
 
         bare()  # warm-up
         full()
+        full(old)
         rss_before = rss_mb()
-        bare_rates, full_rates, marks = [], [], None
-        for _ in range(args.repeats):  # interleaved, so drift affects both alike
+        bare_rates, full_rates, old_rates, marks = [], [], [], None
+        for _ in range(args.repeats):  # interleaved, so drift affects all alike
             t = time.perf_counter()
             bare()
             bare_rates.append(n_batches * args.batch_size / (time.perf_counter() - t))
             t = time.perf_counter()
             n, marks = full()
             full_rates.append(n / (time.perf_counter() - t))
+            t = time.perf_counter()
+            n_old, _ = full(old)
+            old_rates.append(n_old / (time.perf_counter() - t))
 
     b, f = statistics.median(bare_rates), statistics.median(full_rates)
     print()
@@ -124,10 +132,15 @@ def main():
     print(f"{'bare VGG forward on ready tensors':52s} {b:28.2f}")
     print(f"{'whole path (file -> decode -> resize -> vector)':52s} {f:28.2f}")
     print(f"{'ratio whole / bare':52s} {f / b:28.2f}")
-    print(f"runs: bare {', '.join(f'{r:.2f}' for r in bare_rates)}; whole {', '.join(f'{r:.2f}' for r in full_rates)}")
+    o = statistics.median(old_rates)
+    print(f"{'whole path, artvec 0.1 default (' + V1_CONFIG.config_id + ')':52s} {o:28.2f}")
+    print(f"{'time per picture, default / artvec 0.1':52s} {o / f:28.2f}")
+    print(f"runs: bare {', '.join(f'{r:.2f}' for r in bare_rates)}; whole {', '.join(f'{r:.2f}' for r in full_rates)}; "
+          f"0.1 {', '.join(f'{r:.2f}' for r in old_rates)}")
     print(f"RSS: before timed runs {rss_before:.0f} MB; after {len(paths) // 3} pictures {marks['third']:.0f} MB; "
           f"after {len(paths)} pictures {marks['all']:.0f} MB; peak (ru_maxrss) {peak_rss_mb():.0f} MB")
     emb.close()
+    old.close()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -63,6 +64,15 @@ def test_demo_end_to_end_and_again(private_home, env):
     similar = run_cli("similar", "3", "-k", "4", "--filter", "era=1880s", env=demo_env).stdout.splitlines()
     assert similar[0].split() == ["id", "distance", "artist", "era"]          # facets the sync stored
     assert len(similar) == 5 and all(line.split()[-1] == "1880s" for line in similar[1:])
+
+    evaluated = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "2", "--json",
+                                   "--image-root", str(private_home / "demo" / "images"), env=demo_env).stdout)
+    assert evaluated["labels"] == 5 and evaluated["queries"] == 40
+    assert evaluated["overall"]["p@10"] > 2 * evaluated["chance_p@k"]          # five manners, well apart
+    assert len(evaluated["per_label"]) == 5
+    dup = evaluated["near_duplicates"]
+    assert dup["pictures"] == 2 and dup["copies"] == 16 and 0 < dup["threshold"] < 2
+    assert 0 <= dup["copies_caught"] <= 1 and dup["distances"]["p05"] <= dup["distances"]["p95"]
 
     again = run_cli("demo", env=demo_env).stdout
     assert "sync: 0 embedded, 40 unchanged" in again and "(0 generated now)" in again

@@ -65,7 +65,8 @@ def files(tmp_path_factory, pictures) -> dict[str, Path]:
 # ---- configuration ------------------------------------------------------------------
 def test_default_dims_fit_pgvector_hnsw():
     c = DEFAULT_CONFIG
-    assert c.style_dim == len(c.layers) * c.style_dims_per_layer
+    assert c.style_dim == sum(c.gram_dim(layer) + c.stats_dim(layer) for layer in c.layers)
+    assert c.style_dim == len(c.layers) * (c.style_dims_per_layer + c.stats_dims_per_layer)
     assert c.colour_dim == c.colour_bins**3
     assert c.dim == c.style_dim + c.colour_dim <= 2000
 
@@ -73,8 +74,12 @@ def test_default_dims_fit_pgvector_hnsw():
 def test_config_id_stable_and_sensitive():
     base = EmbeddingConfig()
     assert base.config_id == EmbeddingConfig().config_id == EmbeddingConfig.from_dict(base.to_dict()).config_id
-    assert base.config_id.startswith("gram-vgg19-") and len(base.config_id) == len("gram-vgg19-") + 12
+    assert base.config_id.startswith("vgg19-style-") and len(base.config_id) == len("vgg19-style-") + 12
     changes = {
+        "resize": "square",
+        "stats_share": 0.25,
+        "stats_dims_per_layer": 64,
+        "style_input": "rgb",
         "name": "other",
         "layers": ("relu1_1", "relu2_1"),
         "image_size": 128,
@@ -95,6 +100,28 @@ def test_config_id_stable_and_sensitive():
         assert cid not in ids, key
         ids.add(cid)
     assert dataclasses.replace(base, max_image_pixels=1000).config_id == base.config_id
+
+
+def test_artvec_0_1_configurations_keep_their_ids():
+    from artvec.embedding import V1_CONFIG
+
+    assert V1_CONFIG.config_id == "gram-vgg19-1662e531f17e"            # the id artvec 0.1 stored
+    stored_by_0_1 = {k: v for k, v in V1_CONFIG.to_dict().items()
+                     if k not in ("resize", "stats_share", "stats_dims_per_layer", "style_input")}
+    rebuilt = EmbeddingConfig.from_dict(stored_by_0_1)
+    assert rebuilt == V1_CONFIG and rebuilt.dim == V1_CONFIG.dim == 1792
+    assert dataclasses.replace(V1_CONFIG, stats_dims_per_layer=7).config_id == V1_CONFIG.config_id  # unused there
+
+
+def test_area_resize_keeps_the_aspect_ratio_on_a_fixed_budget():
+    c = EmbeddingConfig(resize="area", image_size=256)
+    for size in ((3000, 2000), (448, 650), (1000, 1000), (100, 5000)):
+        w, h = c.input_size(size)
+        assert w % 16 == 0 and h % 16 == 0
+        assert 0.8 * 256**2 <= w * h <= 1.2 * 256**2
+        ratio = min(max(size[0] / size[1], 1 / 3), 3)
+        assert abs(w / h - ratio) / ratio < 0.12
+    assert EmbeddingConfig(resize="square", image_size=224).input_size((3000, 2000)) == (224, 224)
 
 
 def test_config_id_follows_weights_content(tmp_path):
@@ -122,6 +149,9 @@ def test_from_dict_validates():
         ({"layers": []}, "at least one"),
         ({"colour_bins": 0}, "colour_bins"),
         ({"image_size": 8}, "image_size"),
+        ({"resize": "crop"}, "unknown resize"),
+        ({"stats_share": 1.5}, "stats_share"),
+        ({"style_input": "hsv"}, "style_input"),
         ({"style_weight": -1}, "style_weight"),
         ({"weights": "imagenet21k"}, "weights source"),
         ({"colour_bins": "eight"}, "integer"),
@@ -287,3 +317,53 @@ def test_cuda_request_without_cuda_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="CUDA is not available"):
         Embedder(SMALL, device="cuda")
+
+
+# ---- the parts of artvec 0.2's default ----------------------------------------------------------
+def test_luminance_input_makes_a_greyscale_copy_share_the_style(pictures):
+    config = EmbeddingConfig(image_size=96)              # the default's method, small input
+    assert config.style_input == "luminance"
+    picture = pictures["coffee"]
+    grey = picture.convert("L").convert("RGB")
+    with Embedder(config) as emb:
+        colour, copy, other = emb.embed_images([picture, grey, pictures["astronaut"]])
+    assert np.linalg.norm(colour.style - copy.style) < 0.02                   # same strokes, same style
+    assert np.linalg.norm(colour.colour - copy.colour) > 0.3                  # the colours differ
+    assert np.linalg.norm(colour.style - other.style) > 10 * np.linalg.norm(colour.style - copy.style)
+    with Embedder(dataclasses.replace(config, style_input="rgb")) as emb:
+        rgb_colour, rgb_copy = emb.embed_images([picture, grey])
+    assert np.linalg.norm(rgb_colour.style - rgb_copy.style) > 5 * np.linalg.norm(colour.style - copy.style)
+
+
+def test_statistics_and_gram_parts_and_their_share(pictures):
+    base = EmbeddingConfig(image_size=64, layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48)
+    assert base.style_dim == 2 * (32 + 48)
+    only_stats = dataclasses.replace(base, stats_share=1.0)
+    only_gram = dataclasses.replace(base, stats_share=0.0)
+    assert only_stats.style_dim == 2 * 48 and only_gram.style_dim == 2 * 32
+    imgs = [pictures["coffee"], pictures["astronaut"]]
+    out = {}
+    for name, config in (("mixed", base), ("stats", only_stats), ("gram", only_gram),
+                         ("gaussian", dataclasses.replace(base, reduction="gaussian"))):
+        with Embedder(config) as emb:
+            out[name] = emb.embed_images(imgs)
+        for v in out[name]:
+            _check(v, config)
+    # per layer: [√(1−s)·Gram, √s·stats], layers ÷ √2 — the mixed vector is made of the pure ones
+    mixed, stats, gram = out["mixed"][0].style, out["stats"][0].style, out["gram"][0].style
+    s = base.stats_share
+    np.testing.assert_allclose(mixed[:32], np.sqrt(1 - s) * gram[:32], atol=1e-5)
+    np.testing.assert_allclose(mixed[32:80], np.sqrt(s) * stats[:48], atol=1e-5)
+    assert not np.allclose(out["gaussian"][0].style, mixed)
+
+
+def test_pictures_of_different_shapes_in_one_stream(files):
+    config = EmbeddingConfig(image_size=64)
+    paths = [files["astronaut"], files["coffee"], files["astronaut"]]
+    with Embedder(config) as emb:
+        together = emb.embed_paths(paths, batch_size=3)
+        alone = [emb.embed_paths([p])[0] for p in paths]
+    shapes = {config.input_size(Image.open(p).size) for p in paths}
+    assert len(shapes) == 2                                   # a square and a 4:3 picture
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.combined, b.combined, atol=1e-5)

@@ -1,0 +1,243 @@
+"""How well the stored embeddings find alike pictures in *your* library, judged by your own labels.
+
+``evaluate(settings, label="artist")`` reads the stored vectors of one embedding configuration and a
+facet copied beside them, and treats every picture as a query: are its nearest pictures by the same
+artist? It reports precision@10, mAP@R and nearest-neighbour accuracy overall and per label (worst
+first), the distances of same-label and other-label pairs, and — by embedding edited copies (rescans,
+crops, re-encodes; :mod:`artvec.edits`) of a sample of stored pictures — the distances at which
+near-duplicates stand, with a suggested near-duplicate threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from . import metrics
+from .errors import ArtvecError, ConfigError, first_line
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+#: --by -> the stored column holding that part (never user text in SQL)
+COLUMNS = {"both": "embedding", "style": "style", "colour": "colour"}
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+class EvaluateError(ArtvecError):
+    pass
+
+
+@dataclass
+class Labelled:
+    ids: list[str]
+    labels: np.ndarray
+    vectors: np.ndarray
+    locations: list[str]
+    config_id: str
+    config: dict
+
+
+def check_by(by: str) -> str:
+    if by not in COLUMNS:
+        raise ConfigError(f"--by must be one of {', '.join(COLUMNS)}, got {by!r}")
+    return COLUMNS[by]
+
+
+def choose_config(connection, config_id: str | None, configured: str) -> str:
+    rows = dict(connection.execute(
+        "select config_id, count(*) from artvec.embeddings group by config_id").fetchall())
+    if not rows:
+        raise EvaluateError("the store holds no embeddings yet: run `artvec sync` first")
+    if config_id is not None:
+        if config_id not in rows:
+            raise EvaluateError(f"no embeddings of configuration {config_id!r} (stored: {', '.join(sorted(rows))})")
+        return config_id
+    return configured if configured in rows else max(rows, key=rows.get)
+
+
+def stored_facets(connection, config_id: str) -> list[str]:
+    return [r[0] for r in connection.execute(
+        "select distinct jsonb_object_keys(facets) from artvec.embeddings where config_id = %s order by 1",
+        (config_id,)).fetchall()]
+
+
+def read_labelled(url: str, label: str, by: str, config_id: str | None, configured: str) -> Labelled:
+    """Stream the vectors of one configuration that carry the facet ``label`` into one float32 array."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from . import db
+
+    column = check_by(by)
+    with psycopg.connect(db.libpq_url(url)) as connection:
+        register_vector(connection)
+        chosen = choose_config(connection, config_id, configured)
+        config_row = connection.execute("select config, dim, style_dim, colour_dim from artvec.models where config_id = %s",
+                                        (chosen,)).fetchone()
+        width = {"embedding": config_row[1], "style": config_row[2], "colour": config_row[3]}[column]
+        count = connection.execute(
+            "select count(*) from artvec.embeddings where config_id = %s and facets ? %s", (chosen, label)).fetchone()[0]
+        if count == 0:
+            facets = stored_facets(connection, chosen)
+            known = ", ".join(facets) if facets else "none (set catalogue.facets and run artvec sync)"
+            raise EvaluateError(f"no stored picture has the facet {label!r}; stored facets: {known}")
+        vectors = np.empty((count, width), dtype=np.float32)
+        ids, labels, locations = [], [], []
+        with connection.cursor(name="artvec_evaluate") as cursor:
+            cursor.itersize = 2000
+            cursor.execute(f"select artwork_id::text, facets->>%s, image_location, {column} "
+                           "from artvec.embeddings where config_id = %s and facets ? %s order by artwork_id",
+                           (label, chosen, label))
+            for i, (artwork_id, value, location, vector) in enumerate(cursor):
+                if i >= count:
+                    break
+                vectors[i] = vector.to_numpy() if hasattr(vector, "to_numpy") else vector
+                ids.append(artwork_id)
+                labels.append(value)
+                locations.append(location)
+    n = len(ids)
+    return Labelled(ids, np.asarray(labels, dtype=object), vectors[:n], locations, chosen, config_row[0])
+
+
+def quantiles(values) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return {}
+    return {f"p{round(q * 100):02d}": round(float(np.quantile(values, q)), 4) for q in QUANTILES}
+
+
+class PairDistances:
+    """Collects same-label and other-label distances, and each query's nearest other picture."""
+
+    def __init__(self, codes: np.ndarray, rng: np.random.Generator, per_query: int = 50):
+        self.codes, self.rng, self.per_query = codes, rng, per_query
+        self.same: list[np.ndarray] = []
+        self.other: list[np.ndarray] = []
+        self.nearest: list[np.ndarray] = []
+
+    def __call__(self, rows: np.ndarray, squared: np.ndarray) -> None:
+        d = np.sqrt(squared)
+        self.nearest.append(d.min(axis=1))
+        same = self.codes[None, :] == self.codes[rows][:, None]
+        finite = np.isfinite(d)
+        for mask, out in ((same & finite, self.same), (~same & finite, self.other)):
+            values = d[mask]
+            if values.size:
+                take = min(values.size, self.per_query * len(rows))
+                out.append(self.rng.choice(values, size=take, replace=False))
+
+    def summary(self) -> dict[str, Any]:
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+        return {"same_label": quantiles(cat(self.same)), "other_label": quantiles(cat(self.other)),
+                "nearest_other_picture": quantiles(cat(self.nearest))}
+
+
+def per_label(labels: np.ndarray, result: metrics.PerQuery) -> list[dict[str, Any]]:
+    rows = []
+    query_labels = labels[result.index]
+    for value in np.unique(query_labels):
+        mask = query_labels == value
+        rows.append({"label": str(value), "pictures": int((labels == value).sum()), "queries": int(mask.sum()),
+                     f"p@{result.k}": round(float(result.precision_at_k[mask].mean()), 4),
+                     "map@r": round(float(result.ap_at_r[mask].mean()), 4),
+                     "nn": round(float(result.nn_correct[mask].mean()), 4)})
+    rows.sort(key=lambda r: (r["map@r"], r["label"]))
+    return rows
+
+
+def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, count: int, seed: int,
+                             progress: Callable[[str], None]) -> dict[str, Any]:
+    """Embed edited copies of ``count`` stored pictures; their distances to the stored originals."""
+    from .edits import EDITS
+    from .embedding import Embedder, EmbeddingConfig
+    from .images import load_image
+    from .sources import read_bytes
+    from .sync import source_options
+
+    if count <= 0:
+        return {"skipped": "--duplicates 0"}
+    try:
+        config = EmbeddingConfig.from_dict(data.config)
+    except ValueError as error:
+        return {"skipped": f"stored configuration cannot be rebuilt here ({first_line(error)})"}
+    rng = np.random.default_rng(seed)
+    options = source_options(settings)
+    originals, images = [], []
+    for i in rng.permutation(len(data.ids)):
+        if len(images) >= count:
+            break
+        try:
+            images.append(load_image(read_bytes(data.locations[i], options), data.locations[i]))
+            originals.append(i)
+        except Exception:  # an unreadable picture is simply not sampled
+            continue
+    if not images:
+        return {"skipped": "no stored picture could be read from its location"}
+    progress(f"embedding {len(images) * len(EDITS)} edited copies of {len(images)} pictures …")
+    copies, owners, kinds = [], [], []
+    for i, img in zip(originals, images):
+        for kind, edit in EDITS.items():
+            copies.append(edit(img, rng))
+            owners.append(i)
+            kinds.append(kind)
+    with Embedder(config, device=settings.get("sync.device") or "cpu") as embedder:
+        vectors = embedder.embed_images(copies)
+    part = {"both": "combined", "style": "style", "colour": "colour"}[by]
+    copy_vectors = np.stack([getattr(v, part) for v in vectors])
+    distances = np.linalg.norm(copy_vectors - data.vectors[owners], axis=1)
+    kinds_arr = np.asarray(kinds)
+    found = metrics.top1(copy_vectors, data.vectors, owners)
+    return {"pictures": len(images), "copies": len(copies), "distances": quantiles(distances),
+            "by_edit": {k: round(float(np.median(distances[kinds_arr == k])), 4) for k in EDITS},
+            "top1": round(float(found.mean()), 4), "_distances": distances}
+
+
+def suggest_threshold(copies: np.ndarray, distinct: np.ndarray) -> dict[str, float]:
+    """The distance that best tells an edited copy from the nearest *other* picture: the one that
+    maximises (copies caught) − (pictures whose nearest other picture is flagged) (Youden's J)."""
+    candidates = np.unique(np.concatenate([copies, distinct]))
+    caught = np.searchsorted(np.sort(copies), candidates, side="right") / len(copies)
+    flagged = np.searchsorted(np.sort(distinct), candidates, side="right") / max(len(distinct), 1)
+    best = int(np.argmax(caught - flagged))
+    return {"threshold": round(float(candidates[best]), 4), "copies_caught": round(float(caught[best]), 4),
+            "distinct_pictures_flagged": round(float(flagged[best]), 4)}
+
+
+def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sample: int = 2000,
+             duplicates: int = 8, config_id: str | None = None, seed: int = 0,
+             progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Retrieval quality of the stored embeddings against the facet ``label``; see the module doc."""
+    from . import db, store
+
+    check_by(by)
+    store.engine_for_schema(settings).dispose()  # a clear error when the schema is missing
+    data = read_labelled(db.database_url(settings), label, by, config_id, settings.embedding_config().config_id)
+    _, codes = np.unique(data.labels.astype(str), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    queries = None
+    if sample and len(data.ids) > sample:
+        queries = np.sort(rng.choice(len(data.ids), size=sample, replace=False))
+    pairs = PairDistances(codes, rng)
+    progress(f"{len(data.ids)} pictures with {label!r}, {len(np.unique(codes))} labels; searching …")
+    result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, on_distances=pairs)
+    if len(result.index) == 0:
+        raise EvaluateError(f"no label of {label!r} has two or more pictures: nothing to retrieve")
+    labels = data.labels.astype(str)
+    report = {
+        "config_id": data.config_id, "label": label, "by": by, "pictures": len(data.ids),
+        "labels": int(len(np.unique(codes))), "queries": int(len(result.index)),
+        "overall": {key: round(value, 4) if isinstance(value, float) else value
+                    for key, value in result.summary().items()},
+        "chance_p@k": round(float(np.mean([(labels == labels[i]).sum() - 1 for i in result.index]) / max(len(labels) - 1, 1)), 4),
+        "per_label": per_label(labels, result),
+        "distances": pairs.summary(),
+    }
+    dup = near_duplicate_distances(settings, data, by, duplicates, seed, progress)
+    near = dup.pop("_distances", None)
+    if near is not None:
+        dup.update(suggest_threshold(near, np.concatenate(pairs.nearest)))
+    report["near_duplicates"] = dup
+    return report

@@ -1,0 +1,116 @@
+"""Retrieval metrics on labelled vectors, shared by ``artvec evaluate`` and the benchmarks.
+
+Every query is one labelled vector; the others are the database. For a query whose label has
+``n`` members, ``R = n − 1`` pictures are relevant:
+
+- precision@k: the share of the k nearest that carry the query's label;
+- AP@R (mean over queries: mAP@R): ``(1/R) Σ_{i≤R} P(i)·rel(i)`` — precision at each relevant rank
+  within the first R, so it rewards putting *all* of a class first, not just a few;
+- nearest-neighbour accuracy: whether the single nearest carries the label.
+
+Queries whose label has no other member are skipped. Distances are Euclidean, as in the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PerQuery:
+    """Per-query retrieval figures (arrays of the same length as the queries kept)."""
+
+    index: np.ndarray  # row of each kept query
+    precision_at_k: np.ndarray
+    ap_at_r: np.ndarray
+    nn_correct: np.ndarray
+    k: int
+
+    def summary(self) -> dict[str, float]:
+        return {f"p@{self.k}": float(self.precision_at_k.mean()) if len(self.index) else float("nan"),
+                "map@r": float(self.ap_at_r.mean()) if len(self.index) else float("nan"),
+                "nn": float(self.nn_correct.mean()) if len(self.index) else float("nan"),
+                "queries": int(len(self.index))}
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, queries=None,
+              on_distances=None) -> PerQuery:
+    """Leave-one-out retrieval of every labelled vector (or of the rows ``queries``) among the others.
+
+    ``on_distances(rows, squared_distances)`` sees each chunk of query rows' distances to every row
+    (the query itself at +inf), for distance statistics without computing them twice."""
+    labels = np.asarray(labels)
+    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    relevant = counts[codes] - 1
+    keep = np.flatnonzero(relevant > 0)
+    if queries is not None:
+        keep = np.intersect1d(keep, np.asarray(queries))
+    p_at_k = np.zeros(len(keep))
+    ap = np.zeros(len(keep))
+    nn = np.zeros(len(keep), dtype=bool)
+    x = np.asarray(vectors, dtype=np.float32)
+    max_r = int(relevant.max()) if len(relevant) else 0
+    depth = min(len(x) - 1, max(k, max_r))
+    for start in range(0, len(keep), chunk):
+        rows = keep[start:start + chunk]
+        d = squared_distances(x[rows], x)
+        d[np.arange(len(rows)), rows] = np.inf
+        if on_distances is not None:
+            on_distances(rows, d)
+        order = np.argsort(d, axis=1, kind="stable")[:, :depth]
+        hits = codes[order] == codes[rows][:, None]
+        p_at_k[start:start + len(rows)] = hits[:, :k].mean(1)
+        nn[start:start + len(rows)] = hits[:, 0]
+        for j, row in enumerate(rows):
+            r = relevant[row]
+            h = hits[j, :r]
+            precision = np.cumsum(h) / np.arange(1, r + 1)
+            ap[start + j] = float((precision * h).sum() / r)
+    return PerQuery(keep, p_at_k, ap, nn, k)
+
+
+def top1(queries: np.ndarray, database: np.ndarray, targets) -> np.ndarray:
+    """For each query, whether its nearest database row is its target row (bool array)."""
+    d = squared_distances(queries, database)
+    return np.argmin(d, axis=1) == np.asarray(targets)
+
+
+def bootstrap_interval(values: np.ndarray, groups=None, repeats: int = 1000, seed: int = 0) -> float:
+    """Half-width of the 95 % bootstrap interval of ``values.mean()``.
+
+    With ``groups``, whole groups are resampled (a cluster bootstrap): queries of one group (one deck,
+    one artist) are not independent, and what must generalise is the next group, not the next query."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        means = np.array([values[rng.integers(0, len(values), len(values))].mean() for _ in range(repeats)])
+    else:
+        groups = np.asarray(groups)
+        names = np.unique(groups)
+        members = [np.flatnonzero(groups == g) for g in names]
+        sums = np.array([values[m].sum() for m in members])
+        sizes = np.array([len(m) for m in members])
+        means = []
+        for _ in range(repeats):
+            pick = rng.integers(0, len(names), len(names))
+            means.append(sums[pick].sum() / max(sizes[pick].sum(), 1))
+        means = np.array(means)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float((high - low) / 2)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, groups=None, repeats: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Mean of ``a − b`` (per-query figures of two methods on the same queries) and its 95 % half-width."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(diff.mean()), bootstrap_interval(diff, groups, repeats, seed)

@@ -1,0 +1,259 @@
+"""The public picture sets the quality benchmarks decide on, all reproducible offline.
+
+- ``cards``: 16 illustrated card decks (Debian's kdegames-card-data-kf5), 52 cards each, labelled by deck
+  family (12 labels): content held constant, only style finds a deck's other cards. See cards.py.
+- ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
+  woodcut, watercolour, oil, sepia), labelled by stylisation.
+- ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
+  a border or mat, crops 70–95 %, rescales, JPEG quality 40–90 and greyscale copies — of cards and
+  scikit-image pictures; each query must find its original at rank 1 among every picture of the other sets.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from artvec.edits import EDITS  # noqa: E402
+from artvec.images import load_image  # noqa: E402
+
+CONTENT = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+           "immunohistochemistry", "retina", "stereo_motorcycle", "camera", "coins"]
+DISTRACTORS = ["brick", "grass", "gravel", "moon", "clock", "colorwheel", "page", "text", "logo", "horse"]
+WORK = 384  # stylisations are made at this longer side
+
+
+@dataclass
+class Item:
+    """One picture of a set: how to get it, its label, and a group for cluster-level noise estimates."""
+
+    key: str
+    label: str
+    group: str
+    path: Path | None = None
+    image: Image.Image | None = None
+
+    def load(self) -> Image.Image:
+        if self.image is not None:
+            return self.image
+        return load_image(self.path)
+
+
+@dataclass
+class NearDuplicates:
+    queries: list[Item]
+    targets: list[str]  # key of each query's original
+    kinds: list[str]
+    originals: list[Item] = field(default_factory=list)
+
+
+def skimage_picture(name: str) -> Image.Image:
+    import os
+
+    saved = os.environ.get("ARTVEC_BENCH_SKIMAGE_DIR")  # the same pictures saved as PNG (for machines without them)
+    if saved:
+        return Image.open(Path(saved) / f"{name}.png").convert("RGB")
+    import skimage.data as data
+
+    arr = getattr(data, name)()
+    if name == "stereo_motorcycle":
+        arr = arr[0]
+    arr = np.asarray(arr)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if arr.ndim == 2:
+        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+    if arr.shape[2] == 4:
+        rgba = Image.fromarray(arr, "RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return Image.fromarray(arr, "RGB")
+
+
+def work_size(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    s = WORK / max(w, h)
+    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
+
+
+# ---- stylisations (deterministic) --------------------------------------------------
+def _gray(img):
+    return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def pencil(img):
+    from scipy.ndimage import gaussian_filter
+
+    g = _gray(img)
+    blur = gaussian_filter(255 - g, 6)
+    dodge = np.clip(g * 255.0 / np.maximum(255 - blur, 1), 0, 255)
+    rng = np.random.default_rng(1)
+    paper = gaussian_filter(rng.normal(0, 6, g.shape), [0.5, 3])  # hatching grain
+    return Image.fromarray(np.clip(dodge + paper, 0, 255).astype(np.uint8), "L").convert("RGB")
+
+
+def halftone(img, cell=7):
+    g = _gray(img)
+    h, w = g.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    cy, cx = ys // cell, xs // cell
+    pad = np.pad(g, ((0, -h % cell), (0, -w % cell)), mode="edge")
+    means = pad.reshape(pad.shape[0] // cell, cell, pad.shape[1] // cell, cell).mean(axis=(1, 3))
+    dark = 1 - means[cy, cx] / 255.0
+    r = np.sqrt(dark / np.pi) * cell  # dot area proportional to darkness
+    d = np.hypot(ys - (cy * cell + cell / 2), xs - (cx * cell + cell / 2))
+    ink = d < r
+    out = np.where(ink[..., None], np.array([20, 20, 60]), np.array([250, 248, 240]))
+    return Image.fromarray(out.astype(np.uint8), "RGB")
+
+
+def engraving(img, period=6):
+    g = _gray(img)
+    h, w = g.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    wave = ys + 2.5 * np.sin(xs / 11.0) + 0.03 * xs
+    phase = np.abs((wave % period) / period - 0.5) * 2  # 0 at line centre
+    dark = 1 - g / 255.0
+    ink = phase < dark * 1.05
+    out = np.where(ink[..., None], np.array([40, 30, 25]), np.array([245, 235, 215]))
+    return Image.fromarray(out.astype(np.uint8), "RGB")
+
+
+def woodcut(img):
+    from scipy.ndimage import sobel
+
+    smooth = img.filter(ImageFilter.MedianFilter(5))
+    poster = ImageOps.posterize(smooth, 2)
+    g = _gray(smooth)
+    edges = np.hypot(sobel(g, 0), sobel(g, 1))
+    edge = edges > np.percentile(edges, 85)
+    edge = np.asarray(Image.fromarray(edge.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))) > 0
+    out = np.asarray(poster).copy()
+    out[edge] = 0
+    return Image.fromarray(out, "RGB")
+
+
+def watercolour(img):
+    from scipy.ndimage import gaussian_filter, sobel
+
+    a = np.asarray(img, dtype=np.float32)
+    blur = np.stack([gaussian_filter(a[..., c], 3) for c in range(3)], -1)
+    levels = 6
+    quant = np.round(blur / 255 * (levels - 1)) / (levels - 1) * 255
+    soft = 0.6 * quant + 0.4 * blur
+    light = soft * 0.7 + 255 * 0.3
+    g = blur.mean(-1)
+    edge = np.hypot(sobel(g, 0), sobel(g, 1))
+    edge = gaussian_filter(edge, 1.5)
+    edge = edge / (edge.max() + 1e-6)
+    rng = np.random.default_rng(2)
+    paper = 1 + gaussian_filter(rng.normal(0, 0.08, g.shape), 1.2)
+    out = light * (1 - 0.45 * edge[..., None]) * paper[..., None]
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
+
+
+def oil(img, r=4):
+    from scipy.ndimage import uniform_filter
+
+    a = np.asarray(img, dtype=np.float32)
+    lum = a.mean(-1)
+    k = r + 1
+    mean = np.stack([uniform_filter(a[..., c], k) for c in range(3)], -1)
+    mean_l = uniform_filter(lum, k)
+    var = uniform_filter(lum * lum, k) - mean_l**2
+    best_var = np.full(lum.shape, np.inf, dtype=np.float32)
+    out = np.zeros_like(a)
+    for dy in (-(k // 2), k // 2):
+        for dx in (-(k // 2), k // 2):
+            v = np.roll(var, (dy, dx), (0, 1))
+            m = np.roll(mean, (dy, dx), (0, 1))
+            better = v < best_var
+            best_var = np.where(better, v, best_var)
+            out[better] = m[better]
+    pil = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
+    return ImageEnhance.Color(pil).enhance(1.6).filter(ImageFilter.ModeFilter(3))
+
+
+def sepia(img):
+    a = np.asarray(img, dtype=np.float32)
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32)
+    s = a @ m.T
+    h, w = s.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    vig = 1 - 0.45 * (((ys - h / 2) / (h / 2)) ** 2 + ((xs - w / 2) / (w / 2)) ** 2) / 2
+    rng = np.random.default_rng(3)
+    grain = rng.normal(0, 8, (h, w, 1))
+    return Image.fromarray(np.clip(s * vig[..., None] + grain, 0, 255).astype(np.uint8), "RGB")
+
+
+STYLES = {"pencil": pencil, "halftone": halftone, "engraving": engraving, "woodcut": woodcut,
+          "watercolour": watercolour, "oil": oil, "sepia": sepia}
+
+
+# ---- the sets ------------------------------------------------------------------------------
+def card_items(cards_dir: Path | None = None) -> list[Item]:
+    """Every card of every deck: label = deck family, group = deck. Renders into the cache if needed."""
+    import cards
+
+    if cards_dir is None:
+        problem = cards.missing_tools()
+        if problem:
+            raise SystemExit(f"error: {problem}")
+        triples = cards.card_set()
+    else:
+        triples = []
+        for folder in sorted(p for p in Path(cards_dir).iterdir() if p.is_dir()):
+            deck = folder.name.rsplit("-", 1)[0]
+            for card in cards.CARDS:
+                path = next(folder.glob(f"{card}.*"))
+                triples.append((path, cards.family(deck), deck))
+    return [Item(key=f"{deck}/{path.stem}", label=fam, group=deck, path=path) for path, fam, deck in triples]
+
+
+def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
+    """(70 stylised pictures labelled by stylisation, 10 originals, 10 unrelated pictures)."""
+    originals = [Item(key=f"skimage/{n}", label="original", group=n, image=work_size(skimage_picture(n)))
+                 for n in CONTENT]
+    stylised = [Item(key=f"{o.key}/{s}", label=s, group=o.group, image=fn(o.image))
+                for o in originals for s, fn in STYLES.items()]
+    distractors = [Item(key=f"skimage/{n}", label="distractor", group=n, image=work_size(skimage_picture(n)))
+                   for n in DISTRACTORS]
+    return stylised, originals, distractors
+
+
+def near_duplicates(originals: list[Item], seed: int = 0) -> NearDuplicates:
+    """Every edit of every original, with seeded random strengths."""
+    rng = np.random.default_rng(seed)
+    queries, targets, kinds = [], [], []
+    for item in originals:
+        img = item.load()
+        for kind, edit in EDITS.items():
+            queries.append(Item(key=f"{item.key}~{kind}", label=item.key, group=item.group, image=edit(img, rng)))
+            targets.append(item.key)
+            kinds.append(kind)
+    return NearDuplicates(queries, targets, kinds, originals)
+
+
+def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_deck: int = 4,
+                        seed: int = 0) -> list[Item]:
+    """Originals whose copies are searched for: the scikit-image originals and a few cards of each deck
+    that has no near-identical sibling deck (a copy of an oxygen card may rightly match oxygen-white's)."""
+    import cards as cardmod
+
+    rng = np.random.default_rng(seed)
+    chosen = list(stylised_originals)
+    by_deck: dict[str, list[Item]] = {}
+    for item in cards:
+        by_deck.setdefault(item.group, []).append(item)
+    for deck, items in sorted(by_deck.items()):
+        if deck in cardmod.FAMILY:
+            continue
+        for i in rng.choice(len(items), size=min(per_deck, len(items)), replace=False):
+            chosen.append(items[int(i)])
+    return chosen

@@ -1,0 +1,87 @@
+"""`artvec evaluate`: retrieval figures of the stored vectors against a facet, on a real store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from sqlalchemy import text
+
+from artvec import metrics
+from helpers import run_cli
+
+
+def test_metrics_by_hand():
+    # labels a a a b b; R = 2 for an "a". Query 0's neighbours in order: 1 (a), 3 (b), 4 (b), 2 (a):
+    # within the first R ranks only rank 1 is relevant -> AP@R = (1/2)·(1/1) = 0.5; query 1 (at 1.0) has
+    # 0 (a) then 3 (b) -> 0.5 as well; a "b" finds the other "b" first -> 1.0
+    x = np.array([[0.0], [1.0], [3.0], [2.0], [2.1]])
+    result = metrics.retrieval(x, ["a", "a", "a", "b", "b"], k=2)
+    assert list(result.index) == [0, 1, 2, 3, 4]
+    assert result.ap_at_r[0] == 0.5 and result.ap_at_r[3] == 1.0 and result.ap_at_r[4] == 1.0
+    assert result.precision_at_k[0] == 0.5 and result.nn_correct[0]
+    assert result.nn_correct[2] == False  # noqa: E712  (3.0's nearest is 2.1, a "b")
+    assert metrics.retrieval(x, ["a", "b", "c", "d", "e"]).summary()["queries"] == 0   # no label repeats
+
+
+def store_vectors(engine, labels: list[str], vectors: np.ndarray) -> None:
+    dims = dict(engine.connect().execute(text("""
+        select attname, atttypmod from pg_attribute
+        where attrelid = 'artvec.embeddings'::regclass and attname in ('embedding', 'style', 'colour')""")).all())
+    with engine.begin() as connection:
+        connection.execute(text("""
+            insert into artvec.models (config_id, name, config, style_dim, colour_dim, dim)
+            values ('test-cfg', 'test', '{}', :style, :colour, :embedding)"""), dims)
+        for i, (label, v) in enumerate(zip(labels, vectors)):
+            full = np.zeros(dims["embedding"], dtype=np.float32)
+            full[: len(v)] = v
+            fmt = lambda a: "[" + ",".join(f"{x:.6f}" for x in a) + "]"  # noqa: E731
+            connection.execute(text("""
+                insert into artvec.embeddings (artwork_id, config_id, embedding, style, colour, image_sha256,
+                                               image_location, facets)
+                values (:id, 'test-cfg', :embedding, :style, :colour, '\\x00', :location, :facets)"""),
+                {"id": i + 1, "embedding": fmt(full), "style": fmt(full[: dims["style"]]),
+                 "colour": fmt(full[dims["style"]:]), "location": f"missing-{i}.png",
+                 "facets": json.dumps({"artist": label, "era": "1860s"})})
+
+
+def test_evaluate_separates_good_and_bad_labels(env, engine):
+    run_cli("init", env=env)
+    rng = np.random.default_rng(0)
+    labels = [name for name in ("Doré", "Crane", "Hokusai") for _ in range(6)] + ["Turner"] * 6
+    centres = {"Doré": 0, "Crane": 1, "Hokusai": 2}
+    vectors = rng.normal(0, 0.05, (len(labels), 8))
+    for i, label in enumerate(labels):
+        if label in centres:
+            vectors[i, centres[label]] += 1.0   # three tight groups; Turner's pictures are scattered
+        else:
+            vectors[i, 3 + i % 5] += 1.0
+    store_vectors(engine, labels, vectors)
+
+    report = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json", env=env).stdout)
+    assert report["config_id"] == "test-cfg" and report["pictures"] == 24 and report["labels"] == 4
+    per_label = {row["label"]: row for row in report["per_label"]}
+    for name in centres:
+        assert per_label[name]["map@r"] == 1.0 and per_label[name]["nn"] == 1.0
+    assert per_label["Turner"]["map@r"] < 0.5
+    assert report["per_label"][0]["label"] == "Turner"                       # worst first
+    assert 0.75 < report["overall"]["map@r"] < 1.0
+    assert report["distances"]["same_label"]["p50"] < report["distances"]["other_label"]["p50"]
+    assert report["near_duplicates"] == {"skipped": "--duplicates 0"}
+
+    text_out = run_cli("evaluate", "--label", "artist", "--duplicates", "3", "--worst", "2", env=env).stdout
+    assert "precision@10" in text_out and "Turner" in text_out and "… 2 more labels" in text_out
+    assert "near-duplicates: not measured (no stored picture could be read" in text_out
+
+    wrong = run_cli("evaluate", "--label", "school", env=env, check=False)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.strip().splitlines() == ["error: no stored picture has the facet 'school'; stored facets: artist, era"]
+    bad_by = run_cli("evaluate", "--label", "artist", "--by", "texture", env=env, check=False)
+    assert bad_by.returncode == 2 and bad_by.stderr.strip().startswith("error: --by must be one of both, style, colour")
+
+
+def test_evaluate_on_an_empty_store(env):
+    run_cli("init", env=env)
+    result = run_cli("evaluate", "--label", "artist", env=env, check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: the store holds no embeddings yet: run `artvec sync` first"
