@@ -360,12 +360,20 @@ class StyleHead:
 
     def gram_vector(self, layer: str, feats):
         """N×C×H×W activations -> N×gram_dim normalised (and reduced) Gram vector."""
+        return self._reduced_gram(layer, self._gram(feats.flatten(2).float()))
+
+    @staticmethod
+    def _gram(a):
+        """N×C×P activations -> N×C×C Gram matrices ÷ positions."""
+        import torch
+
+        return torch.bmm(a, a.transpose(1, 2)) / float(a.shape[2])
+
+    def _reduced_gram(self, layer: str, gram):
         import torch
         import torch.nn.functional as F
 
-        n, c, h, w = feats.shape
-        a = feats.reshape(n, c, h * w).to(torch.float32)
-        gram = torch.bmm(a, a.transpose(1, 2)) / float(h * w)
+        n, c, _ = gram.shape
         v = gram.reshape(n, c * c).index_select(1, self._tri[layer]) * self._offdiag[layer]
         v = torch.sign(v) * torch.sqrt(torch.abs(v))
         v = F.normalize(v, dim=1)
@@ -379,26 +387,36 @@ class StyleHead:
 
     def stats_vector(self, layer: str, feats):
         """N×C×H×W activations -> N×stats_dim: per-channel [mean, std], square-rooted, L2 (projected, L2)."""
+        return self._stats(layer, feats.flatten(2).float())
+
+    def _stats(self, layer: str, a, gram=None):
         import torch
         import torch.nn.functional as F
 
-        a = feats.flatten(2).to(torch.float32)
-        v = torch.cat([a.mean(2), a.std(2, unbiased=False)], dim=1).clamp_min(0).sqrt()
+        if gram is None:
+            var, mean = torch.var_mean(a, dim=2, unbiased=False)
+        else:  # the Gram diagonal already holds each channel's mean square: one pass fewer
+            mean = a.mean(2)
+            var = torch.diagonal(gram, dim1=1, dim2=2) - mean * mean
+        v = torch.cat([mean, var.clamp_min(0).sqrt()], dim=1).clamp_min(0).sqrt()
         v = F.normalize(v, dim=1)
         if layer in self._stats_proj:
             v = F.normalize(v @ self._stats_proj[layer], dim=1)
         return v
 
     def layer_part(self, layer: str, feats):
-        share = self.config.stats_share
-        if share == 0:
-            return self.gram_vector(layer, feats)
-        if share == 1:
-            return self.stats_vector(layer, feats)
+        """One layer's style vector: ``[√(1 − s)·Gram, √s·statistics]`` (either alone when s is 0 or 1)."""
         import torch
 
-        return torch.cat([math.sqrt(1 - share) * self.gram_vector(layer, feats),
-                          math.sqrt(share) * self.stats_vector(layer, feats)], dim=1)
+        a = feats.flatten(2).float()
+        share = self.config.stats_share
+        gram = self._gram(a) if share < 1 else None
+        if share == 0:
+            return self._reduced_gram(layer, gram)
+        if share == 1:
+            return self._stats(layer, a)
+        return torch.cat([math.sqrt(1 - share) * self._reduced_gram(layer, gram),
+                          math.sqrt(share) * self._stats(layer, a, gram)], dim=1)
 
     def __call__(self, feature_maps: dict):
         """{layer name: N×C×H×W} -> N×style_dim tensor with unit-norm rows."""
