@@ -354,7 +354,7 @@ def map_command(
 
 @app.command()
 def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu") -> None:
-    """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet."""
+    """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet, style groups, a map."""
     from .demo import demo as run_demo
 
     result = run_demo(settings(), say=typer.echo, device=device)
@@ -366,6 +366,7 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
             typer.echo(f"  #{row['artwork_id']:<4} {row['distance']:.4f}  {facets.get('artist', ''):<20} "
                        f"{facets.get('era', '')}")
     typer.echo(f"\ncontact sheet: {result.sheet}")
+    typer.echo(f"\nStyle groups: {clusters_text(result.groups)}\nmap: {result.map}")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
 
 
