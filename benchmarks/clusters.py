@@ -48,16 +48,17 @@ class LabelledSet:
     labels: list
 
 
-def embed_features(images: list, embedder) -> dict[str, np.ndarray]:
-    """artvec's combined vector, its colour part, and a content CNN feature for PIL images."""
+def embed_features(images: list, embedder, deep) -> dict[str, np.ndarray]:
+    """artvec's combined vector, its colour part, and a content CNN feature (``deep``: an Embedder
+    whose network reaches relu5_4) for PIL images."""
     import torch
 
     vectors = embedder.embed_images(images)
     content = []
     with torch.inference_mode():
         for start in range(0, len(images), 8):
-            batch = np.stack([embedder._prepare(image)[0] for image in images[start:start + 8]])
-            content.append(embedder.feature_maps(batch, extra_layers=["relu5_4"])["relu5_4"].mean((2, 3)).numpy())
+            batch = np.stack([deep._prepare(image)[0] for image in images[start:start + 8]])
+            content.append(deep.feature_maps(batch, extra_layers=["relu5_4"])["relu5_4"].mean((2, 3)).numpy())
     content = np.concatenate(content)
     return {"artvec (combined)": np.stack([v.combined for v in vectors]),
             "colour only": np.stack([v.colour for v in vectors]),
@@ -85,14 +86,17 @@ def demo_set() -> tuple[list, list]:
 
 def labelled_sets() -> list[LabelledSet]:
     """Every labelled set the quality table covers: (name, features, labels)."""
+    from dataclasses import replace
+
     from artvec.embedding import DEFAULT_CONFIG, Embedder
 
     embedder = Embedder(DEFAULT_CONFIG, decode_workers=1)
+    deep = Embedder(replace(DEFAULT_CONFIG, layers=(*DEFAULT_CONFIG.layers, "relu5_4")), decode_workers=1)
     sets = []
     for name, build in (("scikit-image style set (7 stylisations)", style_set),
                         ("demo manners (5 artists)", demo_set)):
         images, labels = build()
-        sets.append(LabelledSet(name, embed_features(images, embedder), labels))
+        sets.append(LabelledSet(name, embed_features(images, embedder, deep), labels))
     return sets
 
 
