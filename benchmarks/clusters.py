@@ -6,11 +6,13 @@
 
 (1) Quality: for every labelled set of ``labelled_sets()`` (the scikit-image style set of
     benchmarks/quality.py — 10 pictures × 7 stylisations, label = stylisation — and the demo's
-    40 pictures, label = manner), each feature — artvec's combined vector, its colour part alone,
-    a content CNN feature (VGG-19 relu5_4 average-pooled) — is grouped by artvec's method
-    (PCA + k-means, k by silhouette: ``artvec.clusters.group``) and by alternatives (the same with
-    the true k; HDBSCAN; Ward agglomerative with the true k). Adjusted Rand index and NMI against
-    the labels. Add a set by returning one more ``LabelledSet`` from ``labelled_sets()``.
+    40 pictures, label = manner), each feature — artvec's combined vector, its style part, its
+    colour part alone, a content CNN feature (VGG-19 relu5_4 average-pooled) — is grouped by
+    artvec's method (PCA + k-means, k by silhouette: ``artvec.clusters.group``) and by
+    alternatives (the same with the true k; HDBSCAN; Ward agglomerative with the true k).
+    Adjusted Rand index and NMI against the labels; then how k is chosen: silhouette against
+    Calinski-Harabasz and a GMM's BIC. Add a set by returning one more ``LabelledSet`` from
+    ``labelled_sets()``.
 (2) Layout: t-SNE vs the first two PCA axes, trustworthiness (k = 5) and how often a picture's
     5 nearest on the map share its label.
 (3) Scale: the search benchmark's synthetic store (benchmarks/search.py ``load``) at ``--rows``
@@ -61,6 +63,7 @@ def embed_features(images: list, embedder, deep) -> dict[str, np.ndarray]:
             content.append(deep.feature_maps(batch, extra_layers=["relu5_4"])["relu5_4"].mean((2, 3)).numpy())
     content = np.concatenate(content)
     return {"artvec (combined)": np.stack([v.combined for v in vectors]),
+            "style part only": np.stack([v.style for v in vectors]),
             "colour only": np.stack([v.colour for v in vectors]),
             "content CNN (relu5_4)": content / np.linalg.norm(content, axis=1, keepdims=True)}
 
@@ -123,6 +126,29 @@ def quality_table(sets: list[LabelledSet]) -> None:
                 score = clusters.agreement(labelled.labels, labels)
                 found = len(set(labels) - {-1})
                 print(f"{labelled.name:42s} {feature:22s} {method:40s} {found:3d} {score['ari']:6.3f} {score['nmi']:6.3f}")
+
+
+def k_choice_table(sets: list[LabelledSet]) -> None:
+    """How k is chosen: silhouette (artvec's) against Calinski-Harabasz and a Gaussian mixture's BIC,
+    each picking k in 2..k_max for k-means on the same PCA projection."""
+    from sklearn.metrics import calinski_harabasz_score, silhouette_score
+    from sklearn.mixture import GaussianMixture
+
+    print(f"\n{'set':42s} {'feature':22s} {'criterion':18s} {'k':>3s} {'ARI':>6s} {'NMI':>6s}")
+    for labelled in sets:
+        for feature in ("artvec (combined)", "colour only"):
+            matrix = labelled.features[feature]
+            reduced = clusters.fit_pca(matrix).transform(matrix)
+            labels = {k: clusters.kmeans(reduced, k).labels_ for k in range(2, clusters.k_max(len(matrix)) + 1)}
+            criteria = {
+                "silhouette": lambda k: silhouette_score(reduced, labels[k]),
+                "Calinski-Harabasz": lambda k: calinski_harabasz_score(reduced, labels[k]),
+                "GMM BIC": lambda k: -GaussianMixture(k, covariance_type="spherical", random_state=0).fit(reduced).bic(reduced),
+            }
+            for name, score in criteria.items():
+                k = max(labels, key=score)
+                agreement = clusters.agreement(labelled.labels, labels[k])
+                print(f"{labelled.name:42s} {feature:22s} {name:18s} {k:3d} {agreement['ari']:6.3f} {agreement['nmi']:6.3f}")
 
 
 # ---- (2) layout ----------------------------------------------------------------------------------
@@ -218,6 +244,7 @@ def main() -> None:
         sets = labelled_sets()
         print(f"embedded {sum(len(s.labels) for s in sets)} pictures in {time.perf_counter() - started:.0f} s", flush=True)
         quality_table(sets)
+        k_choice_table(sets)
         layout_table(sets)
     if args.rows:
         scale_table(args.rows, args.home)
