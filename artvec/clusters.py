@@ -73,7 +73,10 @@ class Fitted:
 
     def assign(self, reduced: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest group and the full-space distance to its centre."""
-        squared = ((reduced[:, None, :] - self.centres[None, :, :]) ** 2).sum(-1)
+        reduced64, centres = reduced.astype(np.float64), self.centres.astype(np.float64)
+        squared = ((reduced64 * reduced64).sum(1)[:, None] - 2 * reduced64 @ centres.T
+                   + (centres * centres).sum(1)[None, :])          # n × k, never n × k × dims
+        squared = np.maximum(squared, 0.0)
         labels = squared.argmin(1)
         distance = np.sqrt(squared[np.arange(len(labels)), labels] + residual)
         return labels, distance
@@ -115,15 +118,20 @@ def choose_k(reduced: np.ndarray, seed: int = 0, highest: int | None = None) -> 
     return max(scores, key=lambda k: (round(scores[k], 6), -k)), scores
 
 
-def fit_groups(sample: np.ndarray, k: int | None = None, seed: int = 0) -> Fitted:
+def fit_groups(sample: np.ndarray, k: int | None = None, seed: int = 0, phases: "Phases | None" = None) -> Fitted:
     """PCA on ``sample``, k chosen by silhouette unless given, k-means on the projection."""
+    phases = phases or Phases()
     pca = fit_pca(sample, seed)
     reduced = pca.transform(sample).astype(np.float32)
+    phases.done("PCA")
     scores: dict[int, float] = {}
     if k is None:
         k, scores = choose_k(reduced, seed)
+        phases.done("choose k")
     k = max(1, min(k, len(sample)))
-    return Fitted(pca, kmeans(reduced, k, seed).cluster_centers_.astype(np.float32), k, scores)
+    fitted = Fitted(pca, kmeans(reduced, k, seed).cluster_centers_.astype(np.float32), k, scores)
+    phases.done("k-means on sample")
+    return fitted
 
 
 def group(vectors: np.ndarray, k: int | None = None, seed: int = 0) -> np.ndarray:
@@ -196,7 +204,7 @@ def stream_vectors(connection: "Connection", scope: Scope, sample_percent: float
     where, params = scope.where()
     sampling = f" tablesample bernoulli ({float(sample_percent)}) repeatable ({int(seed)})" if sample_percent else ""
     if ids is not None:
-        where += " and e.artwork_id = any(:ids)"
+        where += " and e.artwork_id in (select unnest(:ids))"      # a hash semi-join, not a scan of the list per row
         params["ids"] = list(ids)
     sql = text(f"select e.artwork_id, vector_send(e.{scope.part}) from artvec.embeddings e{sampling} "
                f"where {where} order by e.artwork_id").bindparams(**params)
@@ -232,10 +240,27 @@ def count_in_scope(connection: "Connection", scope: Scope) -> int:
 
 # ---- a run ---------------------------------------------------------------------------------------
 
+class Phases:
+    """Seconds spent in each phase of a run (stored with it, shown by benchmarks/clusters.py)."""
+
+    def __init__(self):
+        self.started = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 2)
+        self.last = now
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
 def cluster_store(connection: "Connection", scope: Scope, k: int | None = None, seed: int = 0,
                   say: Say = lambda message: None) -> int:
     """Cluster the scope's pictures, store the run (replacing the scope's older runs); its run_id."""
-    started = time.perf_counter()
+    phases = Phases()
     n = count_in_scope(connection, scope)
     if n < 2:
         raise ClusterError(f"clustering needs at least 2 pictures in scope, found {n} "
@@ -245,23 +270,28 @@ def cluster_store(connection: "Connection", scope: Scope, k: int | None = None, 
     everything = n <= SAMPLE_ROWS
     percent = None if everything else min(100.0, 100.0 * SAMPLE_ROWS * 1.05 / n)
     sample_ids, sample = read_all(stream_vectors(connection, scope, percent, seed))
+    phases.done("read sample")
     say(f"clusters: {n} pictures, PCA fitted on {len(sample_ids)}"
         + ("" if k else f", choosing k by silhouette over 2..{min(k_max(len(sample_ids)), len(sample_ids) - 1)}"))
-    fitted = fit_groups(sample, k, seed)
+    fitted = fit_groups(sample, k, seed, phases)
     if everything:
         ids, (reduced, residual) = sample_ids, fitted.project(sample)
     else:
         ids, reduced, residual = project_all(connection, scope, fitted)
+        phases.done("read and project all")
     del sample
     if not everything:
         fitted.centres = kmeans(reduced, fitted.k, seed).cluster_centers_.astype(np.float32)
+        phases.done("k-means on all")
     labels, distance = fitted.assign(reduced, residual)
     parameters = {"k_chosen_by": "given" if k else "silhouette", "silhouette": fitted.scores,
                   "pca_dims": int(fitted.pca.n_components_), "sample": len(sample_ids), "seed": seed,
-                  "explained_variance": round(float(fitted.pca.explained_variance_ratio_.sum()), 4)}
-    run_id = write_run(connection, scope, fitted, ids, labels, distance, parameters,
-                       time.perf_counter() - started)
-    say(f"clusters: run {run_id}, k = {fitted.k}, {time.perf_counter() - started:.1f} s")
+                  "explained_variance": round(float(fitted.pca.explained_variance_ratio_.sum()), 4),
+                  "phases": phases.seconds}
+    run_id = write_run(connection, scope, fitted, ids, labels, distance, parameters, phases.total)
+    phases.done("write")
+    say(f"clusters: run {run_id}, k = {fitted.k}, {phases.total:.1f} s ("
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.seconds.items()) + ")")
     return run_id
 
 

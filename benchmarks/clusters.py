@@ -174,29 +174,51 @@ def layout_table(sets: list[LabelledSet]) -> None:
 # ---- (3) time and memory at scale ----------------------------------------------------------------
 
 def timed_command(args: list[str], env: dict) -> tuple[float, float, str]:
-    """Wall seconds, peak resident MiB of the child, stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    result = subprocess.run([str(Path(sys.executable).with_name("artvec")), *args], env=env,
-                            capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if result.returncode:
-        raise SystemExit(f"artvec {' '.join(args)} failed:\n{result.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024, result.stdout
+    """Wall seconds, peak resident MiB of this command's process (os.wait4's rusage), stdout."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen([str(Path(sys.executable).with_name("artvec")), *args], env=env,
+                                 stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if child.returncode:
+            raise SystemExit(f"artvec {' '.join(args)} failed:\n{err.read()}")
+        print("    " + err.read().strip().replace("\n", "\n    "), flush=True)
+        return seconds, usage.ru_maxrss / 1024, out.read()
 
 
-def scale_table(rows: int, home: str | None) -> None:
+def stored_rows(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    from artvec import db
+
+    engine = create_engine(db.sqlalchemy_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("select count(*) from artvec.embeddings")).scalar()
+    except Exception:  # noqa: BLE001 - no such database or schema yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def synthetic_store(server: str, rows: int, reuse: bool) -> str:
+    """The search benchmark's synthetic store of ``rows`` vectors (kept from an earlier --keep run with --reuse)."""
     import search as search_benchmark
 
     from artvec import store
     from artvec.config import Settings
 
-    from artvec import db
-
-    home = home or tempfile.mkdtemp(prefix="avc-", dir="/tmp")
-    server = search_benchmark.server_for(argparse.Namespace(home=home, shared_buffers="1GB", database_url=None))
-    url = search_benchmark.fresh_database(server, f"bench_clusters_{rows}")
+    name = f"bench_clusters_{rows}"
+    base, _, query = server.partition("?")
+    url = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+    if reuse and stored_rows(url) == rows:
+        print(f"\nreusing the store of {rows:,} vectors in {name}", flush=True)
+        return url
+    url = search_benchmark.fresh_database(server, name)
     settings = Settings.load(overrides={"database.url": url, "catalogue.facets": ["era", "artist"]})
     store.init(settings)
     engine = store.engine_for_schema(settings)
@@ -206,9 +228,22 @@ def scale_table(rows: int, home: str | None) -> None:
     started = time.perf_counter()
     search_benchmark.load(url, settings, rows, seed=1, rank=32)
     print(f"\nstore of {rows:,} synthetic vectors loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    return url
+
+
+def scale_table(rows: int, home: str | None, keep: bool, reuse: bool) -> None:
+    import search as search_benchmark
+
+    from artvec import db
+
+    home = home or tempfile.mkdtemp(prefix="avc-", dir="/tmp")
+    server = search_benchmark.server_for(argparse.Namespace(home=home, shared_buffers="1GB", database_url=None))
+    url = synthetic_store(server, rows, reuse)
+    with create_engine_for(url) as connection:
+        connection.exec_driver_sql("delete from artvec.cluster_runs")
     env = {**os.environ, "ARTVEC_DATABASE_URL": url, "ARTVEC_CATALOGUE_FACETS": "era,artist",
            "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    out = Path(tempfile.mkdtemp(prefix="avc-")) / "map.png"
+    out = Path(tempfile.mkdtemp(prefix="avc-map-")) / "map.png"
     measured = []
     for label, args in (("artvec clusters (k by silhouette)", ["clusters", "--json", "--typical", "1"]),
                         ("artvec clusters (stored run, nothing new)", ["clusters", "--json", "--typical", "1"]),
@@ -224,8 +259,28 @@ def scale_table(rows: int, home: str | None) -> None:
     print(f"\n{'command at ' + format(rows, ',') + ' vectors':45s} {'seconds':>8s} {'peak MiB':>9s}  detail")
     for label, seconds, peak, detail in measured:
         print(f"{label:45s} {seconds:8.1f} {peak:9.0f}  {detail}")
-    search_benchmark.drop_database(server, url)
-    db.stop_embedded(Path(home) / db.EMBEDDED_DIR)
+    if not keep:
+        search_benchmark.drop_database(server, url)
+        db.stop_embedded(Path(home) / db.EMBEDDED_DIR)
+
+
+class create_engine_for:
+    """``with create_engine_for(url) as connection``: a committed autocommit connection."""
+
+    def __init__(self, url: str):
+        from sqlalchemy import create_engine
+
+        from artvec import db
+
+        self.engine = create_engine(db.sqlalchemy_url(url), isolation_level="AUTOCOMMIT")
+
+    def __enter__(self):
+        self.connection = self.engine.connect()
+        return self.connection
+
+    def __exit__(self, *exc):
+        self.connection.close()
+        self.engine.dispose()
 
 
 def main() -> None:
@@ -234,6 +289,8 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true", help="only the timing at --rows")
     parser.add_argument("--home", help="folder for the embedded server (default: a new temporary one)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the synthetic store and its server running")
+    parser.add_argument("--reuse", action="store_true", help="reuse a store kept by --keep (same --home and --rows)")
     args = parser.parse_args()
     import torch
 
@@ -247,7 +304,7 @@ def main() -> None:
         k_choice_table(sets)
         layout_table(sets)
     if args.rows:
-        scale_table(args.rows, args.home)
+        scale_table(args.rows, args.home, args.keep, args.reuse)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,8 @@ def test_groups_are_found_and_stored_joinable(groups_store, settings, engine):
         assert [row["rank"] for row in entry["typical"]] == [1, 2, 3, 4, 5]
         assert entry["facets"]["artist"][0][1] == PER_GROUP          # one artist per group
 
-    stored = clusters.nmi_against_facet(engine.connect(), "artist")
+    with engine.connect() as connection:
+        stored = clusters.nmi_against_facet(connection, "artist")
     assert stored["nmi"] == pytest.approx(1.0) and stored["pictures"] == GROUPS * PER_GROUP
     again = clusters.clusters(settings)
     assert again["run"]["run_id"] == run["run_id"] and not again["made_now"]
