@@ -343,9 +343,64 @@ def grant_read_command(role: Annotated[str, typer.Argument(help="Database role o
         engine.dispose()
 
 
+# ---- style groups and the map (artvec/clusters.py, artvec/maps.py) ----------------------------
+
+@app.command("clusters")
+def clusters_command(
+    by: Annotated[str, typer.Option("--by", help="both | style | colour")] = "both",
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="Only pictures with facet=value (repeatable).")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Number of groups (default: chosen by silhouette).")] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Cluster anew instead of updating the stored groups.")] = False,
+    typical: Annotated[int, typer.Option("--typical", help="Typical pictures shown per group.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG per group into this folder.")] = None,
+) -> None:
+    """Group the pictures by visual similarity; new pictures join their nearest group."""
+    from . import clusters, search
+
+    config = settings_with_stored_facets()
+    found = clusters.clusters(config, by, search.parse_filters(filters or []), k, refresh, typical,
+                              say=lambda message: typer.echo(message, err=True))
+    if sheet:
+        written = clusters.write_group_sheets(config, found["groups"], sheet)
+        typer.echo(f"contact sheets: {len(written)} in {sheet}", err=True)
+    echo_json(found) if as_json else typer.echo(clusters_text(found))
+
+
+def clusters_text(found: dict) -> str:
+    run = found["run"]
+    chosen = "given" if run["parameters"].get("k_chosen_by") == "given" else "chosen by silhouette"
+    lines = [f"{len(found['groups'])} groups of {run['pictures']} pictures (run {run['run_id']}, by {run['by']}, "
+             f"k = {run['k']} {chosen}, {run['created_at']:%Y-%m-%d %H:%M}); "
+             f"{found['assigned']} new pictures assigned, {found['removed']} removed since"]
+    for entry in found["groups"]:
+        facets = "; ".join(f"{name}: " + ", ".join(f"{value} {count}" for value, count in values)
+                           for name, values in entry["facets"].items())
+        typical = " ".join(f"#{row['artwork_id']}" for row in entry["typical"])
+        lines.append(f"group {entry['cluster']:>3}  {entry['size']:>7} pictures  typical: {typical}"
+                     + (f"  ({facets})" if facets else ""))
+    return "\n".join(lines)
+
+
+@app.command("map")
+def map_command(
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("map.png"),
+    by: Annotated[str, typer.Option("--by", help="both | style | colour")] = "both",
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="Only pictures with facet=value (repeatable).")] = None,
+) -> None:
+    """Lay the collection out in 2D (alike pictures together), coloured by group; coordinates are stored."""
+    from . import maps, search
+
+    config = settings_with_stored_facets()
+    result = maps.build_map(config, out, by, search.parse_filters(filters or []),
+                            say=lambda message: typer.echo(message, err=True))
+    typer.echo(f"map of {result['pictures']} pictures ({result['thumbnails']} thumbnails, {result['groups']} groups, "
+               f"layout {result['layout']}): {out}")
+
+
 @app.command()
 def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu") -> None:
-    """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet."""
+    """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet, style groups, a map."""
     from .demo import demo as run_demo
 
     result = run_demo(settings(), say=typer.echo, device=device)
@@ -357,6 +412,7 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
             typer.echo(f"  #{row['artwork_id']:<4} {row['distance']:.4f}  {facets.get('artist', ''):<20} "
                        f"{facets.get('era', '')}")
     typer.echo(f"\ncontact sheet: {result.sheet}")
+    typer.echo(f"\nStyle groups: {clusters_text(result.groups)}\nmap: {result.map}")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import text
 
-from . import db, demo_pictures, search, sheet, store
+from . import clusters, db, demo_pictures, maps, search, sheet, store
 from .errors import ArtvecError
 from .sync import SyncOptions, SyncReport, sync
 
@@ -43,6 +43,8 @@ class DemoResult:
     sheet: Path
     report: SyncReport
     examples: list[Example]
+    groups: dict = field(default_factory=dict)
+    map: Path | None = None
 
 
 def demo_settings(settings: "Settings", images: Path) -> "Settings":
@@ -150,6 +152,8 @@ def demo(settings: "Settings", say: Callable[[str], None] = print, device: str =
         say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
         examples = run_examples(settings, engine)
         out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
+        groups = clusters.clusters(settings, engine=engine)
+        map_out = Path(maps.build_map(settings, home / "map.png")["out"])
     finally:
         engine.dispose()
-    return DemoResult(images, out, report, examples)
+    return DemoResult(images, out, report, examples, groups, map_out)

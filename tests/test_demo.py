@@ -37,6 +37,13 @@ def test_demo_end_to_end_and_again(private_home, env):
     unfiltered = sections[0][1].strip().splitlines()
     assert sum("Gustave Doré" in line for line in unfiltered) >= 4   # the engraving finds engravings
 
+    groups = re.findall(r"^group +\d+ +(\d+) pictures .*\(artist: ([^;]+?) (\d+)[;,]", out, re.M)
+    assert len(groups) == 5                                            # five manners, five groups
+    assert len({artist for _, artist, _ in groups}) == 5               # each led by another artist
+    assert sum(int(count) for _, _, count in groups) >= 38             # at most 2 of 40 in another manner's group
+    with Image.open(re.search(r"^map: (\S+)", out, re.M).group(1)) as picture:
+        assert picture.format == "PNG" and picture.width >= 1000
+
     sheet = Path(re.search(r"contact sheet: (\S+)", out).group(1))
     with Image.open(sheet) as picture:
         picture.verify()
@@ -76,6 +83,7 @@ def test_demo_end_to_end_and_again(private_home, env):
 
     again = run_cli("demo", env=demo_env).stdout
     assert "sync: 0 embedded, 40 unchanged" in again and "(0 generated now)" in again
+    assert re.search(r"5 groups of 40 pictures \(run 1,.*0 new pictures assigned", again)   # the stored groups
 
 
 def test_demo_refuses_a_database_with_another_catalogue(env, engine):

@@ -273,9 +273,10 @@ def test_unknown_artwork_and_bad_options_are_one_line_errors(searchable, fresh):
 # ---- the recipes of docs/sql.md, verbatim --------------------------------------------------
 
 def test_every_recipe_is_tested():
-    assert set(recipes()) == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
-                              "by-colour", "within-distance", "next-page", "uploaded-picture",
-                              "joined-catalogue", "explain"}
+    searched = {name for name in recipes() if not name.startswith("clusters-")}   # those: test_clusters.py
+    assert searched == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
+                        "by-colour", "within-distance", "next-page", "uploaded-picture",
+                        "joined-catalogue", "explain"}
 
 
 def test_recipes_run_verbatim(searchable, fresh):
