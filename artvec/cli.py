@@ -328,6 +328,12 @@ def evaluate_command(
                    + f"   ({dup['copies']} edited copies of {dup['pictures']} pictures; top-1 {dup['top1']:.3f})")
         typer.echo(f"suggested near-duplicate threshold: {dup['threshold']:.3f} (catches {dup['copies_caught']:.0%} of "
                    f"the edited copies; {dup['distinct_pictures_flagged']:.0%} of pictures have another picture that close)")
+    grouping = report["clustering"]
+    if "skipped" in grouping:
+        typer.echo(f"stored clustering: not measured ({grouping['skipped']})")
+    else:
+        typer.echo(f"stored clustering (run {grouping['run_id']}, {grouping['groups']} groups) against {report['label']!r}: "
+                   f"NMI {grouping['nmi']:.3f}, ARI {grouping['ari']:.3f}")
 
 
 @app.command("grant-read")

@@ -240,4 +240,19 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
     if near is not None:
         dup.update(suggest_threshold(near, np.concatenate(pairs.nearest)))
     report["near_duplicates"] = dup
+    report["clustering"] = stored_clustering(settings, label)
     return report
+
+
+def stored_clustering(settings: "Settings", label: str) -> dict[str, Any]:
+    """NMI and ARI of the newest stored `artvec clusters` run against the label, if there is one."""
+    from . import clusters, store
+
+    engine = store.engine_for_schema(settings)
+    try:
+        with engine.connect() as connection:
+            return clusters.nmi_against_facet(connection, label)
+    except clusters.ClusterError as error:
+        return {"skipped": str(error)}
+    finally:
+        engine.dispose()

@@ -68,6 +68,12 @@ def test_evaluate_separates_good_and_bad_labels(env, engine):
     assert 0.75 < report["overall"]["map@r"] < 1.0
     assert report["distances"]["same_label"]["p50"] < report["distances"]["other_label"]["p50"]
     assert report["near_duplicates"] == {"skipped": "--duplicates 0"}
+    assert report["clustering"] == {"skipped": "no clustering stored yet: run `artvec clusters` first"}
+
+    run_cli("clusters", "--k", "4", env=env)
+    grouped = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json", env=env).stdout)
+    assert grouped["clustering"]["groups"] == 4 and grouped["clustering"]["pictures"] == 24
+    assert grouped["clustering"]["nmi"] > 0.6                  # three tight groups are found whole
 
     text_out = run_cli("evaluate", "--label", "artist", "--duplicates", "3", "--worst", "2", env=env).stdout
     assert "precision@10" in text_out and "Turner" in text_out and "… 2 more labels" in text_out
