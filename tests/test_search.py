@@ -275,7 +275,7 @@ def test_unknown_artwork_and_bad_options_are_one_line_errors(searchable, fresh):
 def test_every_recipe_is_tested():
     assert set(recipes()) == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
                               "by-colour", "within-distance", "next-page", "uploaded-picture",
-                              "joined-catalogue", "explain"}
+                              "joined-catalogue", "explain", "by-palette"}   # by-palette: tests/test_palette.py
 
 
 def test_recipes_run_verbatim(searchable, fresh):
