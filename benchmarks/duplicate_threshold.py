@@ -36,53 +36,70 @@ def rescan(img: Image.Image) -> Image.Image:
     return _jpeg(ImageEnhance.Brightness(turned).enhance(1.06).filter(ImageFilter.GaussianBlur(0.8)), 75)
 
 
-def sets() -> tuple[list[Image.Image], list[int], list[bool]]:
-    """Pictures, the id of the picture each shows, and whether it is an original."""
+def sets() -> tuple[list[Image.Image], list[int], list[bool], list[str]]:
+    """Pictures, the id of the picture each shows, whether it is an original, and the edit's name."""
     originals = [work_size(skimage_picture(name)) for name in CONTENT]
     originals += [demo_pictures.render(row) for row in demo_pictures.catalogue()]
-    pictures, ids, is_original = [], [], []
+    pictures, ids, is_original, edits = [], [], [], []
     for number, img in enumerate(originals):
-        for edited in [img, *(edit(img) for edit in EDITS.values()), rescan(img)]:
-            pictures.append(edited)
+        for name, edit in [("original", None), *EDITS.items(), ("rescan", rescan)]:
+            pictures.append(img if edit is None else edit(img))
             ids.append(number)
-            is_original.append(edited is img)
+            is_original.append(edit is None)
+            edits.append(name)
     others = [work_size(skimage_picture(name)) for name in DISTRACTORS]
     others += [style(img) for img in originals[:len(CONTENT)] for style in STYLES.values()]
     for offset, img in enumerate(others):
         pictures.append(img)
         ids.append(len(originals) + offset)
         is_original.append(True)
-    return pictures, ids, is_original
+        edits.append("original")
+    return pictures, ids, is_original, edits
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--vectors", help="keep the vectors in this .npz (reused when it exists)")
     args = parser.parse_args()
     started = time.time()
-    pictures, ids, is_original = sets()
-    with Embedder(DEFAULT_CONFIG, threads=args.threads) as embedder:
-        vectors = np.stack([v.combined for v in embedder.embed_images(pictures)]).astype(np.float64)
-    ids, is_original = np.array(ids), np.array(is_original)
+    if args.vectors and Path(args.vectors).exists():
+        saved = np.load(args.vectors)
+        vectors, ids, is_original, edits = saved["vectors"], saved["ids"], saved["is_original"], saved["edits"]
+    else:
+        pictures, ids, is_original, edits = sets()
+        with Embedder(DEFAULT_CONFIG, threads=args.threads) as embedder:
+            vectors = np.stack([v.combined for v in embedder.embed_images(pictures)]).astype(np.float64)
+        if args.vectors:
+            np.savez(args.vectors, vectors=vectors, ids=ids, is_original=is_original, edits=edits)
+    ids, is_original, edits = np.array(ids), np.array(is_original), np.array(edits)
     distances = np.sqrt(np.maximum(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(-1), 0))
-    same, different = [], []
-    upper = np.triu_indices(len(pictures), 1)
+    same, different, photograph = [], [], []
+    upper = np.triu_indices(len(vectors), 1)
     for i, j in zip(*upper):
         if ids[i] == ids[j]:
             if is_original[i] or is_original[j]:
                 same.append(distances[i, j])
+                photograph.append(ids[i] < len(CONTENT))
         elif is_original[i] and is_original[j]:
             different.append(distances[i, j])
     threshold = calibrate_threshold(same, different)
-    same, different = np.array(same), np.array(different)
-    print(f"{len(pictures)} pictures embedded ({DEFAULT_CONFIG.config_id}) in {time.time() - started:.0f} s")
+    same, different, photograph = np.array(same), np.array(different), np.array(photograph)
+    edited = [(i, first) for first in np.flatnonzero(is_original) for i in np.flatnonzero(ids == ids[first])
+              if not is_original[i]]
+    print(f"{len(vectors)} pictures ({DEFAULT_CONFIG.config_id}), {time.time() - started:.0f} s")
     print("| pairs | n | min | 5 % | median | 95 % | max |\n|---|---:|---:|---:|---:|---:|---:|")
     for label, values in (("same picture (edit vs original)", same), ("different pictures", different)):
         q = np.quantile(values, [0, 0.05, 0.5, 0.95, 1])
         print(f"| {label} | {len(values)} | " + " | ".join(f"{x:.3f}" for x in q) + " |")
+    print("\n| edit | median | max |\n|---|---:|---:|")
+    for name in dict.fromkeys(edits[~is_original]):
+        values = [distances[i, first] for i, first in edited if edits[i] == name]
+        print(f"| {name} | {np.median(values):.3f} | {np.max(values):.3f} |")
+    print("\n| cut | recall: all / photographs / demo renderings | different pairs within |\n|---|---|---:|")
     for label, cut in (("calibrated", threshold), ("DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)):
-        print(f"{label} {cut:.3f}: recall of same-picture pairs {np.mean(same <= cut):.3f}, "
-              f"different pairs within it {np.mean(different <= cut):.4f} ({int(np.sum(different <= cut))})")
+        print(f"| {label} {cut:.3f} | {np.mean(same <= cut):.3f} / {np.mean(same[photograph] <= cut):.3f} / "
+              f"{np.mean(same[~photograph] <= cut):.3f} | {np.mean(different <= cut):.4f} ({int(np.sum(different <= cut))}) |")
 
 
 if __name__ == "__main__":

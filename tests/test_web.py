@@ -303,3 +303,30 @@ def test_browser_duplicate_decision_survives_reload_and_a_new_run(server, page, 
     assert "same" in decided and "ann" in decided
     again = json.loads(run_cli("duplicates", "--json", env=demo_store["env"]).stdout)
     assert [1, 901] not in [[p["a"], p["b"]] for g in again["groups"] for p in g["pairs"]]
+
+
+def test_artvec_serve_command_serves_the_page(demo_store):
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = free_port()
+    exe = Path(sys.executable).with_name("artvec")
+    server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--image-root", str(demo_store["images"]),
+                               "--cache", str(demo_store["cache"])], env=demo_store["env"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.time() + 60, None
+        while body is None and time.time() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/similar?id=5&k=2", timeout=5) as response:
+                    body = json.loads(response.read())
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None and len(body["rows"]) == 2
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/thumb/5?size=160", timeout=10) as response:
+            assert response.headers["content-type"] == "image/jpeg"
+    finally:
+        server.terminate()
+        out = server.communicate(timeout=20)[0]
+    assert f"open http://127.0.0.1:{port}" in out
