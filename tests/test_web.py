@@ -27,7 +27,7 @@ PLANTED = {901: 1, 902: 10, 903: 20}        # planted id -> the demo picture it 
 
 
 def plant_duplicates(url: str, images: Path) -> None:
-    """Three more catalogue rows: a byte-for-byte copy, a JPEG re-encode and a 92 % crop."""
+    """Three more catalogue rows: a byte-for-byte copy, a smaller rescan (half size) and a 92 % crop."""
     engine = create_engine(db.sqlalchemy_url(url))
     with engine.begin() as connection:
         files = dict(connection.execute(text("select id, image_path from demo.pictures")).all())
@@ -37,8 +37,9 @@ def plant_duplicates(url: str, images: Path) -> None:
                 shutil.copyfile(source, images / "901-copy.png")
                 name = "901-copy.png"
             elif copy == 902:
-                name = "902-reencoded.jpg"
-                Image.open(source).convert("RGB").save(images / name, "JPEG", quality=60)
+                name = "902-rescaled.png"
+                picture = Image.open(source)
+                picture.resize((picture.width // 2, picture.height // 2), Image.Resampling.BICUBIC).save(images / name)
             else:
                 name = "903-cropped.png"
                 picture = Image.open(source)
