@@ -103,7 +103,7 @@ def test_api_similar_by_id_with_distances_apart_and_filters(client, demo_store):
 
 def test_api_similar_by_palette_matches_the_cli(client, demo_store):
     palette = "#8b4513:60,#f5deb3:40"
-    rows = client.get("/api/similar", params={"colours": palette, "k": 4}).json()["rows"]
+    rows = client.get("/api/similar", params={"colours": palette, "by": "palette", "k": 4}).json()["rows"]
     cli = json.loads(run_cli("similar", "--colours", palette, "-k", "4", "--json", env=demo_store["env"]).stdout)
     assert [row["artwork_id"] for row in rows] == [row["artwork_id"] for row in cli]
     assert all(row["style_distance"] is None for row in rows)
@@ -114,15 +114,19 @@ def test_api_upload_searches_and_is_limited(client, demo_store):
     rows = client.post("/api/similar/upload", files={"picture": ("mine.png", data, "image/png")},
                        data={"k": "3"}).json()["rows"]
     assert {rows[0]["artwork_id"], rows[1]["artwork_id"]} == {1, 901} and rows[0]["distance"] < 1e-4
-    too_big = client.post("/api/similar/upload", files={"picture": ("big.png", b"\0" * (2 * 1024 * 1024 + 1))})
-    assert too_big.status_code == 400 and "larger than 2 MB" in too_big.json()["error"]
+    just_over = client.post("/api/similar/upload", files={"picture": ("big.png", b"\0" * (2 * 1024 * 1024 + 1))})
+    assert just_over.status_code == 400 and "larger than 2 MB" in just_over.json()["error"]
+    far_over = client.post("/api/similar/upload", files={"picture": ("big.png", b"\0" * (3 * 1024 * 1024))})
+    assert far_over.status_code == 413 and "larger than 2 MB" in far_over.json()["error"]
     broken = client.post("/api/similar/upload", files={"picture": ("bad.png", b"not a picture")})
     assert broken.status_code == 400 and "cannot read the uploaded picture" in broken.json()["error"]
 
 
 @pytest.mark.parametrize("params, message", [
     ({"id": 1, "filter": "era; drop table x=1"}, "unknown filter"), ({"id": 1, "filter": "nonsense"}, "name=value"),
-    ({"id": 99999}, "no embedding"), ({}, "search by an artwork id"), ({"colours": "#zz"}, "is not #rrggbb")])
+    ({"id": 99999}, "no embedding"), ({}, "search by an artwork id"), ({"colours": "#zz", "by": "palette"}, "is not #rrggbb"),
+    ({"id": 1, "colours": "#8b4513", "by": "palette"}, "search by an artwork id"),
+    ({"colours": "#8b4513"}, "colours with by=palette")])
 def test_api_refuses_bad_requests_in_one_line(client, params, message):
     response = client.get("/api/similar", params=params)
     assert response.status_code == 400 and message in response.json()["error"]

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 MAX_K = 100
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_FACET_VALUES = 200
+MULTIPART_OVERHEAD = 64 * 1024          # form fields and boundaries beside the picture
+UPLOAD_PATHS = ("/upload", "/api/similar/upload")
 BY = ("both", "style", "colour", "palette")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -74,12 +76,9 @@ class Curator:
             raise BadRequest(f"by must be one of {', '.join(BY)}, not {by!r}")
         if not 1 <= k <= MAX_K:
             raise BadRequest(f"k must be 1..{MAX_K}, not {k}")
-        if by == "palette" or colours:
-            by, given = "palette", [colours]
-        else:
-            given = [artwork_id, upload]
-        if sum(item not in (None, "", b"") for item in given) != 1 or (by != "palette" and artwork_id and upload):
-            raise BadRequest("search by an artwork id, an uploaded picture, or a palette (colours)")
+        given = [item for item in (artwork_id, upload, colours) if item not in (None, "", b"")]
+        if len(given) != 1 or (by == "palette") != bool(colours):
+            raise BadRequest("search by an artwork id, an uploaded picture, or a palette (colours with by=palette)")
         wanted = {"filters": search.parse_filters(filters), "excludes": search.parse_filters(excludes), "k": k}
         if by == "palette":
             vector = palette_vector(colours, self.config.colour_bins)
@@ -190,6 +189,18 @@ def create_app(settings: "Settings", engine: "Engine | None" = None, cache: Path
         return HTMLResponse(f"<!doctype html><title>artvec</title><p class=error>error: {escape(str(error))}</p>"
                             "<p><a href=/>back</a>", status_code=400)
 
+    @app.middleware("http")
+    async def limit_uploads(request: Request, call_next):
+        """Refuse an upload by its declared size, before any of it is read or spooled to disk."""
+        if request.method == "POST" and request.url.path in UPLOAD_PATHS:
+            declared = request.headers.get("content-length", "")
+            if not declared.isdigit() or int(declared) > max_upload_bytes + MULTIPART_OVERHEAD:
+                message = f"the upload is larger than {max_upload_bytes // (1024 * 1024)} MB (or has no Content-Length)"
+                if request.url.path.startswith("/api/"):
+                    return JSONResponse({"error": message}, status_code=413)
+                return HTMLResponse(f"<!doctype html><p class=error>error: {message}</p>", status_code=413)
+        return await call_next(request)
+
     # ---- pages ------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, id: Optional[str] = None, by: str = "both", colours: Optional[str] = None,
@@ -198,8 +209,12 @@ def create_app(settings: "Settings", engine: "Engine | None" = None, cache: Path
         context = {"by": by, "id": id or "", "colours": colours or "", "filters": filters, "excludes": excludes,
                    "k": k, "facet_values": curator.facet_values(), "result": None, "error": None,
                    "query_image": f"/thumb/{id}?size=320" if id else None}
-        if id or colours:
-            context["result"] = page_search(curator, context, artwork_id=id, colours=colours)
+        if colours and (by == "palette" or not id):         # the form sends both fields
+            context["by"] = "palette"
+            context["result"] = page_search(curator, context, colours=colours)
+            context["swatches"] = swatches(colours) if context["result"] else []
+        elif id:
+            context["result"] = page_search(curator, context, artwork_id=id)
         return TEMPLATES.TemplateResponse(request, "search.html", context,
                                           status_code=400 if context["error"] else 200)
 
@@ -276,6 +291,15 @@ def create_app(settings: "Settings", engine: "Engine | None" = None, cache: Path
         return curator.decide(decision.a, decision.b, decision.decision, decision.who)
 
     return app
+
+
+def swatches(colours: str) -> list[tuple[str, float]]:
+    """The palette as (#rrggbb, share in %) for the page."""
+    from ..palette import parse_palette
+
+    entries = parse_palette(colours)
+    total = sum(weight for _, weight in entries)
+    return [("#%02x%02x%02x" % rgb, 100 * weight / total) for rgb, weight in entries]
 
 
 def page_search(curator: Curator, context: dict, **query) -> dict | None:
