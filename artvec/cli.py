@@ -252,14 +252,23 @@ def similar_command(
     through: Annotated[str, typer.Option("--through", help="Filter via 'facets' (default) or a join with the 'catalogue' table.")] = "facets",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG of the query and its neighbours.")] = None,
+    colours: Annotated[Optional[str], typer.Option("--colours", help="Search by palette instead: '#8b4513:60,#f5deb3:40' (hex colours with weights).")] = None,
 ) -> None:
-    """The pictures nearest to an artwork (or to a picture file), with distances and facets."""
+    """The pictures nearest to an artwork (or to a picture file, or a palette), with distances and facets."""
     from . import search
 
     config = settings_with_stored_facets()
-    found = search.find_similar(config, artwork_id, str(image) if image else None, by,
-                                search.parse_filters(filters or []), search.parse_filters(excludes or []),
-                                k, through)
+    if colours is not None:
+        from .palette import find_by_palette
+
+        if artwork_id is not None or image is not None:
+            raise search.SearchError("--colours searches by palette: give no artwork ID or --image with it")
+        found = find_by_palette(config, colours, search.parse_filters(filters or []),
+                                search.parse_filters(excludes or []), k, through)
+    else:
+        found = search.find_similar(config, artwork_id, str(image) if image else None, by,
+                                    search.parse_filters(filters or []), search.parse_filters(excludes or []),
+                                    k, through)
     if sheet:
         write_similar_sheet(config, found, sheet)
     if as_json:
@@ -337,13 +346,21 @@ def evaluate_command(
 
 
 @app.command("grant-read")
-def grant_read_command(role: Annotated[str, typer.Argument(help="Database role of the website.")]) -> None:
+def grant_read_command(
+    role: Annotated[str, typer.Argument(help="Database role of the website.")],
+    decisions: Annotated[bool, typer.Option("--decisions", help="Also let it record duplicate decisions (INSERT on artvec.duplicate_decisions only).")] = False,
+) -> None:
     """Give a database role read-only access to artvec's schema (now and for future tables)."""
     from . import search, store
 
     engine = store.engine_for_schema(settings())
     try:
-        for statement in search.grant_read(engine, role):
+        statements = search.grant_read(engine, role)
+        if decisions:
+            from .duplicates import grant_decisions
+
+            statements += grant_decisions(engine, role)
+        for statement in statements:
             typer.echo(statement)
     finally:
         engine.dispose()
@@ -402,6 +419,67 @@ def map_command(
                             say=lambda message: typer.echo(message, err=True))
     typer.echo(f"map of {result['pictures']} pictures ({result['thumbnails']} thumbnails, {result['groups']} groups, "
                f"layout {result['layout']}): {out}")
+# ---- duplicates, decisions, the web page (issue 12) -----------------------------------------
+
+@app.command("duplicates")
+def duplicates_command(
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Largest distance of a near-duplicate pair (default: calibrated, see README).")] = None,
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="Only pictures with facet=value (repeatable).")] = None,
+    excludes: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out pictures with facet=value (repeatable).")] = None,
+    neighbours: Annotated[int, typer.Option("--neighbours", help="Nearest neighbours asked of the index per picture.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per candidate pair.")] = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write one contact sheet per group into this folder.")] = None,
+) -> None:
+    """Groups of near-duplicate (rescans, crops, re-encodes) and exact-duplicate pictures, undecided ones only."""
+    from . import duplicates, search
+
+    config = settings_with_stored_facets()
+    report = duplicates.find_duplicates(config, threshold, search.parse_filters(filters or []),
+                                        search.parse_filters(excludes or []), neighbours)
+    if sheet:
+        written = duplicates.write_sheets(config, report, sheet)
+        typer.echo(f"{len(written)} contact sheets in {sheet}", err=True)
+    if as_json:
+        echo_json(report.as_dict())
+    elif as_csv:
+        typer.echo(duplicates.as_csv(report), nl=False)
+    else:
+        typer.echo(duplicates.as_text(report))
+
+
+@app.command("decide")
+def decide_command(
+    first: Annotated[str, typer.Argument(help="Artwork id of one picture.")],
+    second: Annotated[str, typer.Argument(help="Artwork id of the other.")],
+    decision: Annotated[str, typer.Argument(help="same | different | variant")],
+    who: Annotated[Optional[str], typer.Option("--who", help="Who decided (default: the database user).")] = None,
+) -> None:
+    """Record a duplicate decision; `artvec duplicates` never proposes the pair again (unless its bytes change)."""
+    from . import duplicates, store
+
+    engine = store.engine_for_schema(settings())
+    try:
+        row = duplicates.decide(engine, first, second, decision, who)
+    finally:
+        engine.dispose()
+    typer.echo(f"{row['artwork_a']} ~ {row['artwork_b']}: {row['decision']} "
+               f"(by {row['decided_by']}, {row['decided_at']:%Y-%m-%d %H:%M})")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Thumbnail cache folder (default: <home>/thumbnails).")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that relative image paths are under (overrides catalogue.image_root).")] = None,
+) -> None:
+    """The curators' page: "more like this", palette search, duplicate review; JSON API at /docs."""
+    from .web.app import serve
+
+    if image_root:
+        STATE.setdefault("overrides", {})["catalogue.image_root"] = str(image_root)
+    serve(settings_with_stored_facets(), host, port, cache, say=typer.echo)
 
 
 @app.command()
@@ -420,6 +498,8 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
     typer.echo(f"\ncontact sheet: {result.sheet}")
     typer.echo(f"\nStyle groups: {clusters_text(result.groups)}\nmap: {result.map}")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
+    typer.echo(f"browse it: artvec serve --image-root {result.images}, then open http://127.0.0.1:8000 "
+               "(more like this, palettes, duplicate review)")
 
 
 def main() -> None:

@@ -14,7 +14,19 @@ from artvec import db
 from helpers import psql_path, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-ARTVEC_TABLES = {"alembic_version", "embeddings", "failures", "models", "sync_runs"}
+ARTVEC_TABLES = {"alembic_version", "embeddings", "failures", "models", "sync_runs", "duplicate_decisions"}
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(REPO / "migrations"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+HEAD = head_revision()
 
 
 def artvec_tables(engine) -> set[str]:
@@ -39,7 +51,7 @@ def outside_artvec(engine) -> list:
 def test_init_is_idempotent_and_creates_schema(env, engine):
     first = run_cli("init", env=env)
     second = run_cli("init", env=env)
-    assert "revision 0001" in first.stdout and "revision 0001" in second.stdout
+    assert f"revision {HEAD}" in first.stdout and f"revision {HEAD}" in second.stdout
     assert artvec_tables(engine) == ARTVEC_TABLES
     with engine.connect() as connection:
         version = connection.execute(text("select extversion from pg_extension where extname = 'vector'")).scalar()
@@ -92,7 +104,7 @@ def test_site_tables_untouched_by_every_command(env, engine, tmp_path):
 def test_explicit_url_to_a_second_server_is_honoured(env, engine, private_home):
     second = db.start_embedded(private_home / "pgdata")
     result = run_cli("--database-url", second, "init", env=env)
-    assert "revision 0001" in result.stdout
+    assert f"revision {HEAD}" in result.stdout
     other = create_engine(db.sqlalchemy_url(second))
     assert artvec_tables(other) == ARTVEC_TABLES
     assert artvec_tables(engine) == set()      # ARTVEC_DATABASE_URL's database was not used
@@ -131,7 +143,7 @@ def test_embedded_database_by_default_and_psql_accepts_its_url(env, private_home
     listing = subprocess.run([str(psql), url, "-Atc", r"\dt artvec.*"], capture_output=True, text=True, check=True)
     assert "embeddings" in listing.stdout and "failures" in listing.stdout
     status = json.loads(run_cli("db", "status", "--json", env=plain_env).stdout)
-    assert status["embedded"] is True and status["schema_revision"] == "0001"
+    assert status["embedded"] is True and status["schema_revision"] == HEAD
     assert status["data_dir"] == str(home / "pgdata")
     assert "stopped" in run_cli("db", "stop", env=plain_env).stdout
     assert "not running" in run_cli("db", "stop", env=plain_env).stdout

@@ -276,7 +276,7 @@ def test_every_recipe_is_tested():
     searched = {name for name in recipes() if not name.startswith("clusters-")}   # those: test_clusters.py
     assert searched == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
                         "by-colour", "within-distance", "next-page", "uploaded-picture",
-                        "joined-catalogue", "explain"}
+                        "joined-catalogue", "explain", "by-palette"}   # by-palette: tests/test_palette.py
 
 
 def test_recipes_run_verbatim(searchable, fresh):

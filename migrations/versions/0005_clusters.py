@@ -14,7 +14,7 @@ from alembic import op
 from artvec.migrate import schema_parameters
 
 revision = "0005_clusters"
-down_revision = "0001"
+down_revision = "0004_curation"
 branch_labels = None
 depends_on = None
 

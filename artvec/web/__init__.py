@@ -1,0 +1,1 @@
+"""``artvec serve``: the curators' page over artvec's store (FastAPI + Jinja2, no JavaScript build)."""

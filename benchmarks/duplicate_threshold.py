@@ -1,0 +1,106 @@
+"""Measure the near-duplicate distance threshold of the current embedding (artvec.duplicates.DEFAULT_THRESHOLD).
+
+    .venv/bin/python benchmarks/duplicate_threshold.py [--threads N]
+
+Same picture: each of 10 scikit-image originals and the 40 demo pictures against its edits
+(benchmarks/quality.py's: crops 80-95 %, rescales to 25-50 %, JPEG q30-70, and a crop+rescale+
+re-encode), plus a "rescan" (slightly rotated, brightened, blurred, re-encoded). Different
+pictures: every pair among the originals, 10 distractors, 7 stylisations of each original
+(the hard negatives: same content, other manner) and the demo pictures (8 motifs in 5 manners).
+Prints the distance quantiles of both and the threshold ``calibrate_threshold`` picks, with
+the recall and false-positive rate it gives; put that figure into DEFAULT_THRESHOLD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from artvec import demo_pictures  # noqa: E402
+from artvec.duplicates import DEFAULT_THRESHOLD, calibrate_threshold  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, Embedder  # noqa: E402
+from quality import CONTENT, DISTRACTORS, EDITS, STYLES, _jpeg, skimage_picture, work_size  # noqa: E402
+
+
+def rescan(img: Image.Image) -> Image.Image:
+    """A second scan of the same print: a little rotation, brighter, softer, re-encoded."""
+    turned = img.rotate(1.5, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(250, 250, 245))
+    return _jpeg(ImageEnhance.Brightness(turned).enhance(1.06).filter(ImageFilter.GaussianBlur(0.8)), 75)
+
+
+def sets() -> tuple[list[Image.Image], list[int], list[bool], list[str]]:
+    """Pictures, the id of the picture each shows, whether it is an original, and the edit's name."""
+    originals = [work_size(skimage_picture(name)) for name in CONTENT]
+    originals += [demo_pictures.render(row) for row in demo_pictures.catalogue()]
+    pictures, ids, is_original, edits = [], [], [], []
+    for number, img in enumerate(originals):
+        for name, edit in [("original", None), *EDITS.items(), ("rescan", rescan)]:
+            pictures.append(img if edit is None else edit(img))
+            ids.append(number)
+            is_original.append(edit is None)
+            edits.append(name)
+    others = [work_size(skimage_picture(name)) for name in DISTRACTORS]
+    others += [style(img) for img in originals[:len(CONTENT)] for style in STYLES.values()]
+    for offset, img in enumerate(others):
+        pictures.append(img)
+        ids.append(len(originals) + offset)
+        is_original.append(True)
+        edits.append("original")
+    return pictures, ids, is_original, edits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--vectors", help="keep the vectors in this .npz (reused when it exists)")
+    args = parser.parse_args()
+    started = time.time()
+    if args.vectors and Path(args.vectors).exists():
+        saved = np.load(args.vectors)
+        vectors, ids, is_original, edits = saved["vectors"], saved["ids"], saved["is_original"], saved["edits"]
+    else:
+        pictures, ids, is_original, edits = sets()
+        with Embedder(DEFAULT_CONFIG, threads=args.threads) as embedder:
+            vectors = np.stack([v.combined for v in embedder.embed_images(pictures)]).astype(np.float64)
+        if args.vectors:
+            np.savez(args.vectors, vectors=vectors, ids=ids, is_original=is_original, edits=edits)
+    ids, is_original, edits = np.array(ids), np.array(is_original), np.array(edits)
+    distances = np.sqrt(np.maximum(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(-1), 0))
+    same, different, photograph = [], [], []
+    upper = np.triu_indices(len(vectors), 1)
+    for i, j in zip(*upper):
+        if ids[i] == ids[j]:
+            if is_original[i] or is_original[j]:
+                same.append(distances[i, j])
+                photograph.append(ids[i] < len(CONTENT))
+        elif is_original[i] and is_original[j]:
+            different.append(distances[i, j])
+    threshold = calibrate_threshold(same, different)
+    same, different, photograph = np.array(same), np.array(different), np.array(photograph)
+    edited = [(i, first) for first in np.flatnonzero(is_original) for i in np.flatnonzero(ids == ids[first])
+              if not is_original[i]]
+    print(f"{len(vectors)} pictures ({DEFAULT_CONFIG.config_id}), {time.time() - started:.0f} s")
+    print("| pairs | n | min | 5 % | median | 95 % | max |\n|---|---:|---:|---:|---:|---:|---:|")
+    for label, values in (("same picture (edit vs original)", same), ("different pictures", different)):
+        q = np.quantile(values, [0, 0.05, 0.5, 0.95, 1])
+        print(f"| {label} | {len(values)} | " + " | ".join(f"{x:.3f}" for x in q) + " |")
+    print("\n| edit | median | max |\n|---|---:|---:|")
+    for name in dict.fromkeys(edits[~is_original]):
+        values = [distances[i, first] for i, first in edited if edits[i] == name]
+        print(f"| {name} | {np.median(values):.3f} | {np.max(values):.3f} |")
+    print("\n| cut | recall: all / photographs / demo renderings | different pairs within |\n|---|---|---:|")
+    for label, cut in (("calibrated", threshold), ("DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)):
+        print(f"| {label} {cut:.3f} | {np.mean(same <= cut):.3f} / {np.mean(same[photograph] <= cut):.3f} / "
+              f"{np.mean(same[~photograph] <= cut):.3f} | {np.mean(different <= cut):.4f} ({int(np.sum(different <= cut))}) |")
+
+
+if __name__ == "__main__":
+    main()
