@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/duplicate_threshold.py [--threads N]
 
 Same picture: each of 10 scikit-image originals and the 40 demo pictures against its edits
-(benchmarks/quality.py's: crops 80-95 %, rescales to 25-50 %, JPEG q30-70, and a crop+rescale+
-re-encode), plus a "rescan" (slightly rotated, brightened, blurred, re-encoded). Different
+(artvec/edits.py's, as in benchmarks/quality.py: rescans, mats, crops 70-95 %, rescales, JPEG q40-90,
+greyscale copies, colour casts), plus a "soft rescan" (slightly rotated, brightened, blurred, re-encoded). Different
 pictures: every pair among the originals, 10 distractors, 7 stylisations of each original
 (the hard negatives: same content, other manner) and the demo pictures (8 motifs in 5 manners).
 Prints the distance quantiles of both and the threshold ``calibrate_threshold`` picks, with
@@ -27,7 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from artvec import demo_pictures  # noqa: E402
 from artvec.duplicates import DEFAULT_THRESHOLD, calibrate_threshold  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, Embedder  # noqa: E402
-from quality import CONTENT, DISTRACTORS, EDITS, STYLES, _jpeg, skimage_picture, work_size  # noqa: E402
+from artvec.edits import EDITS as LIBRARY_EDITS, jpeg as _jpeg  # noqa: E402
+from sets import CONTENT, DISTRACTORS, STYLES, skimage_picture, work_size  # noqa: E402
+
+_RNG = np.random.default_rng(0)
+#: the library's edits (artvec/edits.py: rescans, mats, crops, rescales, re-encodes, greyscale), seeded
+EDITS = {name: (lambda edit: lambda img: edit(img, _RNG))(edit) for name, edit in LIBRARY_EDITS.items()}
 
 
 def rescan(img: Image.Image) -> Image.Image:
@@ -42,7 +47,7 @@ def sets() -> tuple[list[Image.Image], list[int], list[bool], list[str]]:
     originals += [demo_pictures.render(row) for row in demo_pictures.catalogue()]
     pictures, ids, is_original, edits = [], [], [], []
     for number, img in enumerate(originals):
-        for name, edit in [("original", None), *EDITS.items(), ("rescan", rescan)]:
+        for name, edit in [("original", None), *EDITS.items(), ("soft rescan", rescan)]:
             pictures.append(img if edit is None else edit(img))
             ids.append(number)
             is_original.append(edit is None)

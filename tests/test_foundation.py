@@ -14,7 +14,8 @@ from artvec import db
 from helpers import psql_path, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-ARTVEC_TABLES = {"alembic_version", "embeddings", "failures", "models", "sync_runs", "duplicate_decisions"}
+ARTVEC_TABLES = {"alembic_version", "embeddings", "failures", "models", "sync_runs", "duplicate_decisions",
+                 "cluster_runs", "clusters", "cluster_members"}
 
 
 def head_revision() -> str:

@@ -4,7 +4,6 @@ and agrees with `artvec similar --colours`, on pictures synced by the real model
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -34,7 +33,7 @@ def block_picture(top, share, rest, size=96) -> Image.Image:
 
 
 @pytest.fixture
-def palette_store(env, engine, tmp_path):
+def palette_store(env, engine, tmp_path, monkeypatch):
     root = tmp_path / "images"
     root.mkdir()
     with engine.begin() as connection:
@@ -45,7 +44,9 @@ def palette_store(env, engine, tmp_path):
                                {"i": artwork_id, "p": f"{artwork_id}.png", "e": "old" if artwork_id % 2 else "new"})
     env.update(ARTVEC_EMBEDDING_IMAGE_SIZE="64", ARTVEC_CATALOGUE_TABLE="public.artworks",
                ARTVEC_CATALOGUE_FACETS="era", ARTVEC_CATALOGUE_IMAGE_ROOT=str(root))
-    os.environ.update(env)
+    for key, value in env.items():   # for Settings.load() in this process; undone after the test
+        if key.startswith("ARTVEC_"):
+            monkeypatch.setenv(key, value)
     settings = Settings.load()
     store.init(settings)
     report = sync(settings, SyncOptions(batch_size=8))
