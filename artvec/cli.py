@@ -222,9 +222,9 @@ def index_command(
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", help="Memory for the build, e.g. 2GB (default: what the graph needs, at most 2 GB).")] = None,
 ) -> None:
     """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
-    from . import search
+    from . import indexes
 
-    search.create_indexes(settings(), rebuild=rebuild, progress=typer.echo,
+    indexes.create_indexes(settings(), rebuild=rebuild, progress=typer.echo,
                           maintenance_work_mem=maintenance_work_mem)
 
 
@@ -287,11 +287,11 @@ def write_similar_sheet(config, found: dict, out: Path) -> None:
 @app.command("grant-read")
 def grant_read_command(role: Annotated[str, typer.Argument(help="Database role of the website.")]) -> None:
     """Give a database role read-only access to artvec's schema (now and for future tables)."""
-    from . import search, store
+    from . import grants, store
 
     engine = store.engine_for_schema(settings())
     try:
-        for statement in search.grant_read(engine, role):
+        for statement in grants.grant_read(engine, role):
             typer.echo(statement)
     finally:
         engine.dispose()

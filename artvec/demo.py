@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import text
 
-from . import db, demo_pictures, search, sheet, store
+from . import db, demo_pictures, indexes, search, sheet, store
 from .errors import ArtvecError
 from .sync import SyncOptions, SyncReport, sync
 
@@ -146,7 +146,7 @@ def demo(settings: "Settings", say: Callable[[str], None] = print, device: str =
         report = sync(settings, SyncOptions(device=device, batch_size=8))
         say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
             f"({report.seconds:.1f} s)")
-        search.create_indexes(settings, engine=engine, progress=lambda message: None)
+        indexes.create_indexes(settings, engine=engine, progress=lambda message: None)
         say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
         examples = run_examples(settings, engine)
         out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
