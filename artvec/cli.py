@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -55,13 +56,26 @@ def echo_json(value) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
+@contextmanager
+def store_engine(settings_):
+    """The command's one engine on the store, made here and passed down; disposed at the end."""
+    from . import store
+
+    engine = store.engine_for_schema(settings_)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def init() -> None:
     """Create or upgrade artvec's schema (safe to run again)."""
     from . import store
 
     result = store.init(settings())
-    typer.echo(f"artvec schema at revision {result['revision']} in {result['url']}")
+    typer.echo(f"artvec schema at revision {result['revision']} in {result['url']}; "
+               f"active configuration {result['active'] or '-'}")
 
 
 @db_app.command("url")
@@ -136,9 +150,13 @@ def sync(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try pictures that failed before again.")] = False,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Pictures per committed batch.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda.")] = None,
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="A new embedding configuration, once complete, stays pending (artvec activate).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Keep embeddings in step with the catalogue: new, changed, deleted pictures, model changes.
+
+    With an embedding configuration other than the active one, it keeps the active one current
+    and fills the new one; complete and indexed, the new one becomes active.
 
     Exit codes: 0 all synced; 4 finished, but some pictures failed (see `artvec failures`);
     1-3 could not run (configuration, database)."""
@@ -149,8 +167,10 @@ def sync(
                          "sync.batch_size": batch_size, "sync.device": device})
     options = SyncOptions(limit=limit, dry_run=dry_run, full=full, retry_failed=retry_failed,
                           batch_size=config.get("sync.batch_size"), device=config.get("sync.device"),
-                          progress=None if as_json else Progress("sync"))
-    report = run_sync(config, options)
+                          activate=not no_activate, progress=None if as_json else Progress("sync"),
+                          say=None if as_json else (lambda line: typer.echo(line, err=True)))
+    with store_engine(config) as engine:
+        report = run_sync(config, options, engine=engine)
     echo_json(report_dict(report)) if as_json else typer.echo(report_text(report))
     raise typer.Exit(report.exit_code)
 
@@ -173,7 +193,21 @@ def report_text(report) -> str:
                  f"{report.deleted} deleted, {report.failed} failed, {report.failed_skipped} failed before "
                  f"(skipped), {report.left_to_others} left to other workers; "
                  f"{report.seconds:.1f} s, {report.rate:.2f} pictures/s")
+    if report.switch:
+        lines.append(switch_text(report))
     return "\n".join(lines)
+
+
+def switch_text(report) -> str:
+    switch = report.switch
+    if switch["activated"] or report.active_config_id == switch["config_id"]:
+        return f"switched: {switch['config_id']} is active now (artvec configs; artvec prune drops the old one)"
+    if switch["missing"] == 0:
+        return (f"switch: {switch['config_id']} is complete but pending (--no-activate); "
+                f"artvec activate {switch['config_id']} makes it active")
+    return (f"switching to {switch['config_id']}: {switch['embedded']} embedded this run, "
+            f"{switch['missing'] if switch['missing'] is not None else '?'} to go; "
+            f"the site still sees {report.active_config_id}")
 
 
 @app.command()
@@ -181,13 +215,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Counts by state and configuration, the last sync, the most common failure reasons."""
     from .sync import status as sync_status
 
-    info = sync_status(settings())
+    current = settings()
+    with store_engine(current) as engine:
+        info = sync_status(current, engine=engine)
     if as_json:
         echo_json(info)
         return
     typer.echo(f"active configuration: {info['active_config']}")
+    if info["configured"] != info["active_config"]:
+        typer.echo(f"configured (switching to it): {info['configured']}")
     for row in info["by_config"]:
-        typer.echo(f"  embedded  {row['count']:>8}  {row['config_id']}")
+        typer.echo(f"  embedded  {row['count']:>8}  {row['config_id']}{'  (active)' if row['active'] else ''}")
     typer.echo(f"  failed    {info['failed']:>8}")
     last = info["last_sync"]
     typer.echo("last sync: " + ("never" if not last else
@@ -205,7 +243,9 @@ def failures(
     """List pictures that could not be embedded, newest first, with the reason."""
     from .sync import failures as list_failures
 
-    rows = list_failures(settings(), limit)
+    current = settings()
+    with store_engine(current) as engine:
+        rows = list_failures(current, limit, engine=engine)
     if as_json:
         echo_json(rows)
         return
@@ -224,21 +264,20 @@ def index_command(
     """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
     from . import indexes
 
-    indexes.create_indexes(settings(), rebuild=rebuild, progress=typer.echo,
-                          maintenance_work_mem=maintenance_work_mem)
+    current = settings()
+    with store_engine(current) as engine:
+        indexes.create_indexes(current, rebuild=rebuild, progress=typer.echo,
+                               maintenance_work_mem=maintenance_work_mem, engine=engine)
 
 
-def settings_with_stored_facets():
-    """Settings; without configured facets, those the sync stored (e.g. after `artvec demo`)."""
+def with_stored_facets(current, engine):
+    """The settings; without configured facets, those the sync stored (e.g. after `artvec demo`)."""
     from . import store
 
-    config = settings()
-    if not config.get("catalogue.facets"):
-        engine = store.engine_for_schema(config)
+    if not current.get("catalogue.facets"):
         with engine.connect() as connection:
-            config.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
-        engine.dispose()
-    return config
+            current.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
+    return current
 
 
 @app.command("similar")
@@ -256,16 +295,18 @@ def similar_command(
     """The pictures nearest to an artwork (or to a picture file), with distances and facets."""
     from . import search
 
-    config = settings_with_stored_facets()
-    found = search.find_similar(config, artwork_id, str(image) if image else None, by,
-                                search.parse_filters(filters or []), search.parse_filters(excludes or []),
-                                k, through)
+    current = settings()
+    with store_engine(current) as engine:
+        current = with_stored_facets(current, engine)
+        found = search.find_similar(engine, current, artwork_id, str(image) if image else None, by,
+                                    search.parse_filters(filters or []), search.parse_filters(excludes or []),
+                                    k, through)
     if sheet:
-        write_similar_sheet(config, found, sheet)
+        write_similar_sheet(current, found, sheet)
     if as_json:
         echo_json(found["rows"])
         return
-    facets = list(config.get("catalogue.facets") or [])
+    facets = list(current.get("catalogue.facets") or [])
     typer.echo("  ".join([f"{'id':>12}", f"{'distance':>9}", *[f"{name:<16}" for name in facets]]).rstrip())
     for row in found["rows"]:
         values = [str((row["facets"] or {}).get(name, "")) for name in facets]
@@ -287,14 +328,59 @@ def write_similar_sheet(config, found: dict, out: Path) -> None:
 @app.command("grant-read")
 def grant_read_command(role: Annotated[str, typer.Argument(help="Database role of the website.")]) -> None:
     """Give a database role read-only access to artvec's schema (now and for future tables)."""
-    from . import grants, store
+    from . import grants
 
-    engine = store.engine_for_schema(settings())
-    try:
+    with store_engine(settings()) as engine:
         for statement in grants.grant_read(engine, role):
             typer.echo(statement)
-    finally:
-        engine.dispose()
+
+
+@app.command()
+def configs(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """The embedding configurations in the store: dims, pictures embedded, indexes, which is active."""
+    from . import configurations
+
+    with store_engine(settings()) as engine:
+        rows = configurations.configs(engine)
+    if as_json:
+        echo_json(rows)
+        return
+    typer.echo(f"{'':2}{'config_id':<32} {'dims':>16} {'embedded':>17}  {'indexes':<8} {'created':<16}  last used")
+    for row in rows:
+        dims = "{embedding}/{style}/{colour}".format(**row["dims"])
+        size = row["catalogue_size"] if row["catalogue_size"] is not None else "?"
+        typer.echo(f"{'*' if row['active'] else ' '} {row['config_id']:<32} {dims:>16} "
+                   f"{str(row['embedded']) + ' / ' + str(size):>17}  {'ready' if row['indexes_ready'] else '-':<8} "
+                   f"{row['created_at']:%Y-%m-%d %H:%M}  {row['last_used_at']:%Y-%m-%d %H:%M}")
+    typer.echo("* active: what artvec.embeddings shows")
+
+
+@app.command()
+def activate(
+    config_id: Annotated[str, typer.Argument(help="The configuration to make active (see artvec configs).")],
+    force: Annotated[bool, typer.Option("--force", help="Even if it lacks pictures or its HNSW indexes.")] = False,
+) -> None:
+    """Make an embedding configuration the one artvec.embeddings shows, in one transaction."""
+    from . import configurations
+
+    with store_engine(settings()) as engine:
+        result = configurations.activate(engine, config_id, force=force)
+    typer.echo(f"{config_id} is active" + ("" if result["changed"] else " already")
+               + (f" (was {result['previous']})" if result["changed"] and result["previous"] else ""))
+
+
+@app.command()
+def prune(keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the N most recently used inactive configurations.")] = 0) -> None:
+    """Drop the vectors of inactive embedding configurations (never the active or the configured one)."""
+    from . import configurations
+
+    current = settings()
+    with store_engine(current) as engine:
+        dropped = configurations.prune(engine, keep=keep, spare=current.embedding_config().config_id)
+    for config_id in dropped:
+        typer.echo(f"dropped {config_id}")
+    if not dropped:
+        typer.echo("nothing to prune")
 
 
 @app.command()

@@ -124,7 +124,7 @@ def run_examples(settings: "Settings", engine: "Engine") -> list[Example]:
 def contact_sheet(settings: "Settings", engine: "Engine", example: Example, out: Path) -> Path:
     root = settings.get("catalogue.image_root")
     names = titles(engine)
-    location = search.query_location(settings, example.query_id)
+    location = search.query_location(engine, example.query_id)
     query = (f"query #{example.query_id}\n{names[example.query_id]}", sheet.resolve_location(location, root))
     neighbours = [(f"#{row['artwork_id']} d={row['distance']:.3f}\n{names.get(row['artwork_id'], '')}",
                    sheet.resolve_location(row.get("image_location"), root)) for row in example.rows]
@@ -143,7 +143,7 @@ def demo(settings: "Settings", say: Callable[[str], None] = print, device: str =
         refuse_foreign_embeddings(engine)
         create_catalogue(engine)
         say(f"catalogue: demo.artists, demo.eras, demo.pictures in {db.mask_url(db.libpq_url(db.database_url(settings)))}")
-        report = sync(settings, SyncOptions(device=device, batch_size=8))
+        report = sync(settings, SyncOptions(device=device, batch_size=8), engine=engine)
         say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
             f"({report.seconds:.1f} s)")
         indexes.create_indexes(settings, engine=engine, progress=lambda message: None)

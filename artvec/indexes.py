@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from . import configurations, tables
 from .catalogue import quote_identifier
 from .errors import ArtvecError, ConfigError, first_line
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from .config import Settings
+    from .configurations import Configuration
 
 HNSW_MAX_VECTOR_DIMS = 2000      # beyond this, index (column::halfvec(d)) instead
 ITERATIVE_SCAN = "relaxed_order"
@@ -25,30 +27,39 @@ Progress = Callable[[str], None]
 
 
 def column_dims(connection: "Connection") -> dict[str, int]:
+    """The vector sizes of the active configuration (what ``artvec.embeddings`` shows)."""
     from .store import column_dimensions
 
     return column_dimensions(connection)
 
 
+def active_configuration(connection: "Connection") -> "Configuration":
+    current = configurations.active(connection)
+    if current is None:
+        raise ArtvecError("no embedding configuration is active yet: run artvec sync first")
+    return current
+
+
 # ---- HNSW and B-tree indexes ---------------------------------------------------------------------------
 
-def hnsw_indexes(dims: Mapping[str, int]) -> list[tuple[str, str, str]]:
+def hnsw_indexes(table_name: str, dims: Mapping[str, int]) -> list[tuple[str, str, str]]:
     """(index name, indexed expression, operator class) for the three vector columns."""
     specs = []
-    for column_name in ("embedding", "style", "colour"):
+    for column_name in tables.VECTOR_COLUMNS:
         d = dims[column_name]
         if d > HNSW_MAX_VECTOR_DIMS:
-            specs.append((f"embeddings_{column_name}_hnsw", f"(({column_name})::halfvec({d}))", "halfvec_l2_ops"))
+            specs.append((f"{table_name}_{column_name}_hnsw", f"(({column_name})::halfvec({d}))", "halfvec_l2_ops"))
         else:
-            specs.append((f"embeddings_{column_name}_hnsw", column_name, "vector_l2_ops"))
+            specs.append((f"{table_name}_{column_name}_hnsw", column_name, "vector_l2_ops"))
     return specs
 
 
-def btree_indexes(facets: Iterable[str]) -> list[tuple[str, str]]:
-    specs = [("embeddings_config_id", "config_id")]
+def btree_indexes(table_name: str, facets: Iterable[str]) -> list[tuple[str, str]]:
+    """One per facet; none on config_id (each configuration has a table of its own)."""
+    specs = []
     for facet in facets:
         quote_identifier(facet, "facet")
-        specs.append((f"embeddings_facet_{facet}"[:63], f"(facets ->> '{facet}')"))
+        specs.append((f"{table_name}_facet_{facet}"[:63], f"(facets ->> '{facet}')"))
     return specs
 
 
@@ -60,17 +71,19 @@ def index_options(settings: "Settings") -> tuple[int, int]:
     return m, ef_construction
 
 
-def existing_indexes(connection: "Connection") -> dict[str, dict[str, Any]]:
+def existing_indexes(connection: "Connection", table: str | None = None) -> dict[str, dict[str, Any]]:
+    """The indexes of ``table`` (default: the active configuration's): name -> valid, options."""
+    table = table or active_configuration(connection).table
     rows = connection.execute(text("""
         select c.relname, i.indisvalid, coalesce(c.reloptions, '{}')
         from pg_index i join pg_class c on c.oid = i.indexrelid
-        where i.indrelid = 'artvec.embeddings'::regclass"""))
+        where i.indrelid = to_regclass(:table)"""), {"table": table})
     return {name: {"valid": valid, "options": sorted(options)} for name, valid, options in rows}
 
 
-def build_memory(connection: "Connection", dims: Mapping[str, int], m: int) -> int:
+def build_memory(connection: "Connection", table: str, dims: Mapping[str, int], m: int) -> int:
     """Bytes the largest HNSW graph needs in memory: rows x (vector + neighbour lists)."""
-    rows = connection.execute(text("select count(*) from artvec.embeddings")).scalar() or 0
+    rows = connection.execute(text(f"select count(*) from {table}")).scalar() or 0
     largest = max(d * (2 if d > HNSW_MAX_VECTOR_DIMS else 4) for d in dims.values())
     return int(rows * (largest + 8 + m * 2 * 3 * 16) * 1.25)
 
@@ -104,8 +117,10 @@ def progress_detail(row) -> str:
 
 
 def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progress = print,
-                   maintenance_work_mem: str | None = None, engine: "Engine | None" = None) -> list[dict]:
-    """HNSW indexes on embedding, style and colour, B-trees on config_id and each facet.
+                   maintenance_work_mem: str | None = None, engine: "Engine | None" = None,
+                   configuration: "Configuration | None" = None) -> list[dict]:
+    """HNSW indexes on embedding, style and colour, a B-tree on each facet, on the table of
+    ``configuration`` (default: the active one).
 
     Safe to run again: existing valid indexes with the configured parameters are kept;
     with ``rebuild`` (or when m/ef_construction changed, or a build was interrupted) a new
@@ -122,21 +137,22 @@ def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progre
     try:
         with engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT")
-            dims = column_dims(connection)
-            memory = choose_maintenance_work_mem(connection, build_memory(connection, dims, m),
+            configuration = configuration or active_configuration(connection)
+            table, dims = configuration.table, configuration.dims
+            memory = choose_maintenance_work_mem(connection, build_memory(connection, table, dims, m),
                                                  maintenance_work_mem)
             connection.execute(text("select set_config('maintenance_work_mem', :v, false)"), {"v": memory})
             progress(f"maintenance_work_mem = {memory} for this build (the HNSW graph is built fastest "
                      "when it fits; pass --maintenance-work-mem to change)")
             pid = connection.execute(text("select pg_backend_pid()")).scalar()
             wanted = [f"ef_construction={ef_construction}", f"m={m}"]
-            for name, expression, opclass in hnsw_indexes(dims):
+            for name, expression, opclass in hnsw_indexes(configuration.table_name, dims):
                 using = f"hnsw ({expression} {opclass}) with (m = {m}, ef_construction = {ef_construction})"
-                report.append(ensure_index(connection, engine, pid, name, using, wanted, rebuild, progress))
-            for name, expression in btree_indexes(facets):
-                report.append(ensure_index(connection, engine, pid, name, f"btree ({expression})", [],
+                report.append(ensure_index(connection, engine, pid, table, name, using, wanted, rebuild, progress))
+            for name, expression in btree_indexes(configuration.table_name, facets):
+                report.append(ensure_index(connection, engine, pid, table, name, f"btree ({expression})", [],
                                            rebuild, progress))
-            connection.execute(text("analyze artvec.embeddings"))
+            connection.execute(text(f"analyze {table}"))
         configure_database(engine, settings)
         progress(f"database defaults: hnsw.iterative_scan = {ITERATIVE_SCAN}, hnsw.ef_search = "
                  f"{settings.get('search.ef_search')}, hnsw.max_scan_tuples = {settings.get('search.max_scan_tuples')}")
@@ -148,9 +164,9 @@ def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progre
     return report
 
 
-def ensure_index(connection: "Connection", engine: "Engine", pid: int, name: str, using: str,
+def ensure_index(connection: "Connection", engine: "Engine", pid: int, table: str, name: str, using: str,
                  wanted_options: list[str], rebuild: bool, progress: Progress) -> dict:
-    current = existing_indexes(connection).get(name)
+    current = existing_indexes(connection, table).get(name)
     stale = current is not None and (not current["valid"] or
                                      (wanted_options and current["options"] != wanted_options))
     if current is not None and not (rebuild or stale):
@@ -160,11 +176,11 @@ def ensure_index(connection: "Connection", engine: "Engine", pid: int, name: str
     if current is None:
         progress(f"{name}: building")
         run_with_progress(connection, engine, pid, name, f"create index if not exists {name} "
-                          f"on artvec.embeddings using {using}", progress)
+                          f"on {table} using {using}", progress)
         action = "created"
     else:
         progress(f"{name}: rebuilding beside the old one, then swapping")
-        swap_in_new(connection, engine, pid, name, using, progress)
+        swap_in_new(connection, engine, pid, table, name, using, progress)
         action = "rebuilt"
     seconds = time.perf_counter() - started
     size = index_size(connection, name)
@@ -172,12 +188,12 @@ def ensure_index(connection: "Connection", engine: "Engine", pid: int, name: str
     return {"index": name, "action": action, "seconds": round(seconds, 2), "size": size}
 
 
-def swap_in_new(connection: "Connection", engine: "Engine", pid: int, name: str, using: str,
+def swap_in_new(connection: "Connection", engine: "Engine", pid: int, table: str, name: str, using: str,
                 progress: Progress) -> None:
     new_name = (name[:59] + "_new")
     connection.execute(text(f"drop index concurrently if exists artvec.{new_name}"))
     run_with_progress(connection, engine, pid, name, f"create index concurrently {new_name} "
-                      f"on artvec.embeddings using {using}", progress)
+                      f"on {table} using {using}", progress)
     connection.execute(text(f"begin; drop index if exists artvec.{name}; "
                             f"alter index artvec.{new_name} rename to {name}; commit"))
 

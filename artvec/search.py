@@ -11,14 +11,14 @@ website's plain SQL needs no session settings.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from sqlalchemy import (Column, Float, MetaData, String, Table, bindparam, cast, column,
-                        literal_column, not_, or_, select, table, text)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Float, String, bindparam, cast, column, literal_column, not_, or_, select, table
 from sqlalchemy.exc import DBAPIError
 
+from . import configurations, tables
 from .catalogue import quote_identifier, quote_qualified
 from .errors import ArtvecError, ConfigError, first_line
 from .grants import grant_read  # noqa: F401 - importable from here as before the split
@@ -30,15 +30,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from .config import Settings
+    from .embedding import EmbeddingConfig
 
 BY_COLUMN = {"both": "embedding", "style": "style", "colour": "colour"}
-
-metadata = MetaData(schema="artvec")
-embeddings = Table(
-    "embeddings", metadata,
-    Column("artwork_id"), Column("config_id", String), Column("embedding"), Column("style"),
-    Column("colour"), Column("image_location", String), Column("facets", JSONB),
-)
+embeddings = tables.embeddings        # the view: the active configuration
 
 
 class SearchError(ArtvecError):
@@ -255,11 +250,30 @@ def search(settings: "Settings", artwork_id: Any = None, vector: Any = None, con
     return sorted((dict(row) for row in rows), key=lambda row: (row["distance"], str(row["artwork_id"])))
 
 
+def artwork_key(connection: "Connection", artwork_id: Any) -> Any:
+    """``artwork_id`` as the store's ids are typed (bigint, text or uuid), so that a look-up
+    uses the primary key; a one-line error for an id that cannot be one."""
+    id_type = configurations.id_type_of(connection) or "text"
+    try:
+        if id_type == "bigint":
+            return int(str(artwork_id))
+        if id_type == "uuid":
+            return uuid.UUID(str(artwork_id))
+    except ValueError:
+        raise SearchError(f"artwork id {artwork_id!r} is not a {id_type}, as the store's ids are") from None
+    return str(artwork_id)
+
+
+def artwork_row(artwork_id: Any, *columns: str) -> "Select":
+    """One artwork's row of ``artvec.embeddings``, by its primary key."""
+    e = embeddings
+    return select(*(e.c[name] for name in columns)).where(e.c.artwork_id == bindparam("artwork_id", artwork_id))
+
+
 def known_artwork(connection: "Connection", artwork_id: Any) -> Any:
     """The stored id (typed as the column is), or a one-line error."""
-    found = connection.execute(
-        text("select artwork_id from artvec.embeddings where artwork_id::text = :artwork_id"),
-        {"artwork_id": str(artwork_id)}).scalar()
+    key = artwork_key(connection, artwork_id)
+    found = connection.execute(artwork_row(key, "artwork_id")).scalar()
     if found is None:
         raise SearchError(f"artwork {artwork_id} has no embedding in artvec.embeddings (run artvec sync?)")
     return found
@@ -274,47 +288,44 @@ def explain(connection: "Connection", statement: "Select", analyze: bool = False
 
 # ---- what the CLI shows ---------------------------------------------------------------------
 
-def embed_picture(settings: "Settings", path: str, by: str) -> tuple[Any, str]:
-    """The part of ``path``'s embedding that ``by`` compares, and the config_id that made it."""
+def embed_picture(settings: "Settings", config: "EmbeddingConfig", path: str, by: str) -> Any:
+    """The part of ``path``'s embedding (by ``config``) that ``by`` compares."""
     from .embedding import Embedder
 
-    config = settings.embedding_config()
     if not Path(path).is_file():
         raise SearchError(f"picture {path} does not exist")
     with Embedder(config, device=settings.get("sync.device")) as embedder:
         result = embedder.embed_paths([path])[0]
     if isinstance(result, Exception):
         raise SearchError(f"cannot embed {path}: {result}")
-    part = {"both": result.combined, "style": result.style, "colour": result.colour}[by]
-    return part, config.config_id
+    return {"both": result.combined, "style": result.style, "colour": result.colour}[by]
 
 
-def find_similar(settings: "Settings", artwork_id: str | None = None, image: str | None = None,
+def find_similar(engine: "Engine", settings: "Settings", artwork_id: str | None = None, image: str | None = None,
                  by: str = "both", filters: Mapping[str, Any] | None = None,
                  excludes: Mapping[str, Any] | None = None, k: int = 12,
                  through: str = "facets") -> dict[str, Any]:
-    """``search`` for the CLI: by id or by a picture file; the query's own picture location too."""
+    """``search`` for the CLI: by id or by a picture file (embedded by the active configuration,
+    the one the site shows); the query's own picture location too."""
     check_by(by)
     if (artwork_id is None) == (image is None):
         raise SearchError("give an artwork ID or --image PATH (one of them)")
     if image is not None:
-        vector, config_id = embed_picture(settings, image, by)
-        rows = search(settings, vector=vector, config_id=config_id, by=by, filters=filters,
-                      excludes=excludes, k=k, through=through)
+        with engine.connect() as connection:
+            current = configurations.active(connection)
+        if current is None:
+            raise SearchError("no embedding configuration is active yet: run artvec sync first")
+        vector = embed_picture(settings, current.embedding_config(), image, by)
+        rows = search(settings, vector=vector, config_id=current.config_id, by=by, filters=filters,
+                      excludes=excludes, k=k, through=through, engine=engine)
         return {"query": str(image), "query_location": str(Path(image).resolve()), "rows": rows}
     rows = search(settings, artwork_id=artwork_id, by=by, filters=filters, excludes=excludes, k=k,
-                  through=through)
-    return {"query": str(artwork_id), "query_location": query_location(settings, artwork_id), "rows": rows}
+                  through=through, engine=engine)
+    return {"query": str(artwork_id), "query_location": query_location(engine, artwork_id), "rows": rows}
 
 
-def query_location(settings: "Settings", artwork_id: Any) -> str | None:
-    from . import store
-
-    engine = store.engine_for_schema(settings)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text(
-                "select image_location from artvec.embeddings where artwork_id::text = :artwork_id"),
-                {"artwork_id": str(artwork_id)}).scalar()
-    finally:
-        engine.dispose()
+def query_location(engine: "Engine", artwork_id: Any) -> str | None:
+    """Where the picture of ``artwork_id`` is (as the sync stored it)."""
+    with engine.connect() as connection:
+        key = artwork_key(connection, artwork_id)
+        return connection.execute(artwork_row(key, "image_location")).scalar()
