@@ -397,6 +397,8 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
             typer.echo(f"  #{row['artwork_id']:<4} {row['distance']:.4f}  {facets.get('artist', ''):<20} "
                        f"{facets.get('era', '')}")
     typer.echo(f"\ncontact sheet: {result.sheet}")
+    typer.echo(f"demo catalogue settings: {result.images.parent / 'artvec.toml'} (artvec commands run from "
+               "that folder use the demo catalogue)")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
 
 

@@ -171,6 +171,11 @@ def table_exists(connection: "Connection", configuration: Configuration) -> bool
         text("select to_regclass(:name) is not null"), {"name": configuration.table}).scalar()
 
 
+def is_empty(connection: "Connection", configuration: Configuration) -> bool:
+    return not table_exists(connection, configuration) or not connection.execute(
+        text(f"select exists (select 1 from {configuration.table})")).scalar()
+
+
 def missing_from(connection: "Connection", configuration: Configuration, ids: list) -> int:
     """How many of ``ids`` (the catalogue's) have neither a vector nor a failure under ``configuration``."""
     return connection.execute(text(f"""

@@ -7,6 +7,7 @@ like this" three ways and a contact sheet. Re-running reuses everything already 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -52,6 +53,22 @@ def demo_settings(settings: "Settings", images: Path) -> "Settings":
                        "catalogue.image_root": str(images)}.items():
         settings.set(key, value, "artvec demo")
     return settings
+
+
+def write_settings(settings: "Settings", folder: Path) -> Path:
+    """``<home>/demo/artvec.toml``: the demo catalogue's settings, so that plain ``artvec sync``
+    (and the rest) run from that folder work on the demo store too."""
+    catalogue = settings.section("catalogue")
+    lines = ["# written by artvec demo: run artvec commands from this folder to use the demo catalogue",
+             "[catalogue]"]
+    for key, value in catalogue.items():
+        if key == "query":
+            lines.append(f"query = '''{value}'''")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    path = folder / "artvec.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_pictures(folder: Path) -> int:
@@ -137,6 +154,7 @@ def demo(settings: "Settings", say: Callable[[str], None] = print, device: str =
     written = write_pictures(images)
     say(f"pictures: {len(demo_pictures.catalogue())} in {images} ({written} generated now)")
     settings = demo_settings(settings, images)
+    write_settings(settings, home)
     store.init(settings)
     engine = store.engine_for_schema(settings)
     try:

@@ -175,16 +175,18 @@ class Pass:
 
 def configurations_to_sync(connection: "Connection", target: "EmbeddingConfig", id_type: str,
                            dry_run: bool) -> list[tuple["EmbeddingConfig", "Configuration | None"]]:
-    """[active] or [active, target]: the first configuration a store gets is active at once."""
+    """[active] or [active, target]: the configuration of an empty store is made active at once."""
     current = configurations.active(connection)
     if current is not None and current.config_id == target.config_id:
         found = current if dry_run else configurations.register(connection, target, id_type)
         return [(target, found)]
     if dry_run:
         found = configurations.find(connection, target.config_id)
-        return ([(current.embedding_config(), current)] if current else []) + [(target, found)]
+        if current is None or configurations.is_empty(connection, current):
+            return [(target, found)]
+        return [(current.embedding_config(), current), (target, found)]
     registered = configurations.register(connection, target, configurations.id_type_of(connection) or id_type)
-    if current is None:
+    if current is None or configurations.is_empty(connection, current):    # nothing the site could lose
         configurations.make_active(connection, registered)
         return [(target, registered)]
     return [(current.embedding_config(), current), (target, registered)]
@@ -290,7 +292,7 @@ def finish_switch(settings: "Settings", engine: "Engine", target: "Configuration
         missing = configurations.missing_from(connection, target, [row.artwork_id for row, _ in rows])
         configurations.record_missing(connection, target, missing)
     report.switch["missing"] = missing
-    if missing or not options.activate:
+    if missing:
         return
     from .indexes import create_indexes
 
@@ -304,6 +306,8 @@ def finish_switch(settings: "Settings", engine: "Engine", target: "Configuration
                     return
             create_indexes(settings, progress=options.say or (lambda line: None), engine=engine,
                            configuration=target)
+            if not options.activate:
+                return
             with engine.begin() as connection:
                 configurations.make_active(connection, target)
             report.switch["activated"] = True
