@@ -146,10 +146,15 @@ def point_view(connection: "Connection", table_name: str, grants: list[tuple[str
         connection.execute(text(f"grant {privilege} on {view} to {grantee}"))
 
 
+def lock_configurations(connection: "Connection") -> None:
+    """Until the transaction ends, no other session registers, activates or prunes a configuration."""
+    connection.execute(text("select pg_advisory_xact_lock(hashtext(:key))"), {"key": ACTIVATION_LOCK})
+
+
 def make_active(connection: "Connection", configuration: Configuration,
                 grants: list[tuple[str, str]] | None = None) -> None:
     """Point the view at ``configuration``'s table and mark it active (the caller's transaction)."""
-    connection.execute(text("select pg_advisory_xact_lock(hashtext(:key))"), {"key": ACTIVATION_LOCK})
+    lock_configurations(connection)
     m = tables.models
     connection.execute(update(m).where(m.c.active).values(active=False))
     connection.execute(update(m).where(m.c.config_id == configuration.config_id)
@@ -247,6 +252,7 @@ def activate(engine: "Engine", config_id: str, force: bool = False) -> dict[str,
     """Make ``config_id`` the one ``artvec.embeddings`` shows, in one transaction. Refused, unless
     ``force``, when it lacks vectors for pictures the site shows now, or its HNSW indexes."""
     with engine.begin() as connection:
+        lock_configurations(connection)
         configuration = find(connection, config_id)
         if configuration is None or not table_exists(connection, configuration):
             known = ", ".join(c.config_id for c in read(connection)) or "none"
@@ -272,7 +278,7 @@ def prune(engine: "Engine", keep: int = 0, spare: str | None = None) -> list[str
     if keep < 0:
         raise ArtvecError("--keep must be 0 or more")
     with engine.begin() as connection:
-        connection.execute(text("select pg_advisory_xact_lock(hashtext(:key))"), {"key": ACTIVATION_LOCK})
+        lock_configurations(connection)
         inactive = [c for c in read(connection, tables.models.c.active.is_(False)) if c.config_id != spare]
         inactive.sort(key=lambda c: c.last_used_at, reverse=True)
         dropped = inactive[keep:]

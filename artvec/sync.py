@@ -176,6 +176,8 @@ class Pass:
 def configurations_to_sync(connection: "Connection", target: "EmbeddingConfig", id_type: str,
                            dry_run: bool) -> list[tuple["EmbeddingConfig", "Configuration | None"]]:
     """[active] or [active, target]: the configuration of an empty store is made active at once."""
+    if not dry_run:       # workers starting together register and activate one at a time
+        configurations.lock_configurations(connection)
     current = configurations.active(connection)
     if current is not None and current.config_id == target.config_id:
         found = current if dry_run else configurations.register(connection, target, id_type)
