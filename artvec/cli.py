@@ -134,10 +134,37 @@ def embed(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
 ) -> None:
     """Embed pictures with the configured model and print or save their vectors."""
-    from .embedding import embed_command
+    from .embedding import embed as embed_pictures
 
-    typer.echo(embed_command(paths, out=out, json_out=as_json, device=device, batch_size=batch_size,
-                             threads=threads, config=settings().embedding_config()))
+    result = embed_pictures(paths, out=out, device=device, batch_size=batch_size, threads=threads,
+                            config=settings().embedding_config())
+    for line in embed_lines(result, as_json):
+        typer.echo(line)
+
+
+def embed_lines(result, as_json: bool) -> list[str]:
+    """What `artvec embed` prints: vectors (text or JSON lines), or what --out wrote; bad pictures."""
+    config = result.config
+    lines: list[str] = []
+    if result.out is not None:
+        if as_json:
+            lines.append(json.dumps({**result.meta(), "out": str(result.out), "names_file": str(result.names_file)}))
+        else:
+            lines.extend(f"{i}\t{name}" for i, name in enumerate(result.names))
+            lines.append(f"wrote {len(result.names)}×{config.dim} float32 to {result.out}, names in order to "
+                         f"{result.names_file} ({config.config_id})")
+    elif as_json:
+        for name, row in zip(result.names, result.vectors):
+            lines.append(json.dumps({"name": name, "config_id": config.config_id,
+                                     "vector": [round(float(v), 7) for v in row]}))
+        for error in result.errors:
+            lines.append(json.dumps({"name": error.name, "error": type(error).__name__, "reason": error.reason}))
+    else:
+        for name, row in zip(result.names, result.vectors):
+            lines.append(name + "\t" + ",".join(f"{float(v):.7g}" for v in row))
+    if not as_json:
+        lines.extend(f"error: {error}" for error in result.errors)
+    return lines
 
 
 @app.command()
