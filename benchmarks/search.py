@@ -255,7 +255,7 @@ def print_results(measured: dict, k: int) -> None:
         print(f"| {row['query']:<26} | {row['plan']:<5} | {row['p50_ms']:6.2f} | {row['p95_ms']:6.2f} | "
               f"{row['recall@10']:9.3f} | {row['missing_max']:>10} | {'ok' if ok else 'MISS':<6} |")
     print("\n| index | build s | size MB |\n|---|---|---|")
-    seconds = {item["index"]: item["seconds"] for item in measured["build"]}
+    seconds = {"embeddings_" + item["index"].split("_", 2)[2]: item["seconds"] for item in measured["build"]}
     for name, size in measured["sizes"].items():
         print(f"| {name} | {seconds.get(name, 0.0):.1f} | {size / 1e6:.1f} |")
 
