@@ -210,3 +210,10 @@ def test_docker_compose_has_pgvector_db_service():
     assert "artvec sync" in worker["command"] and "container_name" not in worker   # scalable
     user, password = db_service["environment"]["POSTGRES_USER"], db_service["environment"]["POSTGRES_PASSWORD"]
     assert f"postgresql://{user}:{password}@db:5432/" in worker["environment"]["ARTVEC_DATABASE_URL"]
+
+
+def test_urls_are_shown_without_their_password():
+    assert db.mask_url("postgresql://u:s3cret@db.example:5432/lib") == "postgresql://u:***@db.example:5432/lib"
+    assert db.mask_url("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
+    assert db.mask_url("postgresql://postgres:@/t?host=/tmp/x") == "postgresql://postgres:@/t?host=/tmp/x"
+    assert "s3cret" not in db.mask_url("postgresql+psycopg://u:s3cret@[::1/db")
