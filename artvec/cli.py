@@ -20,9 +20,9 @@ from .errors import ArtvecError
 app = typer.Typer(help="Style and colour similarity for picture libraries, in PostgreSQL + pgvector.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="The database artvec uses.", no_args_is_help=True)
-config_app = typer.Typer(help="artvec's configuration.", no_args_is_help=True)
+settings_app = typer.Typer(help="artvec's settings (defaults, artvec.toml, ARTVEC_*, options).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(config_app, name="config")
+app.add_typer(settings_app, name="config")
 
 STATE: dict = {"debug": False}
 
@@ -36,20 +36,20 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def global_options(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="artvec.toml to read (default: ./artvec.toml if present).")] = None,
+    settings_file: Annotated[Optional[Path], typer.Option("--config", help="artvec.toml to read (default: ./artvec.toml if present).")] = None,
     database_url: Annotated[Optional[str], typer.Option("--database-url", help="PostgreSQL URL (default: ARTVEC_DATABASE_URL, the config file, else the embedded server).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     STATE["debug"] = debug
-    STATE["config"] = config
+    STATE["settings_file"] = settings_file
     STATE["overrides"] = {"database.url": database_url}
 
 
-def settings(**overrides):
+def load_settings(**overrides):
     from .config import Settings
 
-    return Settings.load(STATE.get("config"), {**STATE.get("overrides", {}), **overrides})
+    return Settings.load(STATE.get("settings_file"), {**STATE.get("overrides", {}), **overrides})
 
 
 def echo_json(value) -> None:
@@ -57,11 +57,12 @@ def echo_json(value) -> None:
 
 
 @contextmanager
-def store_engine(settings_):
-    """The command's one engine on the store, made here and passed down; disposed at the end."""
-    from . import store
+def store_engine(settings, schema: bool = True):
+    """The command's one engine, made here and passed down; disposed at the end. ``schema``:
+    artvec's schema must be there already (every command but init, db status, demo)."""
+    from . import db, store
 
-    engine = store.engine_for_schema(settings_)
+    engine = store.engine_for_schema(settings) if schema else db.engine_for(settings)
     try:
         yield engine
     finally:
@@ -73,7 +74,9 @@ def init() -> None:
     """Create or upgrade artvec's schema (safe to run again)."""
     from . import store
 
-    result = store.init(settings())
+    settings = load_settings()
+    with store_engine(settings, schema=False) as engine:
+        result = store.init(settings, engine=engine)
     typer.echo(f"artvec schema at revision {result['revision']} in {result['url']}; "
                f"active configuration {result['active'] or '-'}")
 
@@ -83,7 +86,7 @@ def db_url() -> None:
     """Print the database URL (psql accepts it)."""
     from . import db
 
-    typer.echo(db.libpq_url(db.database_url(settings())))
+    typer.echo(db.url(load_settings()))
 
 
 @db_app.command("stop")
@@ -91,11 +94,8 @@ def db_stop() -> None:
     """Stop the embedded PostgreSQL server (any later command starts it again)."""
     from . import db
 
-    config = settings()
-    if not db.is_embedded(config):
-        raise ArtvecError("database.url is set: artvec only stops its own embedded server")
-    data_dir = db.embedded_data_dir(config)
-    typer.echo(f"stopped the embedded server in {data_dir}" if db.stop_embedded(data_dir)
+    data_dir, was_running = db.stop(load_settings())
+    typer.echo(f"stopped the embedded server in {data_dir}" if was_running
                else f"the embedded server in {data_dir} is not running")
 
 
@@ -104,7 +104,9 @@ def db_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-read
     """Where the database is and what artvec keeps in it."""
     from . import store
 
-    info = store.db_status(settings())
+    settings = load_settings()
+    with store_engine(settings, schema=False) as engine:
+        info = store.db_status(settings, engine=engine)
     if as_json:
         echo_json(info)
         return
@@ -112,10 +114,12 @@ def db_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-read
         typer.echo(f"{key:>18}: {value}")
 
 
-@config_app.command("show")
-def config_show(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Print the effective configuration and where each value came from (passwords hidden)."""
-    rows = settings().rows()
+@settings_app.command("show")
+def settings_show(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Print the effective settings and where each value came from (passwords hidden)."""
+    from .config import show
+
+    rows = show(load_settings())
     if as_json:
         echo_json({key: {"value": value, "source": source} for key, value, source in rows})
         return
@@ -137,7 +141,7 @@ def embed(
     from .embedding import embed as embed_pictures
 
     result = embed_pictures(paths, out=out, device=device, batch_size=batch_size, threads=threads,
-                            config=settings().embedding_config())
+                            config=load_settings().embedding_config())
     for line in embed_lines(result, as_json):
         typer.echo(line)
 
@@ -190,14 +194,14 @@ def sync(
     from .progress import Progress
     from .sync import SyncOptions, sync as run_sync
 
-    config = settings(**{"catalogue.table": table, "catalogue.image_root": str(image_root) if image_root else None,
-                         "sync.batch_size": batch_size, "sync.device": device})
+    settings = load_settings(**{"catalogue.table": table, "catalogue.image_root": str(image_root) if image_root else None,
+                                "sync.batch_size": batch_size, "sync.device": device})
     options = SyncOptions(limit=limit, dry_run=dry_run, full=full, retry_failed=retry_failed,
-                          batch_size=config.get("sync.batch_size"), device=config.get("sync.device"),
+                          batch_size=settings.get("sync.batch_size"), device=settings.get("sync.device"),
                           activate=not no_activate, progress=None if as_json else Progress("sync"),
                           say=None if as_json else (lambda line: typer.echo(line, err=True)))
-    with store_engine(config) as engine:
-        report = run_sync(config, options, engine=engine)
+    with store_engine(settings) as engine:
+        report = run_sync(settings, options, engine=engine)
     echo_json(report_dict(report)) if as_json else typer.echo(report_text(report))
     raise typer.Exit(report.exit_code)
 
@@ -242,9 +246,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Counts by state and configuration, the last sync, the most common failure reasons."""
     from .sync import status as sync_status
 
-    current = settings()
-    with store_engine(current) as engine:
-        info = sync_status(current, engine=engine)
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        info = sync_status(settings, engine=engine)
     if as_json:
         echo_json(info)
         return
@@ -270,9 +274,9 @@ def failures(
     """List pictures that could not be embedded, newest first, with the reason."""
     from .sync import failures as list_failures
 
-    current = settings()
-    with store_engine(current) as engine:
-        rows = list_failures(current, limit, engine=engine)
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        rows = list_failures(settings, limit, engine=engine)
     if as_json:
         echo_json(rows)
         return
@@ -291,20 +295,20 @@ def index_command(
     """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
     from . import indexes
 
-    current = settings()
-    with store_engine(current) as engine:
-        indexes.create_indexes(current, rebuild=rebuild, progress=typer.echo,
-                               maintenance_work_mem=maintenance_work_mem, engine=engine)
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        indexes.index(settings, rebuild=rebuild, progress=typer.echo,
+                      maintenance_work_mem=maintenance_work_mem, engine=engine)
 
 
-def with_stored_facets(current, engine):
+def with_stored_facets(settings, engine):
     """The settings; without configured facets, those the sync stored (e.g. after `artvec demo`)."""
     from . import store
 
-    if not current.get("catalogue.facets"):
+    if not settings.get("catalogue.facets"):
         with engine.connect() as connection:
-            current.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
-    return current
+            settings.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
+    return settings
 
 
 @app.command("similar")
@@ -322,18 +326,18 @@ def similar_command(
     """The pictures nearest to an artwork (or to a picture file), with distances and facets."""
     from . import search
 
-    current = settings()
-    with store_engine(current) as engine:
-        current = with_stored_facets(current, engine)
-        found = search.find_similar(engine, current, artwork_id, str(image) if image else None, by,
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        settings = with_stored_facets(settings, engine)
+        found = search.find_similar(engine, settings, artwork_id, str(image) if image else None, by,
                                     search.parse_filters(filters or []), search.parse_filters(excludes or []),
                                     k, through)
     if sheet:
-        write_similar_sheet(current, found, sheet)
+        write_similar_sheet(settings, found, sheet)
     if as_json:
         echo_json(found["rows"])
         return
-    facets = list(current.get("catalogue.facets") or [])
+    facets = list(settings.get("catalogue.facets") or [])
     typer.echo("  ".join([f"{'id':>12}", f"{'distance':>9}", *[f"{name:<16}" for name in facets]]).rstrip())
     for row in found["rows"]:
         values = [str((row["facets"] or {}).get(name, "")) for name in facets]
@@ -341,10 +345,10 @@ def similar_command(
                               *[f"{value:<16}" for value in values]]).rstrip())
 
 
-def write_similar_sheet(config, found: dict, out: Path) -> None:
+def write_similar_sheet(settings, found: dict, out: Path) -> None:
     from .sheet import resolve_location, write_sheet
 
-    root = config.get("catalogue.image_root")
+    root = settings.get("catalogue.image_root")
     neighbours = [(f"{row['artwork_id']}\nd = {row['distance']:.4f}", resolve_location(row["image_location"], root))
                   for row in found["rows"]]
     query = (f"query {found['query']}"[:30], resolve_location(found["query_location"], root))
@@ -357,7 +361,7 @@ def grant_read_command(role: Annotated[str, typer.Argument(help="Database role o
     """Give a database role read-only access to artvec's schema (now and for future tables)."""
     from . import grants
 
-    with store_engine(settings()) as engine:
+    with store_engine(load_settings()) as engine:
         for statement in grants.grant_read(engine, role):
             typer.echo(statement)
 
@@ -367,7 +371,7 @@ def configs(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     """The embedding configurations in the store: dims, pictures embedded, indexes, which is active."""
     from . import configurations
 
-    with store_engine(settings()) as engine:
+    with store_engine(load_settings()) as engine:
         rows = configurations.configs(engine)
     if as_json:
         echo_json(rows)
@@ -390,7 +394,7 @@ def activate(
     """Make an embedding configuration the one artvec.embeddings shows, in one transaction."""
     from . import configurations
 
-    with store_engine(settings()) as engine:
+    with store_engine(load_settings()) as engine:
         result = configurations.activate(engine, config_id, force=force)
     typer.echo(f"{config_id} is active" + ("" if result["changed"] else " already")
                + (f" (was {result['previous']})" if result["changed"] and result["previous"] else ""))
@@ -401,9 +405,9 @@ def prune(keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the N mo
     """Drop the vectors of inactive embedding configurations (never the active or the configured one)."""
     from . import configurations
 
-    current = settings()
-    with store_engine(current) as engine:
-        dropped = configurations.prune(engine, keep=keep, spare=current.embedding_config().config_id)
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        dropped = configurations.prune(engine, keep=keep, spare=settings.embedding_config().config_id)
     for config_id in dropped:
         typer.echo(f"dropped {config_id}")
     if not dropped:
@@ -415,7 +419,9 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
     """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet."""
     from .demo import demo as run_demo
 
-    result = run_demo(settings(), say=typer.echo, device=device)
+    settings = load_settings()
+    with store_engine(settings, schema=False) as engine:
+        result = run_demo(settings, engine, say=typer.echo, device=device)
     for example in result.examples:
         filters = ", ".join(f"{key} = {value}" for key, value in example.filters.items())
         typer.echo(f"\n{example.title}: #{example.query_id}" + (f" ({filters})" if filters else ""))

@@ -148,26 +148,23 @@ def contact_sheet(settings: "Settings", engine: "Engine", example: Example, out:
     return sheet.write_sheet(query, neighbours, out)
 
 
-def demo(settings: "Settings", say: Callable[[str], None] = print, device: str = "cpu") -> DemoResult:
+def demo(settings: "Settings", engine: "Engine", say: Callable[[str], None] = print, device: str = "cpu") -> DemoResult:
+    """The whole demo on ``engine``'s database (the command's one engine; its schema is made here)."""
     home = settings.home / "demo"
     images = home / "images"
     written = write_pictures(images)
     say(f"pictures: {len(demo_pictures.catalogue())} in {images} ({written} generated now)")
     settings = demo_settings(settings, images)
     write_settings(settings, home)
-    store.init(settings)
-    engine = store.engine_for_schema(settings)
-    try:
-        refuse_foreign_embeddings(engine)
-        create_catalogue(engine)
-        say(f"catalogue: demo.artists, demo.eras, demo.pictures in {db.mask_url(db.libpq_url(db.database_url(settings)))}")
-        report = sync(settings, SyncOptions(device=device, batch_size=8), engine=engine)
-        say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
-            f"({report.seconds:.1f} s)")
-        indexes.create_indexes(settings, engine=engine, progress=lambda message: None)
-        say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
-        examples = run_examples(settings, engine)
-        out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
-    finally:
-        engine.dispose()
+    store.init(settings, engine=engine)
+    refuse_foreign_embeddings(engine)
+    create_catalogue(engine)
+    say(f"catalogue: demo.artists, demo.eras, demo.pictures in {db.mask_url(db.libpq_url(engine.url.render_as_string(False)))}")
+    report = sync(settings, SyncOptions(device=device, batch_size=8), engine=engine)
+    say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
+        f"({report.seconds:.1f} s)")
+    indexes.index(settings, engine=engine, progress=lambda message: None)
+    say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
+    examples = run_examples(settings, engine)
+    out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
     return DemoResult(images, out, report, examples)

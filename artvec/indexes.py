@@ -116,7 +116,7 @@ def progress_detail(row) -> str:
     return f", {row.tuples_done:,} rows" if row.tuples_done else ""
 
 
-def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progress = print,
+def index(settings: "Settings", rebuild: bool = False, progress: Progress = print,
                    maintenance_work_mem: str | None = None, engine: "Engine | None" = None,
                    configuration: "Configuration | None" = None) -> list[dict]:
     """HNSW indexes on embedding, style and colour, a B-tree on each facet, on the table of
@@ -162,6 +162,9 @@ def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progre
         if owned:
             engine.dispose()
     return report
+
+
+create_indexes = index      # the name before ``artvec index`` had a function of its own name
 
 
 def ensure_index(connection: "Connection", engine: "Engine", pid: int, table: str, name: str, using: str,
