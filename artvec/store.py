@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import func, insert, select, text, update
 
 from . import configurations, db, migrate, tables
 from .errors import ConfigError
@@ -110,17 +110,17 @@ COPY_TYPES = {"bigint": "int8", "text": "text", "uuid": "uuid"}
 def stored_state(connection: "Connection", table: str) -> dict[Any, Any]:
     """artwork_id -> row (image_location, source_stamp, source_updated_at, facets, image_sha256,
     updated_at) of one configuration's table."""
-    rows = connection.execute(text(f"""
-        select artwork_id, image_location, source_stamp, source_updated_at, facets, image_sha256, updated_at
-        from {table}"""))
+    t = tables.configuration_table(table.rpartition(".")[2])
+    rows = connection.execute(select(t.c.artwork_id, t.c.image_location, t.c.source_stamp, t.c.source_updated_at,
+                                     t.c.facets, t.c.image_sha256, t.c.updated_at))
     return {row.artwork_id: row for row in rows}
 
 
 def stored_failures(connection: "Connection") -> dict[Any, Any]:
     """artwork_id -> row (config_id, image_location, source_stamp, source_updated_at, last_failed_at)."""
-    rows = connection.execute(text("""
-        select artwork_id, config_id, image_location, source_stamp, source_updated_at, last_failed_at
-        from artvec.failures"""))
+    f = tables.failures
+    rows = connection.execute(select(f.c.artwork_id, f.c.config_id, f.c.image_location, f.c.source_stamp,
+                                     f.c.source_updated_at, f.c.last_failed_at))
     return {row.artwork_id: row for row in rows}
 
 
@@ -153,16 +153,15 @@ def versions(connection: "Connection", table: str, ids: list) -> dict[Any, tuple
 
 
 def start_run(connection: "Connection", worker: str, config_id: str, catalogue_size: int | None = None) -> int:
-    return connection.execute(text("""
-        insert into artvec.sync_runs (worker, config_id, catalogue_size) values (:worker, :config_id, :size)
-        returning run_id"""), {"worker": worker, "config_id": config_id, "size": catalogue_size}).scalar_one()
+    runs = tables.sync_runs
+    return connection.execute(insert(runs).values(worker=worker, config_id=config_id, catalogue_size=catalogue_size)
+                              .returning(runs.c.run_id)).scalar_one()
 
 
 def finish_run(connection: "Connection", run_id: int, state: str, counts: dict[str, int], seconds: float) -> None:
-    connection.execute(text("""
-        update artvec.sync_runs set finished_at = now(), state = :state, embedded = :embedded,
-               unchanged = :unchanged, deleted = :deleted, failed = :failed, seconds = :seconds
-        where run_id = :run_id"""), {"run_id": run_id, "state": state, "seconds": seconds, **counts})
+    runs = tables.sync_runs
+    connection.execute(update(runs).where(runs.c.run_id == run_id)
+                       .values(finished_at=func.now(), state=state, seconds=seconds, **counts))
 
 
 class BatchWriter:
@@ -278,18 +277,19 @@ class Claims:
 
 
 def list_failures(connection: "Connection", limit: int) -> list[dict]:
-    rows = connection.execute(text("""
-        select artwork_id, image_location, reason, attempts, first_failed_at, last_failed_at, config_id
-        from artvec.failures order by last_failed_at desc, artwork_id limit :limit"""), {"limit": limit})
+    f = tables.failures
+    rows = connection.execute(select(f.c.artwork_id, f.c.image_location, f.c.reason, f.c.attempts,
+                                     f.c.first_failed_at, f.c.last_failed_at, f.c.config_id)
+                              .order_by(f.c.last_failed_at.desc(), f.c.artwork_id).limit(limit))
     return [dict(row._mapping) for row in rows]
 
 
 def sync_status(connection: "Connection") -> dict:
     by_config = [{"config_id": c.config_id, "count": configurations.count_rows(connection, c), "active": c.active}
                  for c in configurations.read(connection)]
-    last = connection.execute(text("""
-        select run_id, worker, config_id, started_at, finished_at, state, embedded, unchanged, deleted, failed, seconds
-        from artvec.sync_runs order by run_id desc limit 1""")).first()
+    runs = tables.sync_runs
+    last = connection.execute(select(*(c for c in runs.c if c.name != "catalogue_size"))
+                              .order_by(runs.c.run_id.desc()).limit(1)).first()
     reasons = connection.execute(text("""
         select regexp_replace(reason, ':.*$', '') as reason, count(*) as count
         from artvec.failures group by 1 order by 2 desc limit 5"""))
