@@ -113,6 +113,8 @@ def test_during_a_switch_the_active_configuration_stays_current(catalogue, engin
     run_cli("sync", "--limit", "1", env=switched)
     new = next(config_id for config_id in configs(switched) if config_id != old)
 
+    dry = run_cli("sync", "--dry-run", env=switched)
+    assert "would embed 3 config" in dry.stdout and len(json.loads(run_cli("configs", "--json", env=env).stdout)) == 2
     refused = run_cli("activate", new, env=switched, check=False)
     assert refused.returncode == 1 and "3 pictures of the active configuration have no vector" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
