@@ -171,7 +171,7 @@ class Settings:
             raise ConfigError(f"embedding configuration: {error}") from None
 
     def rows(self) -> list[tuple[str, Any, str]]:
-        """(key, effective value, source); embedding defaults are filled in from the configuration."""
+        """(key, effective value, source); embedding defaults are filled in from the embedding configuration."""
         effective = dict(self.values)
         embedding = self.embedding_config().to_dict()
         for name, value in embedding.items():
@@ -179,3 +179,8 @@ class Settings:
             if key in effective and effective[key] is None:
                 effective[key] = list(value) if isinstance(value, tuple) else value
         return [(key, mask_secrets(key, effective[key]), self.sources[key]) for key in SETTINGS]
+
+
+def show(settings: Settings) -> list[tuple[str, Any, str]]:
+    """What ``artvec config show`` prints: (key, effective value, source), secrets hidden."""
+    return settings.rows()

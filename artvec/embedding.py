@@ -642,61 +642,57 @@ def embed_files(
     return array, names, errors
 
 
-def embed_command(
+@dataclass
+class EmbedResult:
+    """What ``embed`` made: the vectors of the good pictures (input order), their names, the
+    errors of the bad ones, and where ``--out`` wrote them."""
+    vectors: np.ndarray
+    names: list[str]
+    errors: list[ImageError]
+    config: EmbeddingConfig
+    out: Path | None = None
+    names_file: Path | None = None
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "config_id": self.config.config_id,
+            "config": self.config.to_dict(),
+            "dim": self.config.dim,
+            "style_dim": self.config.style_dim,
+            "colour_dim": self.config.colour_dim,
+            "count": len(self.names),
+            "names": self.names,
+            "errors": [{"name": e.name, "error": type(e).__name__, "reason": e.reason} for e in self.errors],
+        }
+
+
+def embed(
     paths,
     out: str | os.PathLike | None = None,
-    json_out: bool = False,
     device: str = "cpu",
     batch_size: int = 8,
     threads: int | None = None,
     config: EmbeddingConfig = DEFAULT_CONFIG,
-) -> str:
-    """Everything behind ``artvec embed PATH... [--out vectors.npy] [--json]``; returns the text to print.
+) -> EmbedResult:
+    """Everything behind ``artvec embed PATH... [--out vectors.npy]`` but the printing (cli.py).
 
-    ``--out`` writes the N×D float32 array (input order) and, beside it,
-    ``<out>.json`` (``vectors.npy`` -> ``vectors.json``) with the config, the
-    names in row order and the errors.  Without ``--out`` the vectors are printed
-    (JSON lines with ``--json``, else one ``name<TAB>v1,v2,…`` line each).
-    Bad pictures are reported, one line each (``error: <name>: <reason>``), and
-    do not stop the others.  Raises :class:`ArtvecError` if nothing could be embedded."""
+    ``out`` gets the N×D float32 array (input order) and, beside it, ``<out>.json``
+    (``vectors.npy`` -> ``vectors.json``) with the config, the names in row order and the
+    errors.  Bad pictures do not stop the others.  Raises :class:`ArtvecError` if nothing
+    could be embedded."""
     array, names, errors = embed_files(paths, config=config, device=device, batch_size=batch_size, threads=threads)
-    meta = {
-        "config_id": config.config_id,
-        "config": config.to_dict(),
-        "dim": config.dim,
-        "style_dim": config.style_dim,
-        "colour_dim": config.colour_dim,
-        "count": len(names),
-        "names": names,
-        "errors": [{"name": e.name, "error": type(e).__name__, "reason": e.reason} for e in errors],
-    }
-    lines: list[str] = []
+    if not names:
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ArtvecError(f"no picture could be embedded: {errors[0]}{more}")
+        raise ArtvecError("no pictures found in the given paths")
+    result = EmbedResult(array, names, errors, config)
     if out is not None:
         out = Path(out)
         if out.suffix != ".npy":
             out = out.with_name(out.name + ".npy")
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, array)
-        sidecar = out.with_suffix(".json")
-        sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-        if json_out:
-            lines.append(json.dumps({**meta, "out": str(out), "names_file": str(sidecar)}))
-        else:
-            lines.extend(f"{i}\t{n}" for i, n in enumerate(names))
-            lines.append(f"wrote {len(names)}×{config.dim} float32 to {out}, names in order to {sidecar} ({config.config_id})")
-    elif json_out:
-        for n, row in zip(names, array):
-            lines.append(json.dumps({"name": n, "config_id": config.config_id, "vector": [round(float(v), 7) for v in row]}))
-        for e in errors:
-            lines.append(json.dumps({"name": e.name, "error": type(e).__name__, "reason": e.reason}))
-    else:
-        for n, row in zip(names, array):
-            lines.append(n + "\t" + ",".join(f"{float(v):.7g}" for v in row))
-    if not json_out:
-        lines.extend(f"error: {e}" for e in errors)
-    if not names:
-        if errors:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise ArtvecError(f"no picture could be embedded: {errors[0]}{more}")
-        raise ArtvecError("no pictures found in the given paths")
-    return "\n".join(lines)
+        result.out, result.names_file = out, out.with_suffix(".json")
+        result.names_file.write_text(json.dumps(result.meta(), indent=2) + "\n")
+    return result
