@@ -19,7 +19,6 @@ import math
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -28,6 +27,7 @@ import numpy as np
 
 from .errors import ArtvecError, ConfigError, first_line
 from .images import DEFAULT_MAX_PIXELS, CorruptImage, ImageError, iter_image_files, load_image
+from .isolation import DaemonPool
 from .weights import LAYER_INDEX, SOURCES, get_source, weights_identity
 
 __all__ = [
@@ -329,7 +329,8 @@ class Embedder:
         self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
         self.head = StyleHead(config, self.device)
         self.decode_workers = max(1, int(decode_workers))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
+        self.decode_timeout: float | None = None   # seconds one picture may take to decode
 
     @property
     def config_id(self) -> str:
@@ -391,14 +392,21 @@ class Embedder:
         except Exception as exc:  # never let one picture stop the stream
             return CorruptImage(name, f"cannot decode ({type(exc).__name__}: {first_line(exc)})")
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="artvec-decode")
+            self._pool = DaemonPool(self.decode_workers, "artvec-decode")
         return self._pool
+
+    def _decoded(self, future, name: str):
+        """A decode's result; one that runs past ``decode_timeout`` seconds is cut off."""
+        try:
+            return self._pool.result(future, self.decode_timeout)
+        except TimeoutError:
+            return CorruptImage(name, f"decoding took longer than {self.decode_timeout:g} s (cut off)")
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
 
     def __enter__(self):
@@ -410,20 +418,30 @@ class Embedder:
     def __del__(self):
         try:
             if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool.shutdown()
         except Exception:
             pass
 
     # ---- public batch API --------------------------------------------------------------
-    def _run(self, prepared: list) -> list:
-        """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order."""
+    def _run(self, prepared: list, names: list[str] | None = None) -> list:
+        """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order. If the model
+        fails on a batch, each picture is tried alone, so one picture's failure stays its own."""
         good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
         out: list = list(prepared)
-        if good:
-            batch = np.stack([prepared[i][0] for i in good])
-            style = self.style_batch(batch)
-            for row, i in enumerate(good):
-                out[i] = self._combine(style[row].copy(), prepared[i][1])
+        if not good:
+            return out
+        try:
+            style = self.style_batch(np.stack([prepared[i][0] for i in good]))
+        except Exception as exc:  # noqa: BLE001 - a Torch error (out of memory, ...) on this batch
+            if len(good) > 1:
+                for i in good:
+                    out[i] = self._run([prepared[i]], [names[i] if names else "<picture>"])[0]
+                return out
+            name = names[good[0]] if names else "<picture>"
+            out[good[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
+            return out
+        for row, i in enumerate(good):
+            out[i] = self._combine(style[row].copy(), prepared[i][1])
         return out
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
@@ -459,14 +477,14 @@ class Embedder:
                     exhausted = True
                     return
                 name = str(key) if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
-                pending.append((key, pool.submit(self._decode, source, name)))
+                pending.append((key, name, pool.submit(self._decode, source, name)))
 
         fill()
         while pending:
             chunk = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
             fill()  # the next batch decodes while the model runs on this one
-            prepared = [future.result() for _, future in chunk]
-            for (key, _), result in zip(chunk, self._run(prepared)):
+            prepared = [self._decoded(future, name) for _, name, future in chunk]
+            for (key, _, _), result in zip(chunk, self._run(prepared, [name for _, name, _ in chunk])):
                 yield key, result
 
     def embed_paths(self, paths: list[str | Path], batch_size: int = 8) -> list[Vectors | ImageError]:

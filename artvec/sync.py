@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import db, store
 from .catalogue import Catalogue, CatalogueRow
+from .errors import first_line
 from .images import ImageError
-from .sources import SourceOptions, read_bytes, stamp
+from .sources import FetchError, SourceOptions, read_bytes, stamp
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -188,6 +189,12 @@ def sync(settings: "Settings", options: SyncOptions) -> SyncReport:
     return report
 
 
+def one_line(reason: str, limit: int = 1000) -> str:
+    """A failure reason as PostgreSQL text can hold it (no NUL), on one line, of bounded length."""
+    reason = " ".join(reason.replace("\x00", "\\0").split())
+    return reason if len(reason) <= limit else reason[:limit - 1] + "…"
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -213,6 +220,7 @@ class Runner:
         self.readers = ThreadPoolExecutor(max(1, settings.get("sync.http_concurrency")), "artvec-read")
         self.writer = store.BatchWriter(url, catalogue.id_type)
         self.claims = store.Claims(url)
+        self.decode_timeout = settings.get("sync.decode_timeout")
         self.done = 0
         self.total = 0
         self.started = time.perf_counter()
@@ -222,6 +230,7 @@ class Runner:
 
         self.total = len(tasks)
         embedder = Embedder(self.config, device=self.options.device)
+        embedder.decode_timeout = self.decode_timeout
         started = time.perf_counter()
         try:
             for (batch, task, sha), result in embedder.embed_stream(self.items(tasks), self.options.batch_size):
@@ -259,6 +268,8 @@ class Runner:
             return read_bytes(task.row.image, self.sources), None
         except ImageError as error:
             return None, error
+        except Exception as error:  # noqa: BLE001 - whatever one picture does, it is its own failure
+            return None, FetchError(task.row.image, f"cannot read ({type(error).__name__}: {first_line(error)})")
 
     def claim(self, tasks: list[Task]) -> Batch:
         """Lock the batch's pictures, and keep those nobody has written since our plan was made."""
@@ -284,7 +295,7 @@ class Runner:
         self.flush_if_done(batch)
 
     def failure_row(self, task: Task, error: ImageError) -> tuple:
-        reason = f"{error.kind}: {error.reason}"
+        reason = one_line(f"{error.kind}: {error.reason}")
         self.report.failures.append(f"{task.row.artwork_id} ({task.row.image or 'no image'}): {reason}")
         return (task.row.artwork_id, self.config.config_id, reason, task.row.image, task.stamp, task.row.updated_at)
 

@@ -1,0 +1,100 @@
+"""Faults a real library throws at `artvec sync`: malformed locations, pictures that break or hang a
+decoder, kills at random moments, dropped connections, a restarted server, killed workers.
+
+Real server, real model, real CLI, small pictures. After every scenario the same invariants hold
+(`assert_consistent`): every good picture embedded exactly once, every bad one in artvec.failures
+with a one-line reason, none both, no advisory locks and no `running` sync runs left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import text
+
+from helpers import run_cli
+from test_sync import add_pictures, catalogue, make_picture, stored, wait_for_rows  # noqa: F401 - fixture
+
+SLOW = {"ARTVEC_EMBEDDING_IMAGE_SIZE": "128"}    # a batch takes a moment: faults land mid-sync
+
+
+def add_rows(engine, rows: dict) -> None:
+    """Catalogue rows id -> image location, as they come (no picture made)."""
+    with engine.begin() as connection:
+        for artwork_id, location in rows.items():
+            connection.execute(text("insert into public.artworks (id, image_path) values (:i, :p)"),
+                               {"i": artwork_id, "p": location})
+
+
+def failure_reasons(engine) -> dict:
+    with engine.connect() as connection:
+        return dict(connection.execute(text("select artwork_id, reason from artvec.failures")).all())
+
+
+def assert_consistent(engine, good: set, bad: set) -> None:
+    with engine.connect() as connection:
+        ids = list(connection.execute(text("select artwork_id from artvec.embeddings")).scalars())
+        locks = connection.execute(text("""
+            select count(*) from pg_locks where locktype = 'advisory'
+              and database = (select oid from pg_database where datname = current_database())""")).scalar()
+        running = connection.execute(text("select count(*) from artvec.sync_runs where state = 'running'")).scalar()
+    reasons = failure_reasons(engine)
+    assert len(ids) == len(set(ids)) and set(ids) == good, sorted(set(ids) ^ good)
+    assert set(reasons) == bad, sorted(set(reasons) ^ bad)
+    assert all(reason and "\n" not in reason for reason in reasons.values())
+    assert (locks, running) == (0, 0)
+
+
+def assert_clean(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def sync_cli(env, *args, extra: dict | None = None, check_code: int | None = None) -> subprocess.CompletedProcess:
+    result = run_cli("sync", "--batch-size", "4", *args, env={**env, **(extra or {})}, check=False)
+    assert_clean(result)
+    if check_code is not None:
+        assert result.returncode == check_code, result.stdout + result.stderr
+    return result
+
+
+def slow_png(path: Path, side: int = 10000) -> None:
+    """A small file that takes the decoder a second: a zlib bomb under the pixel limit."""
+    Image.new("L", (side, side), 0).save(path, "PNG", compress_level=9)
+
+
+def test_malformed_locations_and_bad_files_are_each_their_own_failure(catalogue, engine, env):
+    """Regression: `http://[bad/x` raised ValueError out of the reader threads and stopped every run."""
+    add_pictures(engine, catalogue, range(1, 5))
+    (catalogue / "folder.png").mkdir()
+    os.mkfifo(catalogue / "pipe.png")                     # would block a reader forever
+    (catalogue / "nul.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x00" * 4)
+    locked = catalogue / "locked.png"
+    locked.write_text("not a picture either")
+    locked.chmod(0)
+    slow_png(catalogue / "slow.png")
+    bad = {10: "http://[bad/x", 11: "http://exa mple.org/x.png", 12: "http://:99999/x.png", 13: "https://",
+           14: "x" * 5000 + ".png", 15: "folder.png", 16: "pipe.png", 17: "/dev/zero", 18: "/proc/1/mem",
+           19: "nul.png", 20: "locked.png", 21: "slow.png", 22: "", 23: "missing.png"}
+    add_rows(engine, bad)
+    result = sync_cli(env, extra={"ARTVEC_SYNC_DECODE_TIMEOUT": "0.3"}, check_code=4)
+    assert "4 embedded" in result.stdout and f"{len(bad)} failed" in result.stdout
+    assert_consistent(engine, set(range(1, 5)), set(bad))
+    reasons = failure_reasons(engine)
+    assert "malformed URL" in reasons[10] and "Invalid IPv6 URL" in reasons[10]
+    assert "malformed URL" in reasons[11] and "malformed URL" in reasons[12] and "malformed URL" in reasons[13]
+    assert "too long" in reasons[14] and len(reasons[14]) < 1100
+    assert "folder" in reasons[15]
+    assert "not a regular file" in reasons[16] and "not a regular file" in reasons[17]
+    assert "cut off" in reasons[21]
+    again = sync_cli(env, check_code=0)                  # recorded: the next run does not trip on them
+    assert "0 embedded" in again.stdout and f"{len(bad)} failed before" in again.stdout
