@@ -170,7 +170,8 @@ class BatchWriter:
         import psycopg
         from pgvector.psycopg import register_vector
 
-        self.connection = psycopg.connect(db.libpq_url(url))
+        # autocommit: each write is its own explicit transaction, and Claims can share the session
+        self.connection = psycopg.connect(db.libpq_url(url), autocommit=True)
         register_vector(self.connection)
         self.copy_types = [COPY_TYPES[id_type], "text", "vector", "vector", "vector", "bytea", "text", "text",
                            "timestamptz", "jsonb"]
@@ -235,8 +236,9 @@ class BatchWriter:
                         [(location, stamp, updated, Jsonb(facets), artwork_id)
                          for artwork_id, location, stamp, updated, facets in touched])
             if progress:
-                self.connection.execute("update artvec.sync_runs set embedded = %s, failed = %s where run_id = %s",
-                                        (progress[1], progress[2], progress[0]))
+                self.connection.execute("""
+                    update artvec.sync_runs set embedded = %s, failed = %s, state = 'running', finished_at = null
+                    where run_id = %s""", (progress[1], progress[2], progress[0]))
 
 
 class Claims:
@@ -246,10 +248,11 @@ class Claims:
 
     NAMESPACE = 0x61727476  # "artv": keeps artvec's locks apart from the site's
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, connection=None):
+        """connection: an autocommit psycopg connection to share (the BatchWriter's), else a new one."""
         import psycopg
 
-        self.connection = psycopg.connect(db.libpq_url(url), autocommit=True)
+        self.connection = connection or psycopg.connect(db.libpq_url(url), autocommit=True)
 
     def claim(self, ids: list) -> set:
         rows = self.connection.execute("""
@@ -264,6 +267,44 @@ class Claims:
 
     def close(self) -> None:
         self.connection.close()
+
+
+# --- sync runs whose worker is gone --------------------------------------------------------------
+# A running sync holds a session advisory lock keyed by its run id on its own connection; the lock
+# vanishes with the worker (kill -9, lost connection), so a `running` row without it is interrupted.
+
+RUN_LOCKS = 0x61727472  # "artr"
+
+
+def start_locked_run(pg_connection, worker: str, config_id: str) -> int:
+    """Insert the run and take its lock in one transaction: nobody sees the row without the lock."""
+    with pg_connection.transaction():
+        run_id = pg_connection.execute("insert into artvec.sync_runs (worker, config_id) values (%s, %s) "
+                                       "returning run_id", (worker, config_id)).fetchone()[0]
+        lock_run(pg_connection, run_id)
+    return run_id
+
+
+def lock_run(pg_connection, run_id: int) -> None:
+    pg_connection.execute("select pg_advisory_lock(%s, (%s %% 2147483647)::int)", (RUN_LOCKS, run_id))
+
+
+def run_counts(pg_connection, run_id: int) -> tuple[int, int]:
+    """(embedded, failed) as the run last recorded them."""
+    return tuple(pg_connection.execute("select embedded, failed from artvec.sync_runs where run_id = %s",
+                                       (run_id,)).fetchone())
+
+
+def mark_interrupted(connection: "Connection") -> int:
+    """Runs left `running` by a worker that is gone become `interrupted`; how many."""
+    return connection.execute(text("""
+        update artvec.sync_runs r set state = 'interrupted', finished_at = now()
+        where r.state = 'running' and not exists (
+            select 1 from pg_locks l
+            where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+              and l.database = (select oid from pg_database where datname = current_database())
+              and l.classid = cast(:namespace as oid) and l.objid = cast(r.run_id % 2147483647 as oid))"""),
+        {"namespace": RUN_LOCKS}).rowcount
 
 
 def list_failures(connection: "Connection", limit: int) -> list[dict]:

@@ -14,11 +14,13 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import db, store
 from .catalogue import Catalogue, CatalogueRow
 from .errors import first_line
+from .reconnect import LostDatabase, Retry, SyncConnection
 from .images import ImageError
 from .sources import FetchError, SourceOptions, read_bytes, stamp
 
@@ -156,37 +158,82 @@ def sync(settings: "Settings", options: SyncOptions) -> SyncReport:
     config = settings.embedding_config()
     catalogue = Catalogue.from_settings(settings)
     sources = source_options(settings)
+    retry = Retry.from_settings(settings)
     url = db.database_url(settings)
     engine = store.engine_for_schema(settings)
+    try:
+        plan = retry.call(lambda: read_plan(engine, catalogue, config, options, sources))
+        report = SyncReport(config.config_id, plan.counts(), unchanged=plan.unchanged,
+                            failed_skipped=plan.failed_skipped, dry_run=options.dry_run)
+        if options.dry_run:
+            report.deleted = len(plan.deletes)
+        else:
+            run_plan(settings, plan, report, Context(config, catalogue, sources, url, engine, retry, options, started))
+    finally:
+        engine.dispose()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def read_plan(engine, catalogue: Catalogue, config, options: SyncOptions, sources: SourceOptions) -> Plan:
     with engine.connect() as connection:
         store.check_dimensions(connection, config)
         catalogue.validate(connection)
-        plan = make_plan(catalogue.rows(connection), store.stored_state(connection),
+        return make_plan(catalogue.rows(connection), store.stored_state(connection),
                          store.stored_failures(connection), config.config_id, options, sources)
-    report = SyncReport(config.config_id, plan.counts(), unchanged=plan.unchanged,
-                        failed_skipped=plan.failed_skipped, dry_run=options.dry_run)
-    if options.dry_run:
-        report.deleted = len(plan.deletes)
-        report.seconds = time.perf_counter() - started
-        return report
-    with engine.begin() as connection:
-        store.register_model(connection, config)
-        report.deleted = store.delete_artworks(connection, plan.deletes)
-        store.update_facets(connection, plan.facet_updates)
-        run_id = store.start_run(connection, worker_name(), config.config_id)
+
+
+@dataclass
+class Context:
+    """What a sync run works with."""
+    config: Any
+    catalogue: Catalogue
+    sources: SourceOptions
+    url: str
+    engine: Any
+    retry: Retry
+    options: SyncOptions
+    started: float
+
+
+def run_plan(settings: "Settings", plan: Plan, report: SyncReport, context: Context) -> None:
+    engine, config = context.engine, context.config
+
+    def prepare() -> int:
+        with engine.begin() as connection:
+            store.mark_interrupted(connection)
+            store.register_model(connection, config)
+            deleted = store.delete_artworks(connection, plan.deletes)
+            store.update_facets(connection, plan.facet_updates)
+        return deleted
+
+    report.deleted = context.retry.call(prepare)
+    link = SyncConnection(context.url, context.catalogue.id_type, context.retry)
     state = "failed"
     try:
+        run_id = link.start_run(worker_name(), config.config_id)
         if plan.tasks:
-            Runner(settings, config, catalogue, sources, url, engine, run_id, options, report).run(plan.tasks)
+            Runner(settings, context, link, run_id, report).run(plan.tasks)
         state = "finished"
     finally:
-        report.seconds = time.perf_counter() - started
-        with engine.begin() as connection:
-            store.finish_run(connection, run_id, state, {"embedded": report.embedded, "unchanged": report.unchanged,
-                                                         "deleted": report.deleted, "failed": report.failed},
-                             report.seconds)
-        engine.dispose()
-    return report
+        report.seconds = time.perf_counter() - context.started
+        finish = partial(finish_run, engine, link.run_id, state, report)
+        try:
+            if link.run_id is not None:
+                # a run that failed is not held up by a database that is away: the next run marks it
+                context.retry.call(finish) if state == "finished" else Retry(retries=0).call(finish)
+        except LostDatabase:
+            if state == "finished":
+                raise
+        finally:
+            link.close()
+
+
+def finish_run(engine, run_id: int, state: str, report: SyncReport) -> None:
+    with engine.begin() as connection:
+        store.finish_run(connection, run_id, state, {"embedded": report.embedded, "unchanged": report.unchanged,
+                                                     "deleted": report.deleted, "failed": report.failed},
+                         report.seconds)
 
 
 def one_line(reason: str, limit: int = 1000) -> str:
@@ -205,21 +252,20 @@ class Batch:
     embedded: list[tuple] = field(default_factory=list)
     failures: list[tuple] = field(default_factory=list)
     touched: list[tuple] = field(default_factory=list)
-    same: int = 0
+    same: list = field(default_factory=list)     # ids whose bytes did not change
     pending: int = 0
     generated: bool = False
+    generation: int = 0      # the connection's generation its claims were made in
 
 
 class Runner:
     """Streams the plan through the embedder; DB writes and image reads overlap the model."""
 
-    def __init__(self, settings, config, catalogue: Catalogue, sources: SourceOptions, url: str, engine,
-                 run_id: int, options: SyncOptions, report: SyncReport):
-        self.config, self.catalogue, self.sources = config, catalogue, sources
-        self.engine, self.run_id, self.options, self.report = engine, run_id, options, report
+    def __init__(self, settings, context: Context, link: SyncConnection, run_id: int, report: SyncReport):
+        self.config, self.catalogue, self.sources = context.config, context.catalogue, context.sources
+        self.engine, self.options, self.link = context.engine, context.options, link
+        self.run_id, self.report = run_id, report
         self.readers = ThreadPoolExecutor(max(1, settings.get("sync.http_concurrency")), "artvec-read")
-        self.writer = store.BatchWriter(url, catalogue.id_type)
-        self.claims = store.Claims(url)
         self.decode_timeout = settings.get("sync.decode_timeout")
         self.done = 0
         self.total = 0
@@ -239,8 +285,6 @@ class Runner:
         finally:
             embedder.close()
             self.readers.shutdown(wait=False, cancel_futures=True)
-            self.writer.close()
-            self.claims.close()
 
     def items(self, tasks: list[Task]) -> Iterator[tuple[tuple, bytes]]:
         size = self.options.batch_size
@@ -253,7 +297,7 @@ class Runner:
                     continue
                 sha = hashlib.sha256(data).digest()
                 if task.stored_sha == sha:          # same bytes: record the new stamp, don't re-embed
-                    batch.same += 1
+                    batch.same.append(task.row.artwork_id)
                     if task.reason != "check":
                         batch.touched.append((task.row.artwork_id, task.row.image, task.stamp,
                                               task.row.updated_at, task.row.facets))
@@ -273,16 +317,24 @@ class Runner:
 
     def claim(self, tasks: list[Task]) -> Batch:
         """Lock the batch's pictures, and keep those nobody has written since our plan was made."""
-        ids = [task.row.artwork_id for task in tasks]
-        claimed = self.claims.claim(ids)
+        def step() -> tuple[list[Task], int]:
+            generation = self.link.generation
+            return self.unchanged_since_planned(tasks, self.link.claim([task.row.artwork_id for task in tasks])), \
+                generation
+
+        fresh, generation = self.link.call(step)
+        self.report.left_to_others += len(tasks) - len(fresh)
+        self.advance(len(tasks) - len(fresh))
+        return Batch(fresh, generation=generation)
+
+    def unchanged_since_planned(self, tasks: list[Task], claimed: set) -> list[Task]:
+        """Of the claimed tasks, those nobody wrote since the plan; the claims on the rest are let go."""
         with self.engine.connect() as connection:
             now = store.versions(connection, list(claimed)) if claimed else {}
         fresh = [task for task in tasks if task.row.artwork_id in claimed and now[task.row.artwork_id] == task.version]
         fresh_ids = {task.row.artwork_id for task in fresh}
-        self.claims.release([artwork_id for artwork_id in claimed if artwork_id not in fresh_ids])
-        self.report.left_to_others += len(tasks) - len(fresh)
-        self.advance(len(tasks) - len(fresh))
-        return Batch(fresh)
+        self.link.release([artwork_id for artwork_id in claimed if artwork_id not in fresh_ids])
+        return fresh
 
     def record(self, batch: Batch, task: Task, sha: bytes, result) -> None:
         if isinstance(result, ImageError):
@@ -302,15 +354,38 @@ class Runner:
     def flush_if_done(self, batch: Batch) -> None:
         if not batch.generated or batch.pending:
             return
-        ids = [task.row.artwork_id for task in batch.tasks]
-        embedded, failed = self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures)
-        new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
-        self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids, (self.run_id, embedded, failed))
-        self.claims.release(ids)
-        self.report.embedded, self.report.failed = embedded, failed
-        self.report.unchanged += batch.same
-        self.advance(len(batch.tasks))
+        planned = len(batch.tasks)
+        self.link.call(lambda: self.write(batch))
+        self.link.release([task.row.artwork_id for task in batch.tasks])
+        self.report.embedded += len(batch.embedded)
+        self.report.failed += len(batch.failures)
+        self.report.unchanged += len(batch.same)
+        self.report.left_to_others += planned - len(batch.tasks)
+        self.advance(planned)
         batch.tasks = []
+
+    def write(self, batch: Batch) -> None:
+        progress = (self.run_id, self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures))
+        if batch.generation != self.link.generation:      # the connection was lost since the claim
+            if (batch.embedded or batch.failures) and self.link.run_counts() == progress[1:]:
+                return                                     # our commit went through; its answer was lost
+            self.keep_still_ours(batch)
+            batch.generation = self.link.generation
+            progress = (self.run_id, self.report.embedded + len(batch.embedded),
+                        self.report.failed + len(batch.failures))
+        new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
+        self.link.writer.write(batch.embedded, batch.failures, batch.touched, new_ids, progress)
+
+    def keep_still_ours(self, batch: Batch) -> None:
+        """After a reconnect: keep the pictures whose claims were taken back and that nobody wrote meanwhile."""
+        held = [task for task in batch.tasks if task.row.artwork_id in self.link.held]
+        keep = {task.row.artwork_id for task in self.unchanged_since_planned(held, {task.row.artwork_id
+                                                                                    for task in held})}
+        batch.tasks = [task for task in batch.tasks if task.row.artwork_id in keep]
+        batch.embedded = [row for row in batch.embedded if row[0] in keep]
+        batch.failures = [row for row in batch.failures if row[0] in keep]
+        batch.touched = [row for row in batch.touched if row[0] in keep]
+        batch.same = [artwork_id for artwork_id in batch.same if artwork_id in keep]
 
     def advance(self, count: int) -> None:
         self.done += count
