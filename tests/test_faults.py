@@ -60,7 +60,7 @@ def assert_clean(result: subprocess.CompletedProcess) -> None:
 
 
 def sync_cli(env, *args, extra: dict | None = None, check_code: int | None = None) -> subprocess.CompletedProcess:
-    result = run_cli("sync", "--batch-size", "4", *args, env={**env, **(extra or {})}, check=False)
+    result = run_cli("sync", "--batch-size", "4", *args, env={**env, **SLOW, **(extra or {})}, check=False)
     assert_clean(result)
     if check_code is not None:
         assert result.returncode == check_code, result.stdout + result.stderr
@@ -98,3 +98,69 @@ def test_malformed_locations_and_bad_files_are_each_their_own_failure(catalogue,
     assert "cut off" in reasons[21]
     again = sync_cli(env, check_code=0)                  # recorded: the next run does not trip on them
     assert "0 embedded" in again.stdout and f"{len(bad)} failed before" in again.stdout
+
+
+def start_sync(env, extra: dict | None = None, batch_size: int = 2) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("artvec")
+    return subprocess.Popen([str(exe), "sync", "--batch-size", str(batch_size), "--json"],
+                            env={**env, **SLOW, **(extra or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    assert "Traceback" not in err, err
+    return process.returncode, out, err
+
+
+def terminate_sync_connections(engine) -> int:
+    """pg_terminate_backend on every other session of the test's database: the sync's."""
+    with engine.connect() as connection:
+        return connection.execute(text("""
+            select count(pg_terminate_backend(pid)) from pg_stat_activity
+            where datname = current_database() and pid <> pg_backend_pid()""")).scalar()
+
+
+def count_rows(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("select count(*) from artvec.embeddings")).scalar()
+
+
+QUICK_RETRY = {"ARTVEC_SYNC_DB_RETRY_WAIT": "0.1"}
+
+
+def test_terminated_connections_are_retried_and_every_picture_written_once(catalogue, engine, env):
+    """Regression: pg_terminate_backend mid-sync ended in psycopg.errors.AdminShutdown and exit 1."""
+    total = 24
+    add_pictures(engine, catalogue, range(1, total + 1))
+    add_rows(engine, {100: "http://[bad/x", 101: "missing.png"})
+    process = start_sync(env, QUICK_RETRY)
+    terminated = 0
+    for minimum in (2, 8, 14):
+        wait_for_rows(engine, minimum)
+        terminated += terminate_sync_connections(engine)
+    code, out, err = finish(process)
+    assert code == 4, err
+    report = json.loads(out)
+    assert terminated >= 3
+    assert report["embedded"] + report["left_to_others"] >= total and report["failed"] == 2
+    assert_consistent(engine, set(range(1, total + 1)), {100, 101})
+    with engine.connect() as connection:
+        state = connection.execute(text("select state from artvec.sync_runs order by run_id desc")).scalar()
+    assert state == "finished"
+
+
+def test_database_that_stays_away_is_one_line_and_exit_3_then_the_next_run_resumes(catalogue, engine, env):
+    total = 16
+    add_pictures(engine, catalogue, range(1, total + 1))
+    process = start_sync(env, {"ARTVEC_SYNC_DB_RETRIES": "0"})
+    wait_for_rows(engine, 2)
+    terminate_sync_connections(engine)
+    code, out, err = finish(process)
+    assert code == 3 and err.startswith("error: lost the database connection"), err
+    assert err.count("\n") == 1
+    partial = count_rows(engine)
+    assert partial < total
+    resumed = sync_cli(env, "--json", check_code=0)
+    assert json.loads(resumed.stdout)["embedded"] == total - partial
+    assert_consistent(engine, set(range(1, total + 1)), set())
