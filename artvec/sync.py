@@ -403,7 +403,8 @@ def failures(settings: "Settings", limit: int = 50) -> list[dict]:
 
 def status(settings: "Settings") -> dict:
     engine = store.engine_for_schema(settings)
-    with engine.connect() as connection:
+    with engine.begin() as connection:
+        store.mark_interrupted(connection)
         info = store.sync_status(connection)
     engine.dispose()
     info["active_config"] = settings.embedding_config().config_id

@@ -164,3 +164,42 @@ def test_database_that_stays_away_is_one_line_and_exit_3_then_the_next_run_resum
     resumed = sync_cli(env, "--json", check_code=0)
     assert json.loads(resumed.stdout)["embedded"] == total - partial
     assert_consistent(engine, set(range(1, total + 1)), set())
+
+
+def states(engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(text("select state from artvec.sync_runs order by run_id")).scalars())
+
+
+def test_kills_at_random_moments_then_resume(catalogue, engine, env):
+    total, rng = 16, random.Random(11)
+    add_pictures(engine, catalogue, range(1, total + 1))
+    add_rows(engine, {100: "http://[bad/x"})
+    for _ in range(3):
+        process = start_sync(env)
+        time.sleep(rng.uniform(1.0, 8.0))                 # model loading, planning, mid-batch, writing
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        status = json.loads(run_cli("status", "--json", env=env).stdout)
+        assert "running" not in states(engine)            # the killed run's worker is gone: interrupted
+        if status["last_sync"]:
+            assert status["last_sync"]["state"] == "interrupted"
+    sync_cli(env, check_code=4 if 100 not in failure_reasons(engine) else 0)
+    assert_consistent(engine, set(range(1, total + 1)), {100})
+    assert states(engine)[-1] == "finished" and set(states(engine)[:-1]) <= {"interrupted"}
+
+
+def test_two_workers_one_killed(catalogue, engine, env):
+    total = 16
+    add_pictures(engine, catalogue, range(1, total + 1))
+    survivor, victim = start_sync(env), start_sync(env)
+    wait_for_rows(engine, 4)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    code, out, _ = finish(survivor)
+    assert code == 0 and json.loads(out)["embedded"] > 0
+    running_states = states(engine)
+    assert running_states.count("finished") == 1
+    sync_cli(env, check_code=0)                            # picks up what the victim held when killed
+    assert_consistent(engine, set(range(1, total + 1)), set())
+    assert states(engine).count("interrupted") == 1
