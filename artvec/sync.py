@@ -12,6 +12,7 @@ import hashlib
 import os
 import socket
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -277,6 +278,7 @@ class Runner:
         self.total = len(tasks)
         embedder = Embedder(self.config, device=self.options.device)
         embedder.decode_timeout = self.decode_timeout
+        warnings.filterwarnings("ignore", module="PIL")   # a bad picture's warning is not the run's news
         started = time.perf_counter()
         try:
             for (batch, task, sha), result in embedder.embed_stream(self.items(tasks), self.options.batch_size):

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+import fuzz
 from helpers import run_cli
 from test_sync import add_pictures, catalogue, make_picture, stored, wait_for_rows  # noqa: F401 - fixture
 
@@ -203,3 +204,31 @@ def test_two_workers_one_killed(catalogue, engine, env):
     sync_cli(env, check_code=0)                            # picks up what the victim held when killed
     assert_consistent(engine, set(range(1, total + 1)), set())
     assert states(engine).count("interrupted") == 1
+
+
+def add_corpus(engine, entries: dict, first_id: int = 1000) -> dict[int, "fuzz.Entry"]:
+    by_id = {first_id + index: entry for index, entry in enumerate(entries.values())}
+    add_rows(engine, {artwork_id: entry.location for artwork_id, entry in by_id.items()})
+    return by_id
+
+
+def assert_corpus_outcome(engine, by_id: dict) -> None:
+    with engine.connect() as connection:
+        embedded = list(connection.execute(text("select artwork_id from artvec.embeddings")).scalars())
+    failed = failure_reasons(engine)
+    assert len(embedded) == len(set(embedded)) and not set(embedded) & set(failed)
+    assert set(embedded) | set(failed) == set(by_id)                  # nothing lost
+    assert {i for i, entry in by_id.items() if entry.expect == "good"} <= set(embedded)
+    assert {i for i, entry in by_id.items() if entry.expect == "bad"} <= set(failed)
+    assert all(reason and "\n" not in reason for reason in failed.values())
+
+
+def test_fuzz_corpus(catalogue, engine, env):
+    entries = fuzz.make_corpus(catalogue, 48, seed=5, side=48, good=2)
+    by_id = add_corpus(engine, entries)
+    result = sync_cli(env, "--json", check_code=4)
+    report = json.loads(result.stdout)
+    assert report["embedded"] + report["failed"] == len(by_id)
+    assert_corpus_outcome(engine, by_id)
+    again = json.loads(sync_cli(env, "--json", check_code=0).stdout)   # every outcome was recorded
+    assert (again["embedded"], again["failed"], again["failed_skipped"]) == (0, 0, report["failed"])
