@@ -120,9 +120,10 @@ class SyncConnection:
         return store.run_counts(self.writer.connection, self.run_id)
 
     def close(self) -> None:
+        """Close the session; the objects stay, so a step run before a reconnect succeeds fails as
+        a lost connection ("the connection is closed"), and is retried."""
         if self.writer is not None:
             try:
                 self.writer.close()
             except Exception:  # noqa: BLE001 - a dead connection closes as well as it can
                 pass
-            self.writer = self.claims = None

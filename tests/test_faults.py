@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 import fuzz
 from helpers import run_cli
@@ -232,3 +232,40 @@ def test_fuzz_corpus(catalogue, engine, env):
     assert_corpus_outcome(engine, by_id)
     again = json.loads(sync_cli(env, "--json", check_code=0).stdout)   # every outcome was recorded
     assert (again["embedded"], again["failed"], again["failed_skipped"]) == (0, 0, report["failed"])
+
+
+def test_embedded_server_stopped_and_started_mid_sync(private_home, tmp_path):
+    from artvec import db
+
+    data_dir = private_home / db.EMBEDDED_DIR
+    url = db.start_embedded(data_dir)
+    root = tmp_path / "images"
+    root.mkdir()
+    env = {**os.environ, "ARTVEC_HOME": str(private_home), "ARTVEC_DATABASE_URL": url,
+           "ARTVEC_CATALOGUE_TABLE": "public.artworks", "ARTVEC_CATALOGUE_IMAGE_COLUMN": "image_path",
+           "ARTVEC_CATALOGUE_IMAGE_ROOT": str(root), **QUICK_RETRY}
+    engine = create_engine(db.sqlalchemy_url(url), pool_pre_ping=True)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("create table public.artworks (id bigint primary key, image_path text)"))
+        run_cli("init", env=env)
+        total = 16
+        add_pictures_plain(engine, root, range(1, total + 1))
+        process = start_sync(env)
+        wait_for_rows(engine, 2)
+        db.stop_embedded(data_dir)
+        time.sleep(1.5)                                   # the sync finds nobody there for a while
+        run_cli("db", "url", env={key: value for key, value in env.items() if key != "ARTVEC_DATABASE_URL"})
+        code, out, err = finish(process)
+        assert code == 0, err
+        assert_consistent(engine, set(range(1, total + 1)), set())
+    finally:
+        engine.dispose()
+
+
+def add_pictures_plain(engine, root: Path, ids) -> None:
+    with engine.begin() as connection:
+        for artwork_id in ids:
+            make_picture(root / f"{artwork_id}.png", artwork_id)
+            connection.execute(text("insert into public.artworks (id, image_path) values (:i, :p)"),
+                               {"i": artwork_id, "p": f"{artwork_id}.png"})
