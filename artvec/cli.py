@@ -221,11 +221,18 @@ def index_command(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the indexes anew (concurrently) and swap them in.")] = False,
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", help="Memory for the build, e.g. 2GB (default: what the graph needs, at most 2 GB).")] = None,
 ) -> None:
-    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
-    from . import search
+    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again;
+    a lost connection is retried, and a build it cut off is dropped and built again)."""
+    from . import search, store
+    from .reconnect import Retry
 
-    search.create_indexes(settings(), rebuild=rebuild, progress=typer.echo,
-                          maintenance_work_mem=maintenance_work_mem)
+    config = settings()
+    engine = store.engine_for_schema(config)
+    try:
+        Retry.from_settings(config).call(lambda: search.create_indexes(
+            config, rebuild=rebuild, progress=typer.echo, maintenance_work_mem=maintenance_work_mem, engine=engine))
+    finally:
+        engine.dispose()
 
 
 def settings_with_stored_facets():

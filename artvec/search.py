@@ -384,6 +384,10 @@ def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progre
         progress(f"database defaults: hnsw.iterative_scan = {ITERATIVE_SCAN}, hnsw.ef_search = "
                  f"{settings.get('search.ef_search')}, hnsw.max_scan_tuples = {settings.get('search.max_scan_tuples')}")
     except DBAPIError as error:
+        from .reconnect import is_connection_lost
+
+        if is_connection_lost(error):      # the caller may retry: a re-run finishes what was cut off
+            raise
         raise ArtvecError(f"index build failed: {first_line(error)}") from None
     finally:
         if owned:
@@ -393,6 +397,10 @@ def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progre
 
 def ensure_index(connection: "Connection", engine: "Engine", pid: int, name: str, using: str,
                  wanted_options: list[str], rebuild: bool, progress: Progress) -> dict:
+    leftover = name[:59] + "_new"
+    if leftover in existing_indexes(connection):          # a rebuild cut off before its swap
+        progress(f"{leftover}: dropping what an interrupted rebuild left")
+        connection.execute(text(f"drop index concurrently if exists artvec.{leftover}"))
     current = existing_indexes(connection).get(name)
     stale = current is not None and (not current["valid"] or
                                      (wanted_options and current["options"] != wanted_options))

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from . import db, store
 from .catalogue import Catalogue, CatalogueRow
 from .errors import first_line
-from .reconnect import LostDatabase, Retry, SyncConnection
 from .images import ImageError
+from .reconnect import LostDatabase, Retry, SyncConnection
 from .sources import FetchError, SourceOptions, read_bytes, stamp
 
 if TYPE_CHECKING:
@@ -321,8 +321,8 @@ class Runner:
         """Lock the batch's pictures, and keep those nobody has written since our plan was made."""
         def step() -> tuple[list[Task], int]:
             generation = self.link.generation
-            return self.unchanged_since_planned(tasks, self.link.claim([task.row.artwork_id for task in tasks])), \
-                generation
+            claimed = self.link.claim([task.row.artwork_id for task in tasks])
+            return self.unchanged_since_planned(tasks, claimed), generation
 
         fresh, generation = self.link.call(step)
         self.report.left_to_others += len(tasks) - len(fresh)
@@ -367,22 +367,24 @@ class Runner:
         batch.tasks = []
 
     def write(self, batch: Batch) -> None:
-        progress = (self.run_id, self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures))
         if batch.generation != self.link.generation:      # the connection was lost since the claim
-            if (batch.embedded or batch.failures) and self.link.run_counts() == progress[1:]:
+            if (batch.embedded or batch.failures) and self.link.run_counts() == self.counts_after(batch):
                 return                                     # our commit went through; its answer was lost
             self.keep_still_ours(batch)
             batch.generation = self.link.generation
-            progress = (self.run_id, self.report.embedded + len(batch.embedded),
-                        self.report.failed + len(batch.failures))
         new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
-        self.link.writer.write(batch.embedded, batch.failures, batch.touched, new_ids, progress)
+        self.link.writer.write(batch.embedded, batch.failures, batch.touched, new_ids,
+                               (self.run_id, *self.counts_after(batch)))
+
+    def counts_after(self, batch: Batch) -> tuple[int, int]:
+        """The run's (embedded, failed) once this batch is written: recorded in the batch's transaction."""
+        return self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures)
 
     def keep_still_ours(self, batch: Batch) -> None:
         """After a reconnect: keep the pictures whose claims were taken back and that nobody wrote meanwhile."""
         held = [task for task in batch.tasks if task.row.artwork_id in self.link.held]
-        keep = {task.row.artwork_id for task in self.unchanged_since_planned(held, {task.row.artwork_id
-                                                                                    for task in held})}
+        kept = self.unchanged_since_planned(held, {task.row.artwork_id for task in held})
+        keep = {task.row.artwork_id for task in kept}
         batch.tasks = [task for task in batch.tasks if task.row.artwork_id in keep]
         batch.embedded = [row for row in batch.embedded if row[0] in keep]
         batch.failures = [row for row in batch.failures if row[0] in keep]

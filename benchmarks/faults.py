@@ -231,12 +231,20 @@ def workers(scenario: Scenario, args, count: int) -> Outcome:
 
 def fuzz(scenario: Scenario, args) -> Outcome:
     entries = make_corpus(scenario.root, args.fuzz, seed=args.seed, side=args.side)
-    outcome = Outcome(f"fuzz: {args.fuzz:,} mutated files + {len(entries) - args.fuzz} valid/malformed", len(entries))
     ids = {artwork_id: entry for artwork_id, entry in enumerate(entries.values(), start=1)}
+    pick = lambda expect: {artwork_id for artwork_id, entry in ids.items() if entry.expect == expect}  # noqa: E731
+    good = pick("good")
+    outcome = Outcome(f"fuzz: {args.fuzz:,} mutated files, {len(ids) - len(good) - args.fuzz} malformed "
+                      f"locations, {len(good)} valid pictures", len(ids) - len(good))
     scenario.add_rows({artwork_id: entry.location for artwork_id, entry in ids.items()})
     scenario.sync()
-    pick = lambda expect: {artwork_id for artwork_id, entry in ids.items() if entry.expect == expect}  # noqa: E731
-    scenario.check(outcome, pick("good"), pick("bad"), pick("either"))
+    scenario.check(outcome, good, pick("bad"), pick("either"))
+    with scenario.engine.connect() as connection:
+        reasons = connection.execute(text("""
+            select regexp_replace(reason, ':.*$', ''), count(*) from artvec.failures group by 1 order by 2 desc""")).all()
+        embedded = connection.execute(text("select count(*) from artvec.embeddings")).scalar()
+    outcome.notes.append(f"{embedded - len(good)} mutated files still decoded and were embedded; failures: "
+                         + ", ".join(f"{count} {reason}" for reason, count in reasons))
     return outcome
 
 
@@ -287,12 +295,14 @@ def main() -> None:
             outcome = run(scenario)
             scenario.drop(server_url)
             outcomes.append(outcome)
-            print(f"{outcome.name}: {time.perf_counter() - began:.0f} s {' '.join(outcome.notes)}",
-                  file=sys.stderr, flush=True)
+            print(f"{outcome.name}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
     finally:
         db.stop_embedded(data_dir)
         shutil.rmtree(work, ignore_errors=True)
     print(table(outcomes))
+    for outcome in outcomes:
+        if outcome.notes:
+            print(f"\n{outcome.name}: {' '.join(outcome.notes)}")
     print(f"\n{args.pictures} pictures of {args.side} px (embedding.image_size {args.image_size}); "
           f"{time.perf_counter() - started:.0f} s in all")
     print(json.dumps([o.__dict__ for o in outcomes]), file=sys.stderr)

@@ -269,3 +269,42 @@ def add_pictures_plain(engine, root: Path, ids) -> None:
             make_picture(root / f"{artwork_id}.png", artwork_id)
             connection.execute(text("insert into public.artworks (id, image_path) values (:i, :p)"),
                                {"i": artwork_id, "p": f"{artwork_id}.png"})
+
+
+def test_index_rebuild_cut_off_by_a_lost_connection_is_finished(catalogue, engine, env):
+    add_pictures(engine, catalogue, range(1, 5))
+    sync_cli(env, check_code=0)
+    run_cli("index", env=env)
+    with engine.connect() as blocker:                      # an open writer: the concurrent build waits for it
+        blocker.execute(text("update artvec.embeddings set facets = facets where artwork_id = 1"))
+        exe = Path(sys.executable).with_name("artvec")
+        process = subprocess.Popen([str(exe), "index", "--rebuild"], env={**env, **QUICK_RETRY},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                waiting = connection.execute(text("""
+                    select pid from pg_stat_activity
+                    where datname = current_database() and query ilike 'create index concurrently%'
+                      and wait_event_type = 'Lock'""")).scalars().first()
+                if waiting:
+                    assert connection.execute(text("select pg_terminate_backend(:p)"), {"p": waiting}).scalar()
+                    invalid = invalid_indexes(connection)
+                    break
+            time.sleep(0.05)
+        assert waiting and invalid, "the rebuild never waited"    # the cut-off build left an invalid index
+        blocker.rollback()
+    code, out, err = finish(process, timeout=120)
+    assert code == 0, err
+    assert "dropping what an interrupted rebuild left" in out or "rebuilt" in out
+    with engine.connect() as connection:
+        assert invalid_indexes(connection) == []
+        names = list(connection.execute(text(
+            "select indexname from pg_indexes where schemaname = 'artvec' and indexname like '%\\_new'")).scalars())
+    assert names == []
+
+
+def invalid_indexes(connection) -> list[str]:
+    return list(connection.execute(text("""
+        select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid
+        where i.indrelid = 'artvec.embeddings'::regclass and not i.indisvalid""")).scalars())
