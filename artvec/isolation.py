@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
+
+QUEUE_POLL = 0.05   # seconds between looks at a task that has not started yet
 
 
 class DaemonPool:
@@ -35,6 +38,7 @@ class DaemonPool:
             future, fn, args = item
             if not future.set_running_or_notify_cancel():
                 continue
+            future.started_at = time.monotonic()
             try:
                 future.set_result(fn(*args))
             except BaseException as error:  # noqa: BLE001 - handed to the caller
@@ -46,13 +50,19 @@ class DaemonPool:
         return future
 
     def result(self, future: Future, limit: float | None) -> Any:
-        """The task's result; TimeoutError after ``limit`` seconds, when the task is abandoned."""
-        try:
-            return future.result(timeout=limit)
-        except TimeoutError:
-            if not future.cancel():          # running (stuck): its thread is lost to us
-                self.add_worker()
-            raise
+        """The task's result; TimeoutError once it has run ``limit`` seconds (time spent waiting in
+        the queue does not count), and the task is abandoned: a new thread takes its thread's place."""
+        if limit is None:
+            return future.result()
+        while True:
+            started = getattr(future, "started_at", None)
+            left = QUEUE_POLL if started is None else started + limit - time.monotonic()
+            try:
+                return future.result(timeout=max(0.0, left))
+            except TimeoutError:
+                if started is not None:
+                    self.add_worker()
+                    raise
 
     def shutdown(self) -> None:
         """Cancel what has not started; idle threads end, a stuck one is left to die with the process."""
