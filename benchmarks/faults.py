@@ -270,6 +270,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--only", help="comma-separated scenarios: kills,terminations,restarts,workers,fuzz")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # stop the embedded server on the way out
     only = set((args.only or "kills,terminations,restarts,workers,fuzz").split(","))
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="artvec-faults-"))
