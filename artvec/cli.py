@@ -292,13 +292,16 @@ def index_command(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the indexes anew (concurrently) and swap them in.")] = False,
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", help="Memory for the build, e.g. 2GB (default: what the graph needs, at most 2 GB).")] = None,
 ) -> None:
-    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
+    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again;
+    a lost connection is retried, and a build it cut off is dropped and built again)."""
     from . import indexes
+    from .reconnect import Retry
 
     settings = load_settings()
     with store_engine(settings) as engine:
-        indexes.index(settings, rebuild=rebuild, progress=typer.echo,
-                      maintenance_work_mem=maintenance_work_mem, engine=engine)
+        Retry.from_settings(settings).call(lambda: indexes.index(
+            settings, rebuild=rebuild, progress=typer.echo, maintenance_work_mem=maintenance_work_mem,
+            engine=engine))
 
 
 def with_stored_facets(settings, engine):

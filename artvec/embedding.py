@@ -19,7 +19,6 @@ import math
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -28,6 +27,7 @@ import numpy as np
 
 from .errors import ArtvecError, ConfigError, first_line
 from .images import DEFAULT_MAX_PIXELS, CorruptImage, ImageError, iter_image_files, load_image
+from .isolation import DaemonPool
 from .weights import LAYER_INDEX, SOURCES, get_source, weights_identity
 
 __all__ = [
@@ -465,7 +465,8 @@ class Embedder:
         self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
         self.head = StyleHead(config, self.device)
         self.decode_workers = max(1, int(decode_workers))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
+        self.decode_timeout: float | None = None   # seconds one picture may take to decode
 
     @property
     def config_id(self) -> str:
@@ -526,14 +527,21 @@ class Embedder:
         except Exception as exc:  # never let one picture stop the stream
             return CorruptImage(name, f"cannot decode ({type(exc).__name__}: {first_line(exc)})")
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="artvec-decode")
+            self._pool = DaemonPool(self.decode_workers, "artvec-decode")
         return self._pool
+
+    def _decoded(self, future, name: str):
+        """A decode's result; one that runs past ``decode_timeout`` seconds is cut off."""
+        try:
+            return self._pool.result(future, self.decode_timeout)
+        except TimeoutError:
+            return CorruptImage(name, f"decoding took longer than {self.decode_timeout:g} s (cut off)")
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
 
     def __enter__(self):
@@ -545,23 +553,37 @@ class Embedder:
     def __del__(self):
         try:
             if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool.shutdown()
         except Exception:
             pass
 
     # ---- public batch API --------------------------------------------------------------
-    def _run(self, prepared: list) -> list:
-        """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order."""
+    def _run(self, prepared: list, names: list[str] | None = None) -> list:
+        """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order. Pictures of one shape
+        go through the model together; if the model fails on such a batch, each picture is tried
+        alone, so one picture's failure stays its own."""
         out: list = list(prepared)
         by_shape: dict[tuple, list[int]] = {}
         for i, p in enumerate(prepared):
             if not isinstance(p, BaseException):
                 by_shape.setdefault(p[0].shape, []).append(i)
-        for same in by_shape.values():  # pictures of one shape go through the model together
-            style = self.style_batch(np.stack([prepared[i][0] for i in same]))
-            for row, i in enumerate(same):
-                out[i] = self._combine(style[row].copy(), prepared[i][1])
+        for same in by_shape.values():
+            self._run_same_shape(prepared, names, same, out)
         return out
+
+    def _run_same_shape(self, prepared: list, names: list[str] | None, same: list[int], out: list) -> None:
+        try:
+            style = self.style_batch(np.stack([prepared[i][0] for i in same]))
+        except Exception as exc:  # noqa: BLE001 - a Torch error (out of memory, ...) on this batch
+            if len(same) > 1:
+                for i in same:
+                    out[i] = self._run([prepared[i]], [names[i] if names else "<picture>"])[0]
+                return
+            name = names[same[0]] if names else "<picture>"
+            out[same[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
+            return
+        for row, i in enumerate(same):
+            out[i] = self._combine(style[row].copy(), prepared[i][1])
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
         """Already-decoded PIL images (any mode; resized here) -> vectors, in order."""
@@ -596,14 +618,14 @@ class Embedder:
                     exhausted = True
                     return
                 name = str(key) if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
-                pending.append((key, pool.submit(self._decode, source, name)))
+                pending.append((key, name, pool.submit(self._decode, source, name)))
 
         fill()
         while pending:
             chunk = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
             fill()  # the next batch decodes while the model runs on this one
-            prepared = [future.result() for _, future in chunk]
-            for (key, _), result in zip(chunk, self._run(prepared)):
+            prepared = [self._decoded(future, name) for _, name, future in chunk]
+            for (key, _, _), result in zip(chunk, self._run(prepared, [name for _, name, _ in chunk])):
                 yield key, result
 
     def embed_paths(self, paths: list[str | Path], batch_size: int = 8) -> list[Vectors | ImageError]:

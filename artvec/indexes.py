@@ -157,6 +157,10 @@ def index(settings: "Settings", rebuild: bool = False, progress: Progress = prin
         progress(f"database defaults: hnsw.iterative_scan = {ITERATIVE_SCAN}, hnsw.ef_search = "
                  f"{settings.get('search.ef_search')}, hnsw.max_scan_tuples = {settings.get('search.max_scan_tuples')}")
     except DBAPIError as error:
+        from .reconnect import is_connection_lost
+
+        if is_connection_lost(error):      # the caller may retry: a re-run finishes what was cut off
+            raise
         raise ArtvecError(f"index build failed: {first_line(error)}") from None
     finally:
         if owned:
@@ -169,6 +173,10 @@ create_indexes = index      # the name before ``artvec index`` had a function of
 
 def ensure_index(connection: "Connection", engine: "Engine", pid: int, table: str, name: str, using: str,
                  wanted_options: list[str], rebuild: bool, progress: Progress) -> dict:
+    leftover = name[:59] + "_new"
+    if leftover in existing_indexes(connection, table):   # a rebuild cut off before its swap
+        progress(f"{leftover}: dropping what an interrupted rebuild left")
+        connection.execute(text(f"drop index concurrently if exists artvec.{leftover}"))
     current = existing_indexes(connection, table).get(name)
     stale = current is not None and (not current["valid"] or
                                      (wanted_options and current["options"] != wanted_options))

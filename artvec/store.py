@@ -169,13 +169,15 @@ class BatchWriter:
     temporary staging table, then one INSERT ... ON CONFLICT, into one configuration's table.
     A killed process loses at most the batch in flight, and no reader ever sees half a batch."""
 
-    def __init__(self, url: str, id_type: str, table: str = tables.qualified(tables.VIEW)):
+    def __init__(self, url: str, id_type: str, table: str = tables.qualified(tables.VIEW), connection=None):
+        """connection: an autocommit psycopg connection to share (another table's writer's), else a new one."""
         import psycopg
         from pgvector.psycopg import register_vector
 
         self.table = table
         self.stage = "artvec_stage_" + table.rpartition(".")[2]
-        self.connection = psycopg.connect(db.libpq_url(url))
+        # autocommit: each write is its own explicit transaction, and Claims can share the session
+        self.connection = connection or psycopg.connect(db.libpq_url(url), autocommit=True)
         register_vector(self.connection)
         types = {"artwork_id": COPY_TYPES[id_type], "embedding": "vector", "style": "vector", "colour": "vector",
                  "image_sha256": "bytea", "source_updated_at": "timestamptz", "facets": "jsonb"}
@@ -245,7 +247,8 @@ class BatchWriter:
                         [{**row, "facets": Jsonb(row["facets"])} for row in touched])
             if progress:
                 self.connection.execute("""
-                    update artvec.sync_runs set embedded = %(embedded)s, failed = %(failed)s
+                    update artvec.sync_runs set embedded = %(embedded)s, failed = %(failed)s,
+                           state = 'running', finished_at = null
                     where run_id = %(run_id)s""", progress)
 
 
@@ -254,10 +257,11 @@ class Claims:
     locks on a connection of the worker's own. They vanish the moment a worker dies or its
     connection drops, so a killed worker never strands its pictures, and re-running resumes at once."""
 
-    def __init__(self, url: str, table: str = tables.qualified(tables.VIEW)):
+    def __init__(self, url: str, table: str = tables.qualified(tables.VIEW), connection=None):
+        """connection: an autocommit psycopg connection to share (the BatchWriter's), else a new one."""
         import psycopg
 
-        self.connection = psycopg.connect(db.libpq_url(url), autocommit=True)
+        self.connection = connection or psycopg.connect(db.libpq_url(url), autocommit=True)
         # one lock space per table, apart from the site's locks: "artv" + the table's name
         self.namespace = self.connection.execute("select hashtext(%s)", ("artv:" + table,)).fetchone()[0]
 
@@ -274,6 +278,45 @@ class Claims:
 
     def close(self) -> None:
         self.connection.close()
+
+
+# --- sync runs whose worker is gone --------------------------------------------------------------
+# A running sync holds a session advisory lock keyed by its run id on its own connection; the lock
+# vanishes with the worker (kill -9, lost connection), so a `running` row without it is interrupted.
+
+RUN_LOCKS = 0x61727472  # "artr"
+
+
+def start_locked_run(pg_connection, worker: str, config_id: str, catalogue_size: int | None = None) -> int:
+    """Insert the run and take its lock in one transaction: nobody sees the row without the lock."""
+    with pg_connection.transaction():
+        run_id = pg_connection.execute("insert into artvec.sync_runs (worker, config_id, catalogue_size) "
+                                       "values (%s, %s, %s) returning run_id",
+                                       (worker, config_id, catalogue_size)).fetchone()[0]
+        lock_run(pg_connection, run_id)
+    return run_id
+
+
+def lock_run(pg_connection, run_id: int) -> None:
+    pg_connection.execute("select pg_advisory_lock(%s, (%s %% 2147483647)::int)", (RUN_LOCKS, run_id))
+
+
+def run_counts(pg_connection, run_id: int) -> tuple[int, int]:
+    """(embedded, failed) as the run last recorded them."""
+    return tuple(pg_connection.execute("select embedded, failed from artvec.sync_runs where run_id = %s",
+                                       (run_id,)).fetchone())
+
+
+def mark_interrupted(connection: "Connection") -> int:
+    """Runs left `running` by a worker that is gone become `interrupted`; how many."""
+    return connection.execute(text("""
+        update artvec.sync_runs r set state = 'interrupted', finished_at = now()
+        where r.state = 'running' and not exists (
+            select 1 from pg_locks l
+            where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+              and l.database = (select oid from pg_database where datname = current_database())
+              and l.classid = cast(:namespace as oid) and l.objid = cast(r.run_id % 2147483647 as oid))"""),
+        {"namespace": RUN_LOCKS}).rowcount
 
 
 def list_failures(connection: "Connection", limit: int) -> list[dict]:

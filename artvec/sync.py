@@ -17,16 +17,20 @@ import hashlib
 import os
 import socket
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sqlalchemy import text
 
 from . import configurations, store
 from .catalogue import Catalogue, CatalogueRow
+from .errors import first_line
 from .images import ImageError
-from .sources import SourceOptions, read_bytes, stamp
+from .reconnect import LostDatabase, Retry, SyncConnection
+from .sources import FetchError, SourceOptions, read_bytes, stamp
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -216,33 +220,44 @@ def sync(settings: "Settings", options: SyncOptions, engine: "Engine | None" = N
     target = settings.embedding_config()
     catalogue = Catalogue.from_settings(settings)
     sources = source_options(settings)
+    retry = Retry.from_settings(settings)
     owned = engine is None
     engine = engine or store.engine_for_schema(settings)
     try:
-        with engine.begin() as connection:
-            catalogue.validate(connection)
-            chosen = configurations_to_sync(connection, target, catalogue.id_type, options.dry_run)
-            for _, configuration in chosen:
-                if configuration is not None:
-                    store.check_dimensions(connection, configuration)
-        with engine.connect() as connection:
-            rows = [(row, stamp(row.image, sources)) for row in catalogue.rows(connection)]
-            passes = plan_passes(connection, chosen, rows, options)
+        chosen, rows, passes = retry.call(lambda: read_plan(engine, catalogue, sources, target, options))
         report = report_for(passes, target, options)
         if options.dry_run:
             report.seconds = time.perf_counter() - started
             return report
-        run_passes(settings, engine, catalogue, sources, passes, rows, options, report, started)
+        run_passes(settings, Context(catalogue, sources, engine, retry, options, started), passes, rows, report)
         if len(passes) == 2:
-            finish_switch(settings, engine, passes[1].configuration, rows, options, report)
+            retry.call(lambda: finish_switch(settings, engine, passes[1].configuration, rows, options, report))
         else:
-            with engine.begin() as connection:
-                configurations.record_missing(connection, passes[0].configuration, configurations.missing_from(
-                    connection, passes[0].configuration, [row.artwork_id for row, _ in rows]))
+            retry.call(lambda: record_missing(engine, passes[0].configuration, rows))
     finally:
         if owned:
             engine.dispose()
     return report
+
+
+def read_plan(engine: "Engine", catalogue: Catalogue, sources: SourceOptions, target: "EmbeddingConfig",
+              options: SyncOptions) -> tuple[list, list, list[Pass]]:
+    """The configurations this sync serves, the catalogue's rows with their stamps, one plan each."""
+    with engine.begin() as connection:
+        catalogue.validate(connection)
+        chosen = configurations_to_sync(connection, target, catalogue.id_type, options.dry_run)
+        for _, configuration in chosen:
+            if configuration is not None:
+                store.check_dimensions(connection, configuration)
+    with engine.connect() as connection:
+        rows = [(row, stamp(row.image, sources)) for row in catalogue.rows(connection)]
+        return chosen, rows, plan_passes(connection, chosen, rows, options)
+
+
+def record_missing(engine: "Engine", configuration: "Configuration", rows: list) -> None:
+    with engine.begin() as connection:
+        configurations.record_missing(connection, configuration, configurations.missing_from(
+            connection, configuration, [row.artwork_id for row, _ in rows]))
 
 
 def report_for(passes: list[Pass], target: "EmbeddingConfig", options: SyncOptions) -> SyncReport:
@@ -260,31 +275,72 @@ def report_for(passes: list[Pass], target: "EmbeddingConfig", options: SyncOptio
     return report
 
 
-def run_passes(settings: "Settings", engine: "Engine", catalogue: Catalogue, sources: SourceOptions,
-               passes: list[Pass], rows: list, options: SyncOptions, report: SyncReport, started: float) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    with engine.begin() as connection:
-        for number, one in enumerate(passes):
-            deleted = store.delete_artworks(connection, one.configuration.table, one.plan.deletes)
-            report.deleted += deleted if number == 0 else 0
-            store.update_facets(connection, one.configuration.table, one.plan.facet_updates)
-        run_id = store.start_run(connection, worker_name(), report.config_id, len(rows))
+@dataclass
+class Context:
+    """What a sync run works with."""
+    catalogue: Catalogue
+    sources: SourceOptions
+    engine: Any
+    retry: Retry
+    options: SyncOptions
+    started: float
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=False)
+
+
+def run_passes(settings: "Settings", context: Context, passes: list[Pass], rows: list, report: SyncReport) -> None:
+    engine = context.engine
+
+    def prepare() -> int:
+        with engine.begin() as connection:
+            store.mark_interrupted(connection)
+            deleted = 0
+            for number, one in enumerate(passes):
+                removed = store.delete_artworks(connection, one.configuration.table, one.plan.deletes)
+                deleted += removed if number == 0 else 0
+                store.update_facets(connection, one.configuration.table, one.plan.facet_updates)
+        return deleted
+
+    report.deleted = context.retry.call(prepare)
+    link = SyncConnection(context.url, context.catalogue.id_type, context.retry, passes[0].configuration.table)
     state = "failed"
     try:
+        run_id = link.start_run(worker_name(), report.config_id, len(rows))
         for number, one in enumerate(passes):
             if one.plan.tasks:
                 before = report.embedded
-                Runner(settings, one.config, one.configuration.table, catalogue, sources, url, engine, run_id,
-                       options, report).run(one.plan.tasks)
+                link.use_table(one.configuration.table)
+                Runner(settings, context, one.config, one.configuration.table, link, run_id, report).run(one.plan.tasks)
                 if number == 1:
                     report.switch["embedded"] = report.embedded - before
         state = "finished"
     finally:
-        report.seconds = time.perf_counter() - started
-        with engine.begin() as connection:
-            store.finish_run(connection, run_id, state, {"embedded": report.embedded, "unchanged": report.unchanged,
-                                                         "deleted": report.deleted, "failed": report.failed},
-                             report.seconds)
+        report.seconds = time.perf_counter() - context.started
+        finish = partial(finish_run, engine, link.run_id, state, report)
+        try:
+            if link.run_id is not None:
+                # a run that failed is not held up by a database that is away: the next run marks it
+                context.retry.call(finish) if state == "finished" else Retry(retries=0).call(finish)
+        except LostDatabase:
+            if state == "finished":
+                raise
+        finally:
+            link.close()
+
+
+def finish_run(engine, run_id: int, state: str, report: SyncReport) -> None:
+    with engine.begin() as connection:
+        store.finish_run(connection, run_id, state, {"embedded": report.embedded, "unchanged": report.unchanged,
+                                                     "deleted": report.deleted, "failed": report.failed},
+                         report.seconds)
+
+
+def one_line(reason: str, limit: int = 1000) -> str:
+    """A failure reason as PostgreSQL text can hold it (no NUL), on one line, of bounded length."""
+    reason = " ".join(reason.replace("\x00", "\\0").split())
+    return reason if len(reason) <= limit else reason[:limit - 1] + "…"
 
 
 def finish_switch(settings: "Settings", engine: "Engine", target: "Configuration", rows: list,
@@ -329,21 +385,22 @@ class Batch:
     embedded: list[tuple] = field(default_factory=list)
     failures: list[tuple] = field(default_factory=list)
     touched: list[tuple] = field(default_factory=list)
-    same: int = 0
+    same: list = field(default_factory=list)     # ids whose bytes did not change
     pending: int = 0
     generated: bool = False
+    generation: int = 0      # the connection's generation its claims were made in
 
 
 class Runner:
     """Streams the plan through the embedder; DB writes and image reads overlap the model."""
 
-    def __init__(self, settings, config, table: str, catalogue: Catalogue, sources: SourceOptions, url: str,
-                 engine, run_id: int, options: SyncOptions, report: SyncReport):
-        self.config, self.table, self.catalogue, self.sources = config, table, catalogue, sources
-        self.engine, self.run_id, self.options, self.report = engine, run_id, options, report
+    def __init__(self, settings, context: Context, config, table: str, link: SyncConnection, run_id: int,
+                 report: SyncReport):
+        self.config, self.table, self.catalogue, self.sources = config, table, context.catalogue, context.sources
+        self.engine, self.options, self.link = context.engine, context.options, link
+        self.run_id, self.report = run_id, report
         self.readers = ThreadPoolExecutor(max(1, settings.get("sync.http_concurrency")), "artvec-read")
-        self.writer = store.BatchWriter(url, catalogue.id_type, table)
-        self.claims = store.Claims(url, table)
+        self.decode_timeout = settings.get("sync.decode_timeout")
         self.done = 0
         self.total = 0
         self.started = time.perf_counter()
@@ -353,6 +410,8 @@ class Runner:
 
         self.total = len(tasks)
         embedder = Embedder(self.config, device=self.options.device)
+        embedder.decode_timeout = self.decode_timeout
+        warnings.filterwarnings("ignore", module="PIL")   # a bad picture's warning is not the run's news
         started = time.perf_counter()
         try:
             for (batch, task, sha), result in embedder.embed_stream(self.items(tasks), self.options.batch_size):
@@ -361,8 +420,6 @@ class Runner:
         finally:
             embedder.close()
             self.readers.shutdown(wait=False, cancel_futures=True)
-            self.writer.close()
-            self.claims.close()
 
     def items(self, tasks: list[Task]) -> Iterator[tuple[tuple, bytes]]:
         size = self.options.batch_size
@@ -375,7 +432,7 @@ class Runner:
                     continue
                 sha = hashlib.sha256(data).digest()
                 if task.stored_sha == sha:          # same bytes: record the new stamp, don't re-embed
-                    batch.same += 1
+                    batch.same.append(task.row.artwork_id)
                     if task.reason != "check":
                         batch.touched.append({"artwork_id": task.row.artwork_id, "image_location": task.row.image,
                                               "source_stamp": task.stamp, "source_updated_at": task.row.updated_at,
@@ -391,19 +448,29 @@ class Runner:
             return read_bytes(task.row.image, self.sources), None
         except ImageError as error:
             return None, error
+        except Exception as error:  # noqa: BLE001 - whatever one picture does, it is its own failure
+            return None, FetchError(task.row.image, f"cannot read ({type(error).__name__}: {first_line(error)})")
 
     def claim(self, tasks: list[Task]) -> Batch:
         """Lock the batch's pictures, and keep those nobody has written since our plan was made."""
-        ids = [task.row.artwork_id for task in tasks]
-        claimed = self.claims.claim(ids)
+        def step() -> tuple[list[Task], int]:
+            generation = self.link.generation
+            claimed = self.link.claim([task.row.artwork_id for task in tasks])
+            return self.unchanged_since_planned(tasks, claimed), generation
+
+        fresh, generation = self.link.call(step)
+        self.report.left_to_others += len(tasks) - len(fresh)
+        self.advance(len(tasks) - len(fresh))
+        return Batch(fresh, generation=generation)
+
+    def unchanged_since_planned(self, tasks: list[Task], claimed: set) -> list[Task]:
+        """Of the claimed tasks, those nobody wrote since the plan; the claims on the rest are let go."""
         with self.engine.connect() as connection:
             now = store.versions(connection, self.table, list(claimed)) if claimed else {}
         fresh = [task for task in tasks if task.row.artwork_id in claimed and now[task.row.artwork_id] == task.version]
         fresh_ids = {task.row.artwork_id for task in fresh}
-        self.claims.release([artwork_id for artwork_id in claimed if artwork_id not in fresh_ids])
-        self.report.left_to_others += len(tasks) - len(fresh)
-        self.advance(len(tasks) - len(fresh))
-        return Batch(fresh)
+        self.link.release([artwork_id for artwork_id in claimed if artwork_id not in fresh_ids])
+        return fresh
 
     def record(self, batch: Batch, task: Task, sha: bytes, result) -> None:
         if isinstance(result, ImageError):
@@ -418,7 +485,7 @@ class Runner:
         self.flush_if_done(batch)
 
     def failure_row(self, task: Task, error: ImageError) -> tuple:
-        reason = f"{error.kind}: {error.reason}"
+        reason = one_line(f"{error.kind}: {error.reason}")
         self.report.failures.append(f"{task.row.artwork_id} ({task.row.image or 'no image'}): {reason}")
         return {"artwork_id": task.row.artwork_id, "config_id": self.config.config_id, "reason": reason,
                 "image_location": task.row.image, "source_stamp": task.stamp, "source_updated_at": task.row.updated_at}
@@ -426,16 +493,41 @@ class Runner:
     def flush_if_done(self, batch: Batch) -> None:
         if not batch.generated or batch.pending:
             return
-        ids = [task.row.artwork_id for task in batch.tasks]
-        embedded, failed = self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures)
-        new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
-        self.writer.write(batch.embedded, batch.failures, batch.touched, new_ids,
-                          {"run_id": self.run_id, "embedded": embedded, "failed": failed})
-        self.claims.release(ids)
-        self.report.embedded, self.report.failed = embedded, failed
-        self.report.unchanged += batch.same
-        self.advance(len(batch.tasks))
+        planned = len(batch.tasks)
+        self.link.call(lambda: self.write(batch))
+        self.link.release([task.row.artwork_id for task in batch.tasks])
+        self.report.embedded += len(batch.embedded)
+        self.report.failed += len(batch.failures)
+        self.report.unchanged += len(batch.same)
+        self.report.left_to_others += planned - len(batch.tasks)
+        self.advance(planned)
         batch.tasks = []
+
+    def write(self, batch: Batch) -> None:
+        if batch.generation != self.link.generation:      # the connection was lost since the claim
+            if (batch.embedded or batch.failures) and self.link.run_counts() == self.counts_after(batch):
+                return                                     # our commit went through; its answer was lost
+            self.keep_still_ours(batch)
+            batch.generation = self.link.generation
+        new_ids = {task.row.artwork_id for task in batch.tasks if task.version[0] is None}
+        embedded, failed = self.counts_after(batch)
+        self.link.writer.write(batch.embedded, batch.failures, batch.touched, new_ids,
+                               {"run_id": self.run_id, "embedded": embedded, "failed": failed})
+
+    def counts_after(self, batch: Batch) -> tuple[int, int]:
+        """The run's (embedded, failed) once this batch is written: recorded in the batch's transaction."""
+        return self.report.embedded + len(batch.embedded), self.report.failed + len(batch.failures)
+
+    def keep_still_ours(self, batch: Batch) -> None:
+        """After a reconnect: keep the pictures whose claims were taken back and that nobody wrote meanwhile."""
+        held = [task for task in batch.tasks if task.row.artwork_id in self.link.held]
+        kept = self.unchanged_since_planned(held, {task.row.artwork_id for task in held})
+        keep = {task.row.artwork_id for task in kept}
+        batch.tasks = [task for task in batch.tasks if task.row.artwork_id in keep]
+        batch.embedded = [row for row in batch.embedded if row["artwork_id"] in keep]
+        batch.failures = [row for row in batch.failures if row["artwork_id"] in keep]
+        batch.touched = [row for row in batch.touched if row["artwork_id"] in keep]
+        batch.same = [artwork_id for artwork_id in batch.same if artwork_id in keep]
 
     def advance(self, count: int) -> None:
         self.done += count
@@ -456,7 +548,8 @@ def failures(settings: "Settings", limit: int = 50, engine: "Engine | None" = No
 def status(settings: "Settings", engine: "Engine | None" = None) -> dict:
     owned = engine is None
     engine = engine or store.engine_for_schema(settings)
-    with engine.connect() as connection:
+    with engine.begin() as connection:
+        store.mark_interrupted(connection)
         info = store.sync_status(connection)
         current = configurations.active(connection)
     if owned:
