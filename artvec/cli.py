@@ -366,7 +366,7 @@ def evaluate_command(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Precision at this many neighbours.")] = 10,
     sample: Annotated[int, typer.Option("--sample", min=0, help="Queries drawn from the store (0 = every picture).")] = 2000,
     duplicates: Annotated[int, typer.Option("--duplicates", min=0, help="Pictures whose edited copies calibrate the near-duplicate distance (0 = skip).")] = 8,
-    config_id: Annotated[Optional[str], typer.Option("--config-id", help="Embedding configuration to judge (default: the configured one, else the largest).")] = None,
+    config_id: Annotated[Optional[str], typer.Option("--config-id", help="Embedding configuration to judge (default: the active one; another one is read from its own table).")] = None,
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that relative image paths are under (for the near-duplicate copies).")] = None,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Labels listed in the text output, worst first.")] = 15,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (every label).")] = False,
@@ -374,7 +374,7 @@ def evaluate_command(
     """Quality on your own library: do a picture's nearest neighbours share its label?"""
     from .evaluate import evaluate
 
-    config = settings(**{"catalogue.image_root": str(image_root) if image_root else None})
+    config = load_settings(**{"catalogue.image_root": str(image_root) if image_root else None})
     report = evaluate(config, label, by=by, k=k, sample=sample, duplicates=duplicates, config_id=config_id,
                       progress=lambda message: typer.echo(message, err=True))
     if as_json:
