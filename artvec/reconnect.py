@@ -79,7 +79,8 @@ class SyncConnection:
         self.url, self.id_type, self.retry = url, id_type, retry
         self.table = table or tables.qualified(tables.VIEW)
         self.run_id: int | None = None
-        self.held: set = set()           # the pictures this worker has claimed
+        self.held: set = set()           # the pictures this worker holds claims on, on this session
+        self.to_retake: set = set()      # claims lost with a session, not taken back yet
         self.generation = 0              # goes up with every reconnect: claims made before may be gone
         self.writer: store.BatchWriter | None = None
         self.claims: store.Claims | None = None
@@ -102,12 +103,17 @@ class SyncConnection:
         self.call(attach)
 
     def reconnect(self) -> None:
+        """A new session, then the run lock and the claims taken back; until that has all worked, the
+        lost claims are not counted as held (a write never relies on a claim it may not have)."""
         self.generation += 1
+        self.to_retake |= self.held
+        self.held = set()
         self.connect()
         if self.run_id is not None:
             store.lock_run(self.writer.connection, self.run_id)
-        if self.held:
-            self.held &= self.claims.claim(list(self.held))
+        if self.to_retake:
+            self.held = self.claims.claim(list(self.to_retake))
+        self.to_retake = set()
 
     def call(self, step: Callable[[], Any]) -> Any:
         return self.retry.call(step, self.reconnect)
@@ -126,6 +132,7 @@ class SyncConnection:
         return self.call(step)
 
     def release(self, ids: list) -> None:
+        self.to_retake -= set(ids)
         ids = [artwork_id for artwork_id in ids if artwork_id in self.held]
         self.held -= set(ids)
         self.call(lambda: self.claims.release(ids))

@@ -123,7 +123,7 @@ def terminate_sync_connections(engine) -> int:
             where datname = current_database() and pid <> pg_backend_pid()""")).scalar()
 
 
-def wait_for_rows(engine, minimum: int, *processes: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for_rows(engine, minimum: int, *processes: subprocess.Popen, timeout: float = 600) -> None:
     """Until the store holds ``minimum`` rows; fails at once if the syncs watched have all exited."""
     deadline = time.monotonic() + timeout
     while count_rows(engine) < minimum:
