@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,9 +20,9 @@ from .errors import ArtvecError
 app = typer.Typer(help="Style and colour similarity for picture libraries, in PostgreSQL + pgvector.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="The database artvec uses.", no_args_is_help=True)
-config_app = typer.Typer(help="artvec's configuration.", no_args_is_help=True)
+settings_app = typer.Typer(help="artvec's settings (defaults, artvec.toml, ARTVEC_*, options).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(config_app, name="config")
+app.add_typer(settings_app, name="config")
 
 STATE: dict = {"debug": False}
 
@@ -35,24 +36,37 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def global_options(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="artvec.toml to read (default: ./artvec.toml if present).")] = None,
+    settings_file: Annotated[Optional[Path], typer.Option("--config", help="artvec.toml to read (default: ./artvec.toml if present).")] = None,
     database_url: Annotated[Optional[str], typer.Option("--database-url", help="PostgreSQL URL (default: ARTVEC_DATABASE_URL, the config file, else the embedded server).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     STATE["debug"] = debug
-    STATE["config"] = config
+    STATE["settings_file"] = settings_file
     STATE["overrides"] = {"database.url": database_url}
 
 
-def settings(**overrides):
+def load_settings(**overrides):
     from .config import Settings
 
-    return Settings.load(STATE.get("config"), {**STATE.get("overrides", {}), **overrides})
+    return Settings.load(STATE.get("settings_file"), {**STATE.get("overrides", {}), **overrides})
 
 
 def echo_json(value) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@contextmanager
+def store_engine(settings, schema: bool = True):
+    """The command's one engine, made here and passed down; disposed at the end. ``schema``:
+    artvec's schema must be there already (every command but init, db status, demo)."""
+    from . import db, store
+
+    engine = store.engine_for_schema(settings) if schema else db.engine_for(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -60,8 +74,11 @@ def init() -> None:
     """Create or upgrade artvec's schema (safe to run again)."""
     from . import store
 
-    result = store.init(settings())
-    typer.echo(f"artvec schema at revision {result['revision']} in {result['url']}")
+    settings = load_settings()
+    with store_engine(settings, schema=False) as engine:
+        result = store.init(settings, engine=engine)
+    typer.echo(f"artvec schema at revision {result['revision']} in {result['url']}; "
+               f"active configuration {result['active'] or '-'}")
 
 
 @db_app.command("url")
@@ -69,7 +86,7 @@ def db_url() -> None:
     """Print the database URL (psql accepts it)."""
     from . import db
 
-    typer.echo(db.libpq_url(db.database_url(settings())))
+    typer.echo(db.url(load_settings()))
 
 
 @db_app.command("stop")
@@ -77,11 +94,8 @@ def db_stop() -> None:
     """Stop the embedded PostgreSQL server (any later command starts it again)."""
     from . import db
 
-    config = settings()
-    if not db.is_embedded(config):
-        raise ArtvecError("database.url is set: artvec only stops its own embedded server")
-    data_dir = db.embedded_data_dir(config)
-    typer.echo(f"stopped the embedded server in {data_dir}" if db.stop_embedded(data_dir)
+    data_dir, was_running = db.stop(load_settings())
+    typer.echo(f"stopped the embedded server in {data_dir}" if was_running
                else f"the embedded server in {data_dir} is not running")
 
 
@@ -90,7 +104,9 @@ def db_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-read
     """Where the database is and what artvec keeps in it."""
     from . import store
 
-    info = store.db_status(settings())
+    settings = load_settings()
+    with store_engine(settings, schema=False) as engine:
+        info = store.db_status(settings, engine=engine)
     if as_json:
         echo_json(info)
         return
@@ -98,10 +114,12 @@ def db_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-read
         typer.echo(f"{key:>18}: {value}")
 
 
-@config_app.command("show")
-def config_show(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Print the effective configuration and where each value came from (passwords hidden)."""
-    rows = settings().rows()
+@settings_app.command("show")
+def settings_show(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Print the effective settings and where each value came from (passwords hidden)."""
+    from .config import show
+
+    rows = show(load_settings())
     if as_json:
         echo_json({key: {"value": value, "source": source} for key, value, source in rows})
         return
@@ -120,10 +138,37 @@ def embed(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
 ) -> None:
     """Embed pictures with the configured model and print or save their vectors."""
-    from .embedding import embed_command
+    from .embedding import embed as embed_pictures
 
-    typer.echo(embed_command(paths, out=out, json_out=as_json, device=device, batch_size=batch_size,
-                             threads=threads, config=settings().embedding_config()))
+    result = embed_pictures(paths, out=out, device=device, batch_size=batch_size, threads=threads,
+                            config=load_settings().embedding_config())
+    for line in embed_lines(result, as_json):
+        typer.echo(line)
+
+
+def embed_lines(result, as_json: bool) -> list[str]:
+    """What `artvec embed` prints: vectors (text or JSON lines), or what --out wrote; bad pictures."""
+    config = result.config
+    lines: list[str] = []
+    if result.out is not None:
+        if as_json:
+            lines.append(json.dumps({**result.meta(), "out": str(result.out), "names_file": str(result.names_file)}))
+        else:
+            lines.extend(f"{i}\t{name}" for i, name in enumerate(result.names))
+            lines.append(f"wrote {len(result.names)}×{config.dim} float32 to {result.out}, names in order to "
+                         f"{result.names_file} ({config.config_id})")
+    elif as_json:
+        for name, row in zip(result.names, result.vectors):
+            lines.append(json.dumps({"name": name, "config_id": config.config_id,
+                                     "vector": [round(float(v), 7) for v in row]}))
+        for error in result.errors:
+            lines.append(json.dumps({"name": error.name, "error": type(error).__name__, "reason": error.reason}))
+    else:
+        for name, row in zip(result.names, result.vectors):
+            lines.append(name + "\t" + ",".join(f"{float(v):.7g}" for v in row))
+    if not as_json:
+        lines.extend(f"error: {error}" for error in result.errors)
+    return lines
 
 
 @app.command()
@@ -136,21 +181,27 @@ def sync(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try pictures that failed before again.")] = False,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Pictures per committed batch.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda.")] = None,
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="A new embedding configuration, once complete, stays pending (artvec activate).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Keep embeddings in step with the catalogue: new, changed, deleted pictures, model changes.
+
+    With an embedding configuration other than the active one, it keeps the active one current
+    and fills the new one; complete and indexed, the new one becomes active.
 
     Exit codes: 0 all synced; 4 finished, but some pictures failed (see `artvec failures`);
     1-3 could not run (configuration, database)."""
     from .progress import Progress
     from .sync import SyncOptions, sync as run_sync
 
-    config = settings(**{"catalogue.table": table, "catalogue.image_root": str(image_root) if image_root else None,
-                         "sync.batch_size": batch_size, "sync.device": device})
+    settings = load_settings(**{"catalogue.table": table, "catalogue.image_root": str(image_root) if image_root else None,
+                                "sync.batch_size": batch_size, "sync.device": device})
     options = SyncOptions(limit=limit, dry_run=dry_run, full=full, retry_failed=retry_failed,
-                          batch_size=config.get("sync.batch_size"), device=config.get("sync.device"),
-                          progress=None if as_json else Progress("sync"))
-    report = run_sync(config, options)
+                          batch_size=settings.get("sync.batch_size"), device=settings.get("sync.device"),
+                          activate=not no_activate, progress=None if as_json else Progress("sync"),
+                          say=None if as_json else (lambda line: typer.echo(line, err=True)))
+    with store_engine(settings) as engine:
+        report = run_sync(settings, options, engine=engine)
     echo_json(report_dict(report)) if as_json else typer.echo(report_text(report))
     raise typer.Exit(report.exit_code)
 
@@ -173,7 +224,21 @@ def report_text(report) -> str:
                  f"{report.deleted} deleted, {report.failed} failed, {report.failed_skipped} failed before "
                  f"(skipped), {report.left_to_others} left to other workers; "
                  f"{report.seconds:.1f} s, {report.rate:.2f} pictures/s")
+    if report.switch:
+        lines.append(switch_text(report))
     return "\n".join(lines)
+
+
+def switch_text(report) -> str:
+    switch = report.switch
+    if switch["activated"] or report.active_config_id == switch["config_id"]:
+        return f"switched: {switch['config_id']} is active now (artvec configs; artvec prune drops the old one)"
+    if switch["missing"] == 0:
+        return (f"switch: {switch['config_id']} is complete but pending (--no-activate); "
+                f"artvec activate {switch['config_id']} makes it active")
+    return (f"switching to {switch['config_id']}: {switch['embedded']} embedded this run, "
+            f"{switch['missing'] if switch['missing'] is not None else '?'} to go; "
+            f"the site still sees {report.active_config_id}")
 
 
 @app.command()
@@ -181,13 +246,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Counts by state and configuration, the last sync, the most common failure reasons."""
     from .sync import status as sync_status
 
-    info = sync_status(settings())
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        info = sync_status(settings, engine=engine)
     if as_json:
         echo_json(info)
         return
     typer.echo(f"active configuration: {info['active_config']}")
+    if info["configured"] != info["active_config"]:
+        typer.echo(f"configured (switching to it): {info['configured']}")
     for row in info["by_config"]:
-        typer.echo(f"  embedded  {row['count']:>8}  {row['config_id']}")
+        typer.echo(f"  embedded  {row['count']:>8}  {row['config_id']}{'  (active)' if row['active'] else ''}")
     typer.echo(f"  failed    {info['failed']:>8}")
     last = info["last_sync"]
     typer.echo("last sync: " + ("never" if not last else
@@ -205,7 +274,9 @@ def failures(
     """List pictures that could not be embedded, newest first, with the reason."""
     from .sync import failures as list_failures
 
-    rows = list_failures(settings(), limit)
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        rows = list_failures(settings, limit, engine=engine)
     if as_json:
         echo_json(rows)
         return
@@ -221,24 +292,34 @@ def index_command(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the indexes anew (concurrently) and swap them in.")] = False,
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", help="Memory for the build, e.g. 2GB (default: what the graph needs, at most 2 GB).")] = None,
 ) -> None:
-    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again)."""
-    from . import search
+    """Build the HNSW and filter indexes and set the database's search defaults (safe to run again;
+    a lost connection is retried, and a build it cut off is dropped and built again)."""
+    from . import indexes
+    from .reconnect import Retry
 
-    search.create_indexes(settings(), rebuild=rebuild, progress=typer.echo,
-                          maintenance_work_mem=maintenance_work_mem)
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        Retry.from_settings(settings).call(lambda: indexes.index(
+            settings, rebuild=rebuild, progress=typer.echo, maintenance_work_mem=maintenance_work_mem,
+            engine=engine))
+
+
+def with_stored_facets(settings, engine):
+    """The settings; without configured facets, those the sync stored (e.g. after `artvec demo`)."""
+    from . import store
+
+    if not settings.get("catalogue.facets"):
+        with engine.connect() as connection:
+            settings.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
+    return settings
 
 
 def settings_with_stored_facets():
-    """Settings; without configured facets, those the sync stored (e.g. after `artvec demo`)."""
-    from . import store
-
-    config = settings()
-    if not config.get("catalogue.facets"):
-        engine = store.engine_for_schema(config)
-        with engine.connect() as connection:
-            config.set("catalogue.facets", store.facet_names(connection), "stored embeddings")
-        engine.dispose()
-    return config
+    """Settings with the stored facets, for the commands whose library function still opens its own
+    engine (clusters, map, duplicates, serve)."""
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        return with_stored_facets(settings, engine)
 
 
 @app.command("similar")
@@ -257,24 +338,26 @@ def similar_command(
     """The pictures nearest to an artwork (or to a picture file, or a palette), with distances and facets."""
     from . import search
 
-    config = settings_with_stored_facets()
-    if colours is not None:
-        from .palette import find_by_palette
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        settings = with_stored_facets(settings, engine)
+        if colours is not None:
+            from .palette import find_by_palette
 
-        if artwork_id is not None or image is not None:
-            raise search.SearchError("--colours searches by palette: give no artwork ID or --image with it")
-        found = find_by_palette(config, colours, search.parse_filters(filters or []),
-                                search.parse_filters(excludes or []), k, through)
-    else:
-        found = search.find_similar(config, artwork_id, str(image) if image else None, by,
+            if artwork_id is not None or image is not None:
+                raise search.SearchError("--colours searches by palette: give no artwork ID or --image with it")
+            found = find_by_palette(settings, colours, search.parse_filters(filters or []),
+                                    search.parse_filters(excludes or []), k, through, engine=engine)
+        else:
+            found = search.find_similar(engine, settings, artwork_id, str(image) if image else None, by,
                                     search.parse_filters(filters or []), search.parse_filters(excludes or []),
                                     k, through)
     if sheet:
-        write_similar_sheet(config, found, sheet)
+        write_similar_sheet(settings, found, sheet)
     if as_json:
         echo_json(found["rows"])
         return
-    facets = list(config.get("catalogue.facets") or [])
+    facets = list(settings.get("catalogue.facets") or [])
     typer.echo("  ".join([f"{'id':>12}", f"{'distance':>9}", *[f"{name:<16}" for name in facets]]).rstrip())
     for row in found["rows"]:
         values = [str((row["facets"] or {}).get(name, "")) for name in facets]
@@ -282,10 +365,10 @@ def similar_command(
                               *[f"{value:<16}" for value in values]]).rstrip())
 
 
-def write_similar_sheet(config, found: dict, out: Path) -> None:
+def write_similar_sheet(settings, found: dict, out: Path) -> None:
     from .sheet import resolve_location, write_sheet
 
-    root = config.get("catalogue.image_root")
+    root = settings.get("catalogue.image_root")
     neighbours = [(f"{row['artwork_id']}\nd = {row['distance']:.4f}", resolve_location(row["image_location"], root))
                   for row in found["rows"]]
     query = (f"query {found['query']}"[:30], resolve_location(found["query_location"], root))
@@ -300,7 +383,7 @@ def evaluate_command(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Precision at this many neighbours.")] = 10,
     sample: Annotated[int, typer.Option("--sample", min=0, help="Queries drawn from the store (0 = every picture).")] = 2000,
     duplicates: Annotated[int, typer.Option("--duplicates", min=0, help="Pictures whose edited copies calibrate the near-duplicate distance (0 = skip).")] = 8,
-    config_id: Annotated[Optional[str], typer.Option("--config-id", help="Embedding configuration to judge (default: the configured one, else the largest).")] = None,
+    config_id: Annotated[Optional[str], typer.Option("--config-id", help="Embedding configuration to judge (default: the active one; another one is read from its own table).")] = None,
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that relative image paths are under (for the near-duplicate copies).")] = None,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Labels listed in the text output, worst first.")] = 15,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (every label).")] = False,
@@ -308,7 +391,7 @@ def evaluate_command(
     """Quality on your own library: do a picture's nearest neighbours share its label?"""
     from .evaluate import evaluate
 
-    config = settings(**{"catalogue.image_root": str(image_root) if image_root else None})
+    config = load_settings(**{"catalogue.image_root": str(image_root) if image_root else None})
     report = evaluate(config, label, by=by, k=k, sample=sample, duplicates=duplicates, config_id=config_id,
                       progress=lambda message: typer.echo(message, err=True))
     if as_json:
@@ -351,19 +434,64 @@ def grant_read_command(
     decisions: Annotated[bool, typer.Option("--decisions", help="Also let it record duplicate decisions (INSERT on artvec.duplicate_decisions only).")] = False,
 ) -> None:
     """Give a database role read-only access to artvec's schema (now and for future tables)."""
-    from . import search, store
+    from . import grants
 
-    engine = store.engine_for_schema(settings())
-    try:
-        statements = search.grant_read(engine, role)
+    with store_engine(load_settings()) as engine:
+        statements = grants.grant_read(engine, role)
         if decisions:
             from .duplicates import grant_decisions
 
             statements += grant_decisions(engine, role)
         for statement in statements:
             typer.echo(statement)
-    finally:
-        engine.dispose()
+
+
+@app.command()
+def configs(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """The embedding configurations in the store: dims, pictures embedded, indexes, which is active."""
+    from . import configurations
+
+    with store_engine(load_settings()) as engine:
+        rows = configurations.configs(engine)
+    if as_json:
+        echo_json(rows)
+        return
+    typer.echo(f"{'':2}{'config_id':<32} {'dims':>16} {'embedded':>17}  {'indexes':<8} {'created':<16}  last used")
+    for row in rows:
+        dims = "{embedding}/{style}/{colour}".format(**row["dims"])
+        size = row["catalogue_size"] if row["catalogue_size"] is not None else "?"
+        typer.echo(f"{'*' if row['active'] else ' '} {row['config_id']:<32} {dims:>16} "
+                   f"{str(row['embedded']) + ' / ' + str(size):>17}  {'ready' if row['indexes_ready'] else '-':<8} "
+                   f"{row['created_at']:%Y-%m-%d %H:%M}  {row['last_used_at']:%Y-%m-%d %H:%M}")
+    typer.echo("* active: what artvec.embeddings shows")
+
+
+@app.command()
+def activate(
+    config_id: Annotated[str, typer.Argument(help="The configuration to make active (see artvec configs).")],
+    force: Annotated[bool, typer.Option("--force", help="Even if it lacks pictures or its HNSW indexes.")] = False,
+) -> None:
+    """Make an embedding configuration the one artvec.embeddings shows, in one transaction."""
+    from . import configurations
+
+    with store_engine(load_settings()) as engine:
+        result = configurations.activate(engine, config_id, force=force)
+    typer.echo(f"{config_id} is active" + ("" if result["changed"] else " already")
+               + (f" (was {result['previous']})" if result["changed"] and result["previous"] else ""))
+
+
+@app.command()
+def prune(keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the N most recently used inactive configurations.")] = 0) -> None:
+    """Drop the vectors of inactive embedding configurations (never the active or the configured one)."""
+    from . import configurations
+
+    settings = load_settings()
+    with store_engine(settings) as engine:
+        dropped = configurations.prune(engine, keep=keep, spare=settings.embedding_config().config_id)
+    for config_id in dropped:
+        typer.echo(f"dropped {config_id}")
+    if not dropped:
+        typer.echo("nothing to prune")
 
 
 # ---- style groups and the map (artvec/clusters.py, artvec/maps.py) ----------------------------
@@ -456,13 +584,10 @@ def decide_command(
     who: Annotated[Optional[str], typer.Option("--who", help="Who decided (default: the database user).")] = None,
 ) -> None:
     """Record a duplicate decision; `artvec duplicates` never proposes the pair again (unless its bytes change)."""
-    from . import duplicates, store
+    from . import duplicates
 
-    engine = store.engine_for_schema(settings())
-    try:
+    with store_engine(load_settings()) as engine:
         row = duplicates.decide(engine, first, second, decision, who)
-    finally:
-        engine.dispose()
     typer.echo(f"{row['artwork_a']} ~ {row['artwork_b']}: {row['decision']} "
                f"(by {row['decided_by']}, {row['decided_at']:%Y-%m-%d %H:%M})")
 
@@ -487,7 +612,9 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
     """The whole job on a generated sample catalogue: init, sync, index, "more like this", a contact sheet, style groups, a map."""
     from .demo import demo as run_demo
 
-    result = run_demo(settings(), say=typer.echo, device=device)
+    settings = load_settings()
+    with store_engine(settings, schema=False) as engine:
+        result = run_demo(settings, engine, say=typer.echo, device=device)
     for example in result.examples:
         filters = ", ".join(f"{key} = {value}" for key, value in example.filters.items())
         typer.echo(f"\n{example.title}: #{example.query_id}" + (f" ({filters})" if filters else ""))
@@ -497,6 +624,8 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
                        f"{facets.get('era', '')}")
     typer.echo(f"\ncontact sheet: {result.sheet}")
     typer.echo(f"\nStyle groups: {clusters_text(result.groups)}\nmap: {result.map}")
+    typer.echo(f"demo catalogue settings: {result.images.parent / 'artvec.toml'} (artvec commands run from "
+               "that folder use the demo catalogue)")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
     typer.echo(f"browse it: artvec serve --image-root {result.images}, then open http://127.0.0.1:8000 "
                "(more like this, palettes, duplicate review)")

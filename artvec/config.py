@@ -51,6 +51,9 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "sync.http_timeout": (float, 30.0, "seconds per image download"),
     "sync.http_retries": (int, 3, "retries for an image download"),
     "sync.http_concurrency": (int, 8, "image downloads at once"),
+    "sync.decode_timeout": (float, 60.0, "seconds one picture may take to decode before it is cut off"),
+    "sync.db_retries": (int, 8, "reconnects after a lost database connection before giving up"),
+    "sync.db_retry_wait": (float, 0.5, "first wait before a reconnect, doubled each time (at most 10 s)"),
     "index.m": (int, 32, "HNSW m"),
     "index.ef_construction": (int, 128, "HNSW ef_construction"),
     "search.ef_search": (int, 64, "hnsw.ef_search set for the database"),
@@ -171,7 +174,7 @@ class Settings:
             raise ConfigError(f"embedding configuration: {error}") from None
 
     def rows(self) -> list[tuple[str, Any, str]]:
-        """(key, effective value, source); embedding defaults are filled in from the configuration."""
+        """(key, effective value, source); embedding defaults are filled in from the embedding configuration."""
         effective = dict(self.values)
         embedding = self.embedding_config().to_dict()
         for name, value in embedding.items():
@@ -179,3 +182,8 @@ class Settings:
             if key in effective and effective[key] is None:
                 effective[key] = list(value) if isinstance(value, tuple) else value
         return [(key, mask_secrets(key, effective[key]), self.sources[key]) for key in SETTINGS]
+
+
+def show(settings: Settings) -> list[tuple[str, Any, str]]:
+    """What ``artvec config show`` prints: (key, effective value, source), secrets hidden."""
+    return settings.rows()

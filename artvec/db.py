@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from .errors import DatabaseError, first_line
 
@@ -20,11 +20,16 @@ EMBEDDED_DIR = "pgdata"
 
 
 def mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` with its password shown as ``***`` (SQLAlchemy's parser; a URL it cannot parse
+    loses whatever sits between ``:`` and ``@``)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -110,6 +115,21 @@ def database_url(settings: "Settings") -> str:
     if url:
         return url
     return start_embedded(embedded_data_dir(settings))
+
+
+def url(settings: "Settings") -> str:
+    """The database URL in the form psql accepts (``artvec db url``)."""
+    return libpq_url(database_url(settings))
+
+
+def stop(settings: "Settings") -> tuple[Path, bool]:
+    """Stop the embedded server (``artvec db stop``): its data folder, and whether it was running."""
+    from .errors import ArtvecError
+
+    if not is_embedded(settings):
+        raise ArtvecError("database.url is set: artvec only stops its own embedded server")
+    data_dir = embedded_data_dir(settings)
+    return data_dir, stop_embedded(data_dir)
 
 
 def is_embedded(settings: "Settings") -> bool:

@@ -7,13 +7,14 @@ like this" three ways and a contact sheet. Re-running reuses everything already 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import text
 
-from . import clusters, db, demo_pictures, maps, search, sheet, store
+from . import clusters, db, demo_pictures, indexes, maps, search, sheet, store
 from .errors import ArtvecError
 from .sync import SyncOptions, SyncReport, sync
 
@@ -54,6 +55,22 @@ def demo_settings(settings: "Settings", images: Path) -> "Settings":
                        "catalogue.image_root": str(images)}.items():
         settings.set(key, value, "artvec demo")
     return settings
+
+
+def write_settings(settings: "Settings", folder: Path) -> Path:
+    """``<home>/demo/artvec.toml``: the demo catalogue's settings, so that plain ``artvec sync``
+    (and the rest) run from that folder work on the demo store too."""
+    catalogue = settings.section("catalogue")
+    lines = ["# written by artvec demo: run artvec commands from this folder to use the demo catalogue",
+             "[catalogue]"]
+    for key, value in catalogue.items():
+        if key == "query":
+            lines.append(f"query = '''{value}'''")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    path = folder / "artvec.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_pictures(folder: Path) -> int:
@@ -126,34 +143,32 @@ def run_examples(settings: "Settings", engine: "Engine") -> list[Example]:
 def contact_sheet(settings: "Settings", engine: "Engine", example: Example, out: Path) -> Path:
     root = settings.get("catalogue.image_root")
     names = titles(engine)
-    location = search.query_location(settings, example.query_id)
+    location = search.query_location(engine, example.query_id)
     query = (f"query #{example.query_id}\n{names[example.query_id]}", sheet.resolve_location(location, root))
     neighbours = [(f"#{row['artwork_id']} d={row['distance']:.3f}\n{names.get(row['artwork_id'], '')}",
                    sheet.resolve_location(row.get("image_location"), root)) for row in example.rows]
     return sheet.write_sheet(query, neighbours, out)
 
 
-def demo(settings: "Settings", say: Callable[[str], None] = print, device: str = "cpu") -> DemoResult:
+def demo(settings: "Settings", engine: "Engine", say: Callable[[str], None] = print, device: str = "cpu") -> DemoResult:
+    """The whole demo on ``engine``'s database (the command's one engine; its schema is made here)."""
     home = settings.home / "demo"
     images = home / "images"
     written = write_pictures(images)
     say(f"pictures: {len(demo_pictures.catalogue())} in {images} ({written} generated now)")
     settings = demo_settings(settings, images)
-    store.init(settings)
-    engine = store.engine_for_schema(settings)
-    try:
-        refuse_foreign_embeddings(engine)
-        create_catalogue(engine)
-        say(f"catalogue: demo.artists, demo.eras, demo.pictures in {db.mask_url(db.libpq_url(db.database_url(settings)))}")
-        report = sync(settings, SyncOptions(device=device, batch_size=8))
-        say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
-            f"({report.seconds:.1f} s)")
-        search.create_indexes(settings, engine=engine, progress=lambda message: None)
-        say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
-        examples = run_examples(settings, engine)
-        out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
-        groups = clusters.clusters(settings, engine=engine)
-        map_out = Path(maps.build_map(settings, home / "map.png")["out"])
-    finally:
-        engine.dispose()
+    write_settings(settings, home)
+    store.init(settings, engine=engine)
+    refuse_foreign_embeddings(engine)
+    create_catalogue(engine)
+    say(f"catalogue: demo.artists, demo.eras, demo.pictures in {db.mask_url(db.libpq_url(engine.url.render_as_string(False)))}")
+    report = sync(settings, SyncOptions(device=device, batch_size=8), engine=engine)
+    say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
+        f"({report.seconds:.1f} s)")
+    indexes.index(settings, engine=engine, progress=lambda message: None)
+    say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
+    examples = run_examples(settings, engine)
+    out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
+    groups = clusters.clusters(settings, engine=engine)
+    map_out = Path(maps.build_map(settings, home / "map.png")["out"])
     return DemoResult(images, out, report, examples, groups, map_out)

@@ -19,7 +19,6 @@ import math
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -28,6 +27,7 @@ import numpy as np
 
 from .errors import ArtvecError, ConfigError, first_line
 from .images import DEFAULT_MAX_PIXELS, CorruptImage, ImageError, iter_image_files, load_image
+from .isolation import DaemonPool
 from .weights import LAYER_INDEX, SOURCES, get_source, weights_identity
 
 __all__ = [
@@ -465,7 +465,8 @@ class Embedder:
         self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
         self.head = StyleHead(config, self.device)
         self.decode_workers = max(1, int(decode_workers))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
+        self.decode_timeout: float | None = None   # seconds one picture may take to decode
 
     @property
     def config_id(self) -> str:
@@ -526,14 +527,21 @@ class Embedder:
         except Exception as exc:  # never let one picture stop the stream
             return CorruptImage(name, f"cannot decode ({type(exc).__name__}: {first_line(exc)})")
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="artvec-decode")
+            self._pool = DaemonPool(self.decode_workers, "artvec-decode")
         return self._pool
+
+    def _decoded(self, future, name: str):
+        """A decode's result; one that runs past ``decode_timeout`` seconds is cut off."""
+        try:
+            return self._pool.result(future, self.decode_timeout)
+        except TimeoutError:
+            return CorruptImage(name, f"decoding took longer than {self.decode_timeout:g} s (cut off)")
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
 
     def __enter__(self):
@@ -545,23 +553,37 @@ class Embedder:
     def __del__(self):
         try:
             if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool.shutdown()
         except Exception:
             pass
 
     # ---- public batch API --------------------------------------------------------------
-    def _run(self, prepared: list) -> list:
-        """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order."""
+    def _run(self, prepared: list, names: list[str] | None = None) -> list:
+        """[(arr, colour) | ImageError] -> [Vectors | ImageError], same order. Pictures of one shape
+        go through the model together; if the model fails on such a batch, each picture is tried
+        alone, so one picture's failure stays its own."""
         out: list = list(prepared)
         by_shape: dict[tuple, list[int]] = {}
         for i, p in enumerate(prepared):
             if not isinstance(p, BaseException):
                 by_shape.setdefault(p[0].shape, []).append(i)
-        for same in by_shape.values():  # pictures of one shape go through the model together
-            style = self.style_batch(np.stack([prepared[i][0] for i in same]))
-            for row, i in enumerate(same):
-                out[i] = self._combine(style[row].copy(), prepared[i][1])
+        for same in by_shape.values():
+            self._run_same_shape(prepared, names, same, out)
         return out
+
+    def _run_same_shape(self, prepared: list, names: list[str] | None, same: list[int], out: list) -> None:
+        try:
+            style = self.style_batch(np.stack([prepared[i][0] for i in same]))
+        except Exception as exc:  # noqa: BLE001 - a Torch error (out of memory, ...) on this batch
+            if len(same) > 1:
+                for i in same:
+                    out[i] = self._run([prepared[i]], [names[i] if names else "<picture>"])[0]
+                return
+            name = names[same[0]] if names else "<picture>"
+            out[same[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
+            return
+        for row, i in enumerate(same):
+            out[i] = self._combine(style[row].copy(), prepared[i][1])
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
         """Already-decoded PIL images (any mode; resized here) -> vectors, in order."""
@@ -596,14 +618,14 @@ class Embedder:
                     exhausted = True
                     return
                 name = str(key) if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
-                pending.append((key, pool.submit(self._decode, source, name)))
+                pending.append((key, name, pool.submit(self._decode, source, name)))
 
         fill()
         while pending:
             chunk = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
             fill()  # the next batch decodes while the model runs on this one
-            prepared = [future.result() for _, future in chunk]
-            for (key, _), result in zip(chunk, self._run(prepared)):
+            prepared = [self._decoded(future, name) for _, name, future in chunk]
+            for (key, _, _), result in zip(chunk, self._run(prepared, [name for _, name, _ in chunk])):
                 yield key, result
 
     def embed_paths(self, paths: list[str | Path], batch_size: int = 8) -> list[Vectors | ImageError]:
@@ -642,61 +664,57 @@ def embed_files(
     return array, names, errors
 
 
-def embed_command(
+@dataclass
+class EmbedResult:
+    """What ``embed`` made: the vectors of the good pictures (input order), their names, the
+    errors of the bad ones, and where ``--out`` wrote them."""
+    vectors: np.ndarray
+    names: list[str]
+    errors: list[ImageError]
+    config: EmbeddingConfig
+    out: Path | None = None
+    names_file: Path | None = None
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "config_id": self.config.config_id,
+            "config": self.config.to_dict(),
+            "dim": self.config.dim,
+            "style_dim": self.config.style_dim,
+            "colour_dim": self.config.colour_dim,
+            "count": len(self.names),
+            "names": self.names,
+            "errors": [{"name": e.name, "error": type(e).__name__, "reason": e.reason} for e in self.errors],
+        }
+
+
+def embed(
     paths,
     out: str | os.PathLike | None = None,
-    json_out: bool = False,
     device: str = "cpu",
     batch_size: int = 8,
     threads: int | None = None,
     config: EmbeddingConfig = DEFAULT_CONFIG,
-) -> str:
-    """Everything behind ``artvec embed PATH... [--out vectors.npy] [--json]``; returns the text to print.
+) -> EmbedResult:
+    """Everything behind ``artvec embed PATH... [--out vectors.npy]`` but the printing (cli.py).
 
-    ``--out`` writes the N×D float32 array (input order) and, beside it,
-    ``<out>.json`` (``vectors.npy`` -> ``vectors.json``) with the config, the
-    names in row order and the errors.  Without ``--out`` the vectors are printed
-    (JSON lines with ``--json``, else one ``name<TAB>v1,v2,…`` line each).
-    Bad pictures are reported, one line each (``error: <name>: <reason>``), and
-    do not stop the others.  Raises :class:`ArtvecError` if nothing could be embedded."""
+    ``out`` gets the N×D float32 array (input order) and, beside it, ``<out>.json``
+    (``vectors.npy`` -> ``vectors.json``) with the config, the names in row order and the
+    errors.  Bad pictures do not stop the others.  Raises :class:`ArtvecError` if nothing
+    could be embedded."""
     array, names, errors = embed_files(paths, config=config, device=device, batch_size=batch_size, threads=threads)
-    meta = {
-        "config_id": config.config_id,
-        "config": config.to_dict(),
-        "dim": config.dim,
-        "style_dim": config.style_dim,
-        "colour_dim": config.colour_dim,
-        "count": len(names),
-        "names": names,
-        "errors": [{"name": e.name, "error": type(e).__name__, "reason": e.reason} for e in errors],
-    }
-    lines: list[str] = []
+    if not names:
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ArtvecError(f"no picture could be embedded: {errors[0]}{more}")
+        raise ArtvecError("no pictures found in the given paths")
+    result = EmbedResult(array, names, errors, config)
     if out is not None:
         out = Path(out)
         if out.suffix != ".npy":
             out = out.with_name(out.name + ".npy")
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, array)
-        sidecar = out.with_suffix(".json")
-        sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-        if json_out:
-            lines.append(json.dumps({**meta, "out": str(out), "names_file": str(sidecar)}))
-        else:
-            lines.extend(f"{i}\t{n}" for i, n in enumerate(names))
-            lines.append(f"wrote {len(names)}×{config.dim} float32 to {out}, names in order to {sidecar} ({config.config_id})")
-    elif json_out:
-        for n, row in zip(names, array):
-            lines.append(json.dumps({"name": n, "config_id": config.config_id, "vector": [round(float(v), 7) for v in row]}))
-        for e in errors:
-            lines.append(json.dumps({"name": e.name, "error": type(e).__name__, "reason": e.reason}))
-    else:
-        for n, row in zip(names, array):
-            lines.append(n + "\t" + ",".join(f"{float(v):.7g}" for v in row))
-    if not json_out:
-        lines.extend(f"error: {e}" for e in errors)
-    if not names:
-        if errors:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise ArtvecError(f"no picture could be embedded: {errors[0]}{more}")
-        raise ArtvecError("no pictures found in the given paths")
-    return "\n".join(lines)
+        result.out, result.names_file = out, out.with_suffix(".json")
+        result.names_file.write_text(json.dumps(result.meta(), indent=2) + "\n")
+    return result

@@ -40,27 +40,58 @@ class Labelled:
     config: dict
 
 
+VIEW = "artvec.embeddings"       # the active configuration's vectors
+
+
 def check_by(by: str) -> str:
     if by not in COLUMNS:
         raise ConfigError(f"--by must be one of {', '.join(COLUMNS)}, got {by!r}")
     return COLUMNS[by]
 
 
-def choose_config(connection, config_id: str | None, configured: str) -> str:
+def choose_config(connection, config_id: str | None, configured: str) -> tuple[str, str]:
+    """(config_id, relation to read): the view ``artvec.embeddings`` (the active configuration) by
+    default; a ``--config-id`` the view does not show is read from that configuration's own table."""
     rows = dict(connection.execute(
         "select config_id, count(*) from artvec.embeddings group by config_id").fetchall())
+    if config_id is not None:
+        if config_id in rows:
+            return config_id, VIEW
+        table = configuration_table(connection, config_id)
+        if table is None:
+            stored = sorted(set(rows) | set(other_configurations(connection)))
+            raise EvaluateError(f"no embeddings of configuration {config_id!r} (stored: {', '.join(stored) or 'none'})")
+        return config_id, table
     if not rows:
         raise EvaluateError("the store holds no embeddings yet: run `artvec sync` first")
-    if config_id is not None:
-        if config_id not in rows:
-            raise EvaluateError(f"no embeddings of configuration {config_id!r} (stored: {', '.join(sorted(rows))})")
-        return config_id
-    return configured if configured in rows else max(rows, key=rows.get)
+    return (configured if configured in rows else max(rows, key=rows.get)), VIEW
 
 
-def stored_facets(connection, config_id: str) -> list[str]:
+def other_configurations(connection) -> list[str]:
+    """Inactive configurations whose own table holds vectors (the active one's are the view's)."""
+    return [config_id for config_id, in connection.execute(
+        "select config_id from artvec.models where table_name is not null and not active "
+        "order by config_id").fetchall()
+        if configuration_table(connection, config_id) is not None]
+
+
+def configuration_table(connection, config_id: str) -> str | None:
+    """``artvec.<table>`` of ``config_id`` (quoted), if it exists and holds vectors."""
+    from psycopg import sql
+
+    found = connection.execute(
+        "select quote_ident(table_name) from artvec.models where config_id = %s and table_name is not null "
+        "and to_regclass('artvec.' || quote_ident(table_name)) is not null", (config_id,)).fetchone()
+    if found is None:
+        return None
+    table = f"artvec.{found[0]}"
+    has_rows = connection.execute(sql.SQL("select exists (select 1 from {})").format(sql.SQL(table))).fetchone()[0]
+    return table if has_rows else None
+
+
+def stored_facets(connection, config_id: str, relation: str = VIEW) -> list[str]:
     return [r[0] for r in connection.execute(
-        "select distinct jsonb_object_keys(facets) from artvec.embeddings where config_id = %s order by 1",
+        f"select distinct jsonb_object_keys(facets) from {relation} where config_id = %s order by 1",
         (config_id,)).fetchall()]
 
 
@@ -74,14 +105,14 @@ def read_labelled(url: str, label: str, by: str, config_id: str | None, configur
     column = check_by(by)
     with psycopg.connect(db.libpq_url(url)) as connection:
         register_vector(connection)
-        chosen = choose_config(connection, config_id, configured)
+        chosen, relation = choose_config(connection, config_id, configured)
         config_row = connection.execute("select config, dim, style_dim, colour_dim from artvec.models where config_id = %s",
                                         (chosen,)).fetchone()
         width = {"embedding": config_row[1], "style": config_row[2], "colour": config_row[3]}[column]
         count = connection.execute(
-            "select count(*) from artvec.embeddings where config_id = %s and facets ? %s", (chosen, label)).fetchone()[0]
+            f"select count(*) from {relation} where config_id = %s and facets ? %s", (chosen, label)).fetchone()[0]
         if count == 0:
-            facets = stored_facets(connection, chosen)
+            facets = stored_facets(connection, chosen, relation)
             known = ", ".join(facets) if facets else "none (set catalogue.facets and run artvec sync)"
             raise EvaluateError(f"no stored picture has the facet {label!r}; stored facets: {known}")
         vectors = np.empty((count, width), dtype=np.float32)
@@ -89,7 +120,7 @@ def read_labelled(url: str, label: str, by: str, config_id: str | None, configur
         with connection.cursor(name="artvec_evaluate") as cursor:
             cursor.itersize = 2000
             cursor.execute(f"select artwork_id::text, facets->>%s, image_location, {column} "
-                           "from artvec.embeddings where config_id = %s and facets ? %s order by artwork_id",
+                           f"from {relation} where config_id = %s and facets ? %s order by artwork_id",
                            (label, chosen, label))
             for i, (artwork_id, value, location, vector) in enumerate(cursor):
                 if i >= count:

@@ -58,12 +58,12 @@ def palette_vector(palette: str, bins: int) -> np.ndarray:
 
 
 def find_by_palette(settings, palette: str, filters=None, excludes=None, k: int = 12,
-                    through: str = "facets") -> dict:
+                    through: str = "facets", engine=None) -> dict:
     """``artvec similar --colours``: the pictures whose colour part is nearest the palette's."""
     from . import search
 
     config = settings.embedding_config()
     vector = palette_vector(palette, config.colour_bins)
     rows = search.search(settings, vector=vector.tolist(), config_id=config.config_id, by="colour",
-                         filters=filters, excludes=excludes, k=k, through=through)
+                         filters=filters, excludes=excludes, k=k, through=through, engine=engine)
     return {"query": palette, "query_location": None, "rows": rows}

@@ -1,4 +1,4 @@
-"""Progress on long work: a live line with rate and ETA on a terminal, plain periodic lines otherwise."""
+"""Progress on long work: rich's live bar (rate, ETA) on a terminal, plain periodic lines otherwise."""
 
 from __future__ import annotations
 
@@ -6,35 +6,45 @@ import sys
 import time
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 class Progress:
-    def __init__(self, label: str, stream=None, interval: float | None = None):
+    """Called with (done, total, seconds) as work advances."""
+
+    def __init__(self, label: str, stream=None, interval: float = 10.0):
+        from rich.console import Console
+
         self.label = label
-        self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
-        self.interval = interval if interval is not None else (0.2 if self.live else 10.0)
-        self.last = 0.0
+        self.console = Console(file=stream or sys.stderr)
+        self.interval = interval
+        self.last: float | None = None
+        self.bar = None
+        self.task = None
 
     def __call__(self, done: int, total: int, seconds: float) -> None:
+        if self.console.is_terminal:
+            self.show_bar(done, total)
+        else:
+            self.show_line(done, total, seconds)
+
+    def show_bar(self, done: int, total: int) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TaskProgressColumn,
+                                   TextColumn, TimeRemainingColumn)
+
+        if self.bar is None:
+            self.bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self.console)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total, rate="")
+        speed = self.bar.tasks[0].speed
+        self.bar.update(self.task, completed=done, total=total, rate=f"{speed:.1f}/s" if speed else "")
+        if done >= total:
+            self.bar.stop()
+            self.bar = None
+
+    def show_line(self, done: int, total: int, seconds: float) -> None:
         now = time.monotonic()
-        finished = done >= total
-        if not finished and now - self.last < self.interval:
+        if done < total and self.last is not None and now - self.last < self.interval:
             return
         self.last = now
         rate = done / seconds if seconds > 0 else 0.0
-        eta = format_seconds((total - done) / rate) if rate > 0 else "?"
-        width = 30
-        filled = int(width * done / total) if total else width
-        bar = "#" * filled + "-" * (width - filled)
-        line = f"{self.label} [{bar}] {done}/{total} {rate:.1f}/s ETA {eta}"
-        if self.live:
-            self.stream.write("\r" + line + ("\n" if finished else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
+        self.console.print(f"{self.label}: {done}/{total}, {rate:.1f}/s, ETA {eta}", highlight=False)

@@ -1,4 +1,5 @@
-"""Similarity search in plain SQL: HNSW indexes, database defaults, filtered queries, grants.
+"""Similarity search in plain SQL: the queries (index building and database defaults are in
+``artvec.indexes``, grants in ``artvec.grants``).
 
 The queries keep the shape that pgvector can serve from an HNSW index:
 ``ORDER BY <column> <-> <query vector> LIMIT k`` with filters in ``WHERE``. pgvector
@@ -10,37 +11,29 @@ website's plain SQL needs no session settings.
 from __future__ import annotations
 
 import json
-import threading
-import time
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from sqlalchemy import (Column, Float, MetaData, String, Table, bindparam, cast, column,
-                        literal_column, not_, or_, select, table, text)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Float, String, bindparam, cast, column, literal_column, not_, or_, select, table
 from sqlalchemy.exc import DBAPIError
 
+from . import configurations, tables
 from .catalogue import quote_identifier, quote_qualified
 from .errors import ArtvecError, ConfigError, first_line
+from .grants import grant_read  # noqa: F401 - importable from here as before the split
+from .indexes import (HNSW_MAX_VECTOR_DIMS, ITERATIVE_SCAN, column_dims, configure_database,  # noqa: F401
+                      create_indexes, database_defaults, existing_indexes)
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
     from sqlalchemy.engine import Connection, Engine
 
     from .config import Settings
+    from .embedding import EmbeddingConfig
 
 BY_COLUMN = {"both": "embedding", "style": "style", "colour": "colour"}
-HNSW_MAX_VECTOR_DIMS = 2000      # beyond this, index (column::halfvec(d)) instead
-ITERATIVE_SCAN = "relaxed_order"
-MEBIBYTE = 1024 * 1024
-Progress = Callable[[str], None]
-
-metadata = MetaData(schema="artvec")
-embeddings = Table(
-    "embeddings", metadata,
-    Column("artwork_id"), Column("config_id", String), Column("embedding"), Column("style"),
-    Column("colour"), Column("image_location", String), Column("facets", JSONB),
-)
+embeddings = tables.embeddings        # the view: the active configuration
 
 
 class SearchError(ArtvecError):
@@ -223,12 +216,6 @@ def similar_to_vector(vector: Any, config_id: str, k: int = 12, by: str = "both"
 
 # ---- running a search ----------------------------------------------------------------
 
-def column_dims(connection: "Connection") -> dict[str, int]:
-    from .store import column_dimensions
-
-    return column_dimensions(connection)
-
-
 def search(settings: "Settings", artwork_id: Any = None, vector: Any = None, config_id: str | None = None,
            by: str = "both", filters: Mapping[str, Any] | None = None,
            excludes: Mapping[str, Any] | None = None, k: int = 12, offset: int = 0,
@@ -263,229 +250,33 @@ def search(settings: "Settings", artwork_id: Any = None, vector: Any = None, con
     return sorted((dict(row) for row in rows), key=lambda row: (row["distance"], str(row["artwork_id"])))
 
 
+def artwork_key(connection: "Connection", artwork_id: Any) -> Any:
+    """``artwork_id`` as the store's ids are typed (bigint, text or uuid), so that a look-up
+    uses the primary key; a one-line error for an id that cannot be one."""
+    id_type = configurations.id_type_of(connection) or "text"
+    try:
+        if id_type == "bigint":
+            return int(str(artwork_id))
+        if id_type == "uuid":
+            return uuid.UUID(str(artwork_id))
+    except ValueError:
+        raise SearchError(f"artwork id {artwork_id!r} is not a {id_type}, as the store's ids are") from None
+    return str(artwork_id)
+
+
+def artwork_row(artwork_id: Any, *columns: str) -> "Select":
+    """One artwork's row of ``artvec.embeddings``, by its primary key."""
+    e = embeddings
+    return select(*(e.c[name] for name in columns)).where(e.c.artwork_id == bindparam("artwork_id", artwork_id))
+
+
 def known_artwork(connection: "Connection", artwork_id: Any) -> Any:
     """The stored id (typed as the column is), or a one-line error."""
-    found = connection.execute(
-        text("select artwork_id from artvec.embeddings where artwork_id::text = :artwork_id"),
-        {"artwork_id": str(artwork_id)}).scalar()
+    key = artwork_key(connection, artwork_id)
+    found = connection.execute(artwork_row(key, "artwork_id")).scalar()
     if found is None:
         raise SearchError(f"artwork {artwork_id} has no embedding in artvec.embeddings (run artvec sync?)")
     return found
-
-
-# ---- indexes ---------------------------------------------------------------------------
-
-def hnsw_indexes(dims: Mapping[str, int]) -> list[tuple[str, str, str]]:
-    """(index name, indexed expression, operator class) for the three vector columns."""
-    specs = []
-    for column_name in ("embedding", "style", "colour"):
-        d = dims[column_name]
-        if d > HNSW_MAX_VECTOR_DIMS:
-            specs.append((f"embeddings_{column_name}_hnsw", f"(({column_name})::halfvec({d}))", "halfvec_l2_ops"))
-        else:
-            specs.append((f"embeddings_{column_name}_hnsw", column_name, "vector_l2_ops"))
-    return specs
-
-
-def btree_indexes(facets: Iterable[str]) -> list[tuple[str, str]]:
-    specs = [("embeddings_config_id", "config_id")]
-    for facet in facets:
-        quote_identifier(facet, "facet")
-        specs.append((f"embeddings_facet_{facet}"[:63], f"(facets ->> '{facet}')"))
-    return specs
-
-
-def index_options(settings: "Settings") -> tuple[int, int]:
-    m, ef_construction = int(settings.get("index.m")), int(settings.get("index.ef_construction"))
-    if not 2 <= m <= 100 or not 4 <= ef_construction <= 1000 or ef_construction < 2 * m:
-        raise ConfigError(f"index.m must be 2..100 and index.ef_construction 4..1000 and at least 2*m "
-                          f"(got m={m}, ef_construction={ef_construction})")
-    return m, ef_construction
-
-
-def existing_indexes(connection: "Connection") -> dict[str, dict[str, Any]]:
-    rows = connection.execute(text("""
-        select c.relname, i.indisvalid, coalesce(c.reloptions, '{}')
-        from pg_index i join pg_class c on c.oid = i.indexrelid
-        where i.indrelid = 'artvec.embeddings'::regclass"""))
-    return {name: {"valid": valid, "options": sorted(options)} for name, valid, options in rows}
-
-
-def build_memory(connection: "Connection", dims: Mapping[str, int], m: int) -> int:
-    """Bytes the largest HNSW graph needs in memory: rows x (vector + neighbour lists)."""
-    rows = connection.execute(text("select count(*) from artvec.embeddings")).scalar() or 0
-    largest = max(d * (2 if d > HNSW_MAX_VECTOR_DIMS else 4) for d in dims.values())
-    return int(rows * (largest + 8 + m * 2 * 3 * 16) * 1.25)
-
-
-def choose_maintenance_work_mem(connection: "Connection", needed: int, requested: str | None) -> str:
-    if requested:
-        return requested
-    current = connection.execute(
-        text("select setting::bigint * 1024 from pg_settings where name = 'maintenance_work_mem'")).scalar()
-    chosen = min(max(needed, current, 64 * MEBIBYTE), 2048 * MEBIBYTE - MEBIBYTE)
-    return f"{chosen // MEBIBYTE}MB"
-
-
-def watch_progress(url_engine: "Engine", pid: int, label: Callable[[], str], progress: Progress,
-                   stop: threading.Event, every: float = 5.0) -> None:
-    """Report pg_stat_progress_create_index of backend ``pid`` until ``stop`` is set."""
-    with url_engine.connect() as connection:
-        while not stop.wait(every):
-            row = connection.execute(text("""
-                select phase, tuples_done, blocks_done, blocks_total from pg_stat_progress_create_index
-                where pid = :pid"""), {"pid": pid}).first()
-            connection.rollback()
-            if row:
-                progress(f"  {label()}: {row.phase}{progress_detail(row)}")
-
-
-def progress_detail(row) -> str:
-    if row.blocks_total:
-        return f", {100 * row.blocks_done // row.blocks_total}% of the table read"
-    return f", {row.tuples_done:,} rows" if row.tuples_done else ""
-
-
-def create_indexes(settings: "Settings", rebuild: bool = False, progress: Progress = print,
-                   maintenance_work_mem: str | None = None, engine: "Engine | None" = None) -> list[dict]:
-    """HNSW indexes on embedding, style and colour, B-trees on config_id and each facet.
-
-    Safe to run again: existing valid indexes with the configured parameters are kept;
-    with ``rebuild`` (or when m/ef_construction changed, or a build was interrupted) a new
-    index is built concurrently beside the old one and swapped in. Then the database
-    defaults for iterative scans are set (``configure_database``).
-    """
-    from . import store
-
-    owned = engine is None
-    engine = engine or store.engine_for_schema(settings)
-    m, ef_construction = index_options(settings)
-    facets = list(settings.get("catalogue.facets") or [])
-    report: list[dict] = []
-    try:
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            dims = column_dims(connection)
-            memory = choose_maintenance_work_mem(connection, build_memory(connection, dims, m),
-                                                 maintenance_work_mem)
-            connection.execute(text("select set_config('maintenance_work_mem', :v, false)"), {"v": memory})
-            progress(f"maintenance_work_mem = {memory} for this build (the HNSW graph is built fastest "
-                     "when it fits; pass --maintenance-work-mem to change)")
-            pid = connection.execute(text("select pg_backend_pid()")).scalar()
-            wanted = [f"ef_construction={ef_construction}", f"m={m}"]
-            for name, expression, opclass in hnsw_indexes(dims):
-                using = f"hnsw ({expression} {opclass}) with (m = {m}, ef_construction = {ef_construction})"
-                report.append(ensure_index(connection, engine, pid, name, using, wanted, rebuild, progress))
-            for name, expression in btree_indexes(facets):
-                report.append(ensure_index(connection, engine, pid, name, f"btree ({expression})", [],
-                                           rebuild, progress))
-            connection.execute(text("analyze artvec.embeddings"))
-        configure_database(engine, settings)
-        progress(f"database defaults: hnsw.iterative_scan = {ITERATIVE_SCAN}, hnsw.ef_search = "
-                 f"{settings.get('search.ef_search')}, hnsw.max_scan_tuples = {settings.get('search.max_scan_tuples')}")
-    except DBAPIError as error:
-        raise ArtvecError(f"index build failed: {first_line(error)}") from None
-    finally:
-        if owned:
-            engine.dispose()
-    return report
-
-
-def ensure_index(connection: "Connection", engine: "Engine", pid: int, name: str, using: str,
-                 wanted_options: list[str], rebuild: bool, progress: Progress) -> dict:
-    current = existing_indexes(connection).get(name)
-    stale = current is not None and (not current["valid"] or
-                                     (wanted_options and current["options"] != wanted_options))
-    if current is not None and not (rebuild or stale):
-        progress(f"{name}: exists")
-        return {"index": name, "action": "kept", "seconds": 0.0, "size": index_size(connection, name)}
-    started = time.perf_counter()
-    if current is None:
-        progress(f"{name}: building")
-        run_with_progress(connection, engine, pid, name, f"create index if not exists {name} "
-                          f"on artvec.embeddings using {using}", progress)
-        action = "created"
-    else:
-        progress(f"{name}: rebuilding beside the old one, then swapping")
-        swap_in_new(connection, engine, pid, name, using, progress)
-        action = "rebuilt"
-    seconds = time.perf_counter() - started
-    size = index_size(connection, name)
-    progress(f"{name}: {action} in {seconds:.1f} s, {size}")
-    return {"index": name, "action": action, "seconds": round(seconds, 2), "size": size}
-
-
-def swap_in_new(connection: "Connection", engine: "Engine", pid: int, name: str, using: str,
-                progress: Progress) -> None:
-    new_name = (name[:59] + "_new")
-    connection.execute(text(f"drop index concurrently if exists artvec.{new_name}"))
-    run_with_progress(connection, engine, pid, name, f"create index concurrently {new_name} "
-                      f"on artvec.embeddings using {using}", progress)
-    connection.execute(text(f"begin; drop index if exists artvec.{name}; "
-                            f"alter index artvec.{new_name} rename to {name}; commit"))
-
-
-def run_with_progress(connection: "Connection", engine: "Engine", pid: int, name: str, sql: str,
-                      progress: Progress) -> None:
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch_progress, args=(engine, pid, lambda: name, progress, stop),
-                               daemon=True)
-    watcher.start()
-    try:
-        connection.execute(text(sql))
-    finally:
-        stop.set()
-        watcher.join(timeout=10)
-
-
-def index_size(connection: "Connection", name: str) -> str:
-    return connection.execute(text("select pg_size_pretty(pg_relation_size(to_regclass(:name)))"),
-                              {"name": f"artvec.{name}"}).scalar()
-
-
-# ---- database defaults and grants ------------------------------------------------------------
-
-def database_defaults(settings: "Settings") -> dict[str, str]:
-    ef_search, max_scan_tuples = int(settings.get("search.ef_search")), int(settings.get("search.max_scan_tuples"))
-    if not 1 <= ef_search <= 1000 or max_scan_tuples < 1:
-        raise ConfigError(f"search.ef_search must be 1..1000 and search.max_scan_tuples ≥ 1 "
-                          f"(got {ef_search}, {max_scan_tuples})")
-    return {"hnsw.iterative_scan": ITERATIVE_SCAN, "hnsw.ef_search": str(ef_search),
-            "hnsw.max_scan_tuples": str(max_scan_tuples)}
-
-
-def configure_database(engine: "Engine", settings: "Settings") -> dict[str, str]:
-    """``ALTER DATABASE <current> SET`` the iterative-scan defaults every new session gets."""
-    defaults = database_defaults(settings)
-    with engine.connect() as connection:
-        name = connection.execute(text("select quote_ident(current_database())")).scalar()
-        try:
-            for key, value in defaults.items():
-                connection.execute(text(f"alter database {name} set {key} = '{value}'"))
-            connection.commit()
-        except DBAPIError as error:
-            statements = "; ".join(f"ALTER DATABASE {name} SET {k} = '{v}'" for k, v in defaults.items())
-            raise ArtvecError(f"cannot set the database defaults ({first_line(error)}); "
-                              f"ask the database owner to run: {statements}") from None
-    return defaults
-
-
-def grant_read(engine: "Engine", role: str) -> list[str]:
-    """Read-only access to artvec's schema for ``role`` (e.g. the website's), now and for new tables."""
-    quoted = quote_identifier(role, "role")
-    statements = [f"grant usage on schema artvec to {quoted}",
-                  f"grant select on all tables in schema artvec to {quoted}",
-                  f"alter default privileges in schema artvec grant select on tables to {quoted}"]
-    with engine.connect() as connection:
-        if not connection.execute(text("select 1 from pg_roles where rolname = :role"), {"role": role}).scalar():
-            raise ArtvecError(f"role {role!r} does not exist in this server (create it first)")
-        try:
-            for statement in statements:
-                connection.execute(text(statement))
-            connection.commit()
-        except DBAPIError as error:
-            raise ArtvecError(f"grant failed: {first_line(error)}") from None
-    return statements
 
 
 def explain(connection: "Connection", statement: "Select", analyze: bool = False) -> list[str]:
@@ -497,47 +288,44 @@ def explain(connection: "Connection", statement: "Select", analyze: bool = False
 
 # ---- what the CLI shows ---------------------------------------------------------------------
 
-def embed_picture(settings: "Settings", path: str, by: str) -> tuple[Any, str]:
-    """The part of ``path``'s embedding that ``by`` compares, and the config_id that made it."""
+def embed_picture(settings: "Settings", config: "EmbeddingConfig", path: str, by: str) -> Any:
+    """The part of ``path``'s embedding (by ``config``) that ``by`` compares."""
     from .embedding import Embedder
 
-    config = settings.embedding_config()
     if not Path(path).is_file():
         raise SearchError(f"picture {path} does not exist")
     with Embedder(config, device=settings.get("sync.device")) as embedder:
         result = embedder.embed_paths([path])[0]
     if isinstance(result, Exception):
         raise SearchError(f"cannot embed {path}: {result}")
-    part = {"both": result.combined, "style": result.style, "colour": result.colour}[by]
-    return part, config.config_id
+    return {"both": result.combined, "style": result.style, "colour": result.colour}[by]
 
 
-def find_similar(settings: "Settings", artwork_id: str | None = None, image: str | None = None,
+def find_similar(engine: "Engine", settings: "Settings", artwork_id: str | None = None, image: str | None = None,
                  by: str = "both", filters: Mapping[str, Any] | None = None,
                  excludes: Mapping[str, Any] | None = None, k: int = 12,
                  through: str = "facets") -> dict[str, Any]:
-    """``search`` for the CLI: by id or by a picture file; the query's own picture location too."""
+    """``search`` for the CLI: by id or by a picture file (embedded by the active configuration,
+    the one the site shows); the query's own picture location too."""
     check_by(by)
     if (artwork_id is None) == (image is None):
         raise SearchError("give an artwork ID or --image PATH (one of them)")
     if image is not None:
-        vector, config_id = embed_picture(settings, image, by)
-        rows = search(settings, vector=vector, config_id=config_id, by=by, filters=filters,
-                      excludes=excludes, k=k, through=through)
+        with engine.connect() as connection:
+            current = configurations.active(connection)
+        if current is None:
+            raise SearchError("no embedding configuration is active yet: run artvec sync first")
+        vector = embed_picture(settings, current.embedding_config(), image, by)
+        rows = search(settings, vector=vector, config_id=current.config_id, by=by, filters=filters,
+                      excludes=excludes, k=k, through=through, engine=engine)
         return {"query": str(image), "query_location": str(Path(image).resolve()), "rows": rows}
     rows = search(settings, artwork_id=artwork_id, by=by, filters=filters, excludes=excludes, k=k,
-                  through=through)
-    return {"query": str(artwork_id), "query_location": query_location(settings, artwork_id), "rows": rows}
+                  through=through, engine=engine)
+    return {"query": str(artwork_id), "query_location": query_location(engine, artwork_id), "rows": rows}
 
 
-def query_location(settings: "Settings", artwork_id: Any) -> str | None:
-    from . import store
-
-    engine = store.engine_for_schema(settings)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text(
-                "select image_location from artvec.embeddings where artwork_id::text = :artwork_id"),
-                {"artwork_id": str(artwork_id)}).scalar()
-    finally:
-        engine.dispose()
+def query_location(engine: "Engine", artwork_id: Any) -> str | None:
+    """Where the picture of ``artwork_id`` is (as the sync stored it)."""
+    with engine.connect() as connection:
+        key = artwork_key(connection, artwork_id)
+        return connection.execute(artwork_row(key, "image_location")).scalar()

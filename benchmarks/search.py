@@ -70,7 +70,7 @@ def era_values(rng: np.random.Generator, n: int) -> np.ndarray:
     return eras
 
 
-def load(url: str, settings: Settings, n: int, seed: int, rank: int | None = None) -> None:
+def load(url: str, settings: Settings, table: str, n: int, seed: int, rank: int | None = None) -> None:
     import psycopg
     from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb
@@ -82,7 +82,7 @@ def load(url: str, settings: Settings, n: int, seed: int, rank: int | None = Non
     with psycopg.connect(db.libpq_url(url)) as connection:
         register_vector(connection)
         connection.execute("create table public.bench_catalogue (id bigint primary key, era text, artist text)")
-        copy_sql = ("copy artvec.embeddings (artwork_id, config_id, embedding, style, colour, image_sha256, "
+        copy_sql = (f"copy {table} (artwork_id, config_id, embedding, style, colour, image_sha256, "
                     "image_location, facets) from stdin with (format binary)")
         chunk = 5000
         for begin in range(0, n, chunk):
@@ -103,7 +103,7 @@ def load(url: str, settings: Settings, n: int, seed: int, rank: int | None = Non
                     copy.write_row([row_id, eras[row_id - 1], f"a{artists[row_id - 1]}"])
         connection.commit()
         connection.autocommit = True
-        connection.execute("vacuum analyze artvec.embeddings")
+        connection.execute(f"vacuum analyze {table}")
         connection.execute("vacuum analyze public.bench_catalogue")
 
 
@@ -163,7 +163,7 @@ def exact_ids(connection, statement) -> list:
 def summary(label: str, latencies: list[float], recalls: list[float], missing: list[int], plan: str) -> dict:
     """``missing``: per query, rows the exact search returns (k, or all that match) minus rows returned."""
     ordered = sorted(latencies)
-    kind = "hnsw" if "_hnsw" in plan else ("btree" if "embeddings_facet" in plan else "seq")
+    kind = "hnsw" if "_hnsw" in plan else ("btree" if "_facet_" in plan else "seq")
     return {"query": label, "p50_ms": statistics.median(ordered),
             "p95_ms": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
             "recall@10": statistics.mean(recalls), "missing_max": max(missing), "plan": kind}
@@ -189,9 +189,9 @@ def measure(server_url: str, n: int, args) -> dict:
     store.init(settings)
     engine = db.connect(url)
     with engine.begin() as connection:
-        store.register_model(connection, settings.embedding_config())
+        configuration = store.register_model(connection, settings.embedding_config())
     started = time.perf_counter()
-    load(url, settings, n, args.seed, args.noise_rank)
+    load(url, settings, configuration.table, n, args.seed, args.noise_rank)
     print(f"[{n:,} rows] loaded in {time.perf_counter() - started:.1f} s", flush=True)
     built = search.create_indexes(settings, progress=lambda line: print(f"[{n:,} rows] {line}", flush=True),
                                   engine=engine)
@@ -203,7 +203,7 @@ def measure(server_url: str, n: int, args) -> dict:
     results = run_queries(engine, settings, {k: v for k, v in cases.items() if not k.startswith("exclude")},
                           ids, args.k)
     results += run_excludes(engine, settings, ids, args.k)
-    sizes = index_sizes(engine)
+    sizes = index_sizes(engine, configuration.table)
     engine.dispose()
     if not args.keep:
         drop_database(server_url, url)
@@ -223,14 +223,16 @@ def run_excludes(engine, settings, ids, k) -> list[dict]:
     return [summary("excluding its artist", latencies, recalls, returned, plan)]
 
 
-def index_sizes(engine) -> dict[str, int]:
+def index_sizes(engine, table: str) -> dict[str, int]:
+    """Index sizes by kind (the configuration's table prefix left out) and the table's."""
+    prefix = table.rpartition(".")[2] + "_"
     with engine.connect() as connection:
         rows = connection.exec_driver_sql("""
             select c.relname, pg_relation_size(c.oid) from pg_index i join pg_class c on c.oid = i.indexrelid
-            where i.indrelid = 'artvec.embeddings'::regclass""").all()
-        table = connection.exec_driver_sql("select pg_total_relation_size('artvec.embeddings')"
-                                           " - pg_indexes_size('artvec.embeddings')").scalar()
-    return {**{name: size for name, size in rows}, "table (with TOAST)": table}
+            where i.indrelid = to_regclass(%(table)s)""", {"table": table}).all()
+        size = connection.exec_driver_sql("select pg_total_relation_size(%(t)s) - pg_indexes_size(%(t)s)",
+                                          {"t": table}).scalar()
+    return {**{"embeddings_" + name.removeprefix(prefix): size for name, size in rows}, "table (with TOAST)": size}
 
 
 def drop_database(server_url: str, url: str) -> None:
@@ -253,7 +255,7 @@ def print_results(measured: dict, k: int) -> None:
         print(f"| {row['query']:<26} | {row['plan']:<5} | {row['p50_ms']:6.2f} | {row['p95_ms']:6.2f} | "
               f"{row['recall@10']:9.3f} | {row['missing_max']:>10} | {'ok' if ok else 'MISS':<6} |")
     print("\n| index | build s | size MB |\n|---|---|---|")
-    seconds = {item["index"]: item["seconds"] for item in measured["build"]}
+    seconds = {"embeddings_" + item["index"].split("_", 2)[2]: item["seconds"] for item in measured["build"]}
     for name, size in measured["sizes"].items():
         print(f"| {name} | {seconds.get(name, 0.0):.1f} | {size / 1e6:.1f} |")
 

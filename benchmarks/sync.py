@@ -54,37 +54,47 @@ def prepare(engine, url: str, settings: Settings, rows: int, image: Path) -> Non
         connection.execute(text("""insert into public.bench_catalogue
             select i, :image, (array['1860s','1880s','1900s'])[1 + i % 3] from generate_series(1, :rows) i"""),
             {"image": str(image), "rows": rows})
-        connection.execute(text("truncate artvec.embeddings, artvec.failures"))
-        store.register_model(connection, config)
-    writer = store.BatchWriter(url, "bigint")
+        table = store.register_model(connection, config).table
+        connection.execute(text(f"truncate {table}, artvec.failures"))
+    writer = store.BatchWriter(url, "bigint", table)
     rng = np.random.default_rng(1)
     image_stamp = stamp(str(image), SourceOptions())
     sha = bytes(32)
     for start in range(1, rows + 1, 5000):
         batch = []
         for artwork_id in range(start, min(start + 5000, rows + 1)):
-            batch.append((artwork_id, config.config_id, rng.random(config.dim, dtype=np.float32),
-                          rng.random(config.style_dim, dtype=np.float32), rng.random(config.colour_dim, dtype=np.float32),
-                          sha, str(image), image_stamp, None, {"era": ["1860s", "1880s", "1900s"][artwork_id % 3]}))
+            batch.append(row(artwork_id, config, rng, sha, str(image), image_stamp,
+                             {"era": ["1860s", "1880s", "1900s"][artwork_id % 3]}))
         writer.write(batch, [], [])
     writer.close()
+
+
+def row(artwork_id: int, config, rng, sha: bytes, image: str, image_stamp, facets: dict) -> dict:
+    """One embedded row as the sync writes it (random vectors of the configuration's sizes)."""
+    return {"artwork_id": artwork_id, "config_id": config.config_id,
+            "embedding": rng.random(config.dim, dtype=np.float32),
+            "style": rng.random(config.style_dim, dtype=np.float32),
+            "colour": rng.random(config.colour_dim, dtype=np.float32), "image_sha256": sha,
+            "image_location": image, "source_stamp": image_stamp, "source_updated_at": None, "facets": facets}
 
 
 def upsert_rates(url: str, settings: Settings, rows: int, batch: int = 500) -> tuple[float, float]:
     """Rows/s writing new rows (straight COPY), then rewriting the same rows (staging + upsert)."""
     config = settings.embedding_config()
     rng = np.random.default_rng(2)
-    writer = store.BatchWriter(url, "bigint")
-    payload = [(10_000_000 + i, config.config_id, rng.random(config.dim, dtype=np.float32),
-                rng.random(config.style_dim, dtype=np.float32), rng.random(config.colour_dim, dtype=np.float32),
-                bytes(32), "x.jpg", None, None, {"era": "1860s"}) for i in range(rows)]
+    engine = db.connect(url)
+    with engine.begin() as connection:
+        table = store.register_model(connection, config).table
+    engine.dispose()
+    writer = store.BatchWriter(url, "bigint", table)
+    payload = [row(10_000_000 + i, config, rng, bytes(32), "x.jpg", None, {"era": "1860s"}) for i in range(rows)]
     rates = []
-    for new_ids in ({row[0] for row in payload}, set()):
+    for new_ids in ({item["artwork_id"] for item in payload}, set()):
         started = time.perf_counter()
         for start in range(0, rows, batch):
             writer.write(payload[start:start + batch], [], [], new_ids)
         rates.append(rows / (time.perf_counter() - started))
-    writer.connection.execute("delete from artvec.embeddings where artwork_id >= 10000000")
+    writer.connection.execute(f"delete from {table} where artwork_id >= 10000000")
     writer.connection.commit()
     writer.close()
     return rates[0], rates[1]
@@ -98,7 +108,8 @@ def end_to_end(engine, settings: Settings, pictures: list[Path]) -> tuple[float,
         connection.execute(text("create table public.bench_pictures (id bigint primary key, image text)"))
         for index, path in enumerate(pictures):
             connection.execute(text("insert into public.bench_pictures values (:i, :p)"), {"i": index, "p": str(path)})
-        connection.execute(text("truncate artvec.embeddings, artvec.failures"))
+        table = store.register_model(connection, settings.embedding_config()).table
+        connection.execute(text(f"truncate {table}, artvec.failures"))
     embedder = Embedder(settings.embedding_config())
     list(embedder.embed_stream(((p, p) for p in pictures[:4]), 8))        # warm-up
     started = time.perf_counter()

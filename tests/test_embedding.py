@@ -16,7 +16,7 @@ from artvec.embedding import (
     Embedder,
     Vectors,
     colour_histogram,
-    embed_command,
+    embed,
     embed_files,
 )
 from artvec.images import CorruptImage, EmptyImage, ImageError, ImageNotFound, UnsupportedImage
@@ -287,7 +287,7 @@ def test_embed_files_and_command(files, tmp_path):
     assert [Path(n).name for n in names] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
     assert {type(e) for e in errors} == {EmptyImage, CorruptImage, UnsupportedImage, ImageNotFound}
     out = tmp_path / "v.npy"
-    text = embed_command([files["astronaut"], files["empty"], files["coffee"]], out=out, config=SMALL)
+    result = embed([files["astronaut"], files["empty"], files["coffee"]], out=out, config=SMALL)
     saved = np.load(out)
     assert saved.shape == (2, SMALL.dim)
     import json
@@ -295,7 +295,7 @@ def test_embed_files_and_command(files, tmp_path):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["names"] == [str(files["astronaut"]), str(files["coffee"])]
     assert meta["config_id"] == SMALL.config_id and len(meta["errors"]) == 1
-    assert "error: " + str(files["empty"]) in text
+    assert result.out == out and [error.name for error in result.errors] == [str(files["empty"])]
 
 
 def test_colour_histogram_cubes():

@@ -91,3 +91,40 @@ def test_evaluate_on_an_empty_store(env):
     result = run_cli("evaluate", "--label", "artist", env=env, check=False)
     assert result.returncode != 0
     assert result.stderr.strip() == "error: the store holds no embeddings yet: run `artvec sync` first"
+
+
+def test_evaluate_reads_an_inactive_configuration_from_its_own_table(env, engine):
+    """The view shows the active configuration; --config-id of another one reads that one's table."""
+    from dataclasses import replace
+
+    from artvec import store
+    from artvec.embedding import DEFAULT_CONFIG
+
+    run_cli("init", env=env)
+    store_vectors(engine, ["Doré"] * 3 + ["Crane"] * 3, np.eye(6, 8))     # the view's (test-cfg)
+    other = replace(DEFAULT_CONFIG, colour_bins=4)                          # colour 4³ = 64 dims
+    with engine.begin() as connection:
+        configuration = store.register_model(connection, other)
+        dims = configuration.dims
+        for i in range(8):
+            vector = np.zeros(dims["embedding"], dtype=np.float32)
+            vector[i % 2] = 1.0                                            # two tight groups, by label
+            fmt = lambda a: "[" + ",".join(f"{x:.6f}" for x in a) + "]"  # noqa: E731
+            connection.execute(text(f"""
+                insert into {configuration.table} (artwork_id, config_id, embedding, style, colour,
+                                                   image_sha256, image_location, facets)
+                values (:id, :config_id, :embedding, :style, :colour, '\\x00', :location, :facets)"""),
+                {"id": i + 1, "config_id": other.config_id, "embedding": fmt(vector),
+                 "style": fmt(vector[: dims["style"]]), "colour": fmt(vector[dims["style"]:]),
+                 "location": f"missing-{i}.png", "facets": json.dumps({"artist": "ab"[i % 2]})})
+
+    default = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json", env=env).stdout)
+    assert default["config_id"] == "test-cfg" and default["pictures"] == 6
+    chosen = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json",
+                                "--config-id", other.config_id, env=env).stdout)
+    assert chosen["config_id"] == other.config_id and chosen["pictures"] == 8 and chosen["labels"] == 2
+    assert chosen["overall"]["map@r"] == 1.0
+    missing = run_cli("evaluate", "--label", "artist", "--config-id", "nope", env=env, check=False)
+    assert missing.returncode != 0
+    assert missing.stderr.strip() == (f"error: no embeddings of configuration 'nope' "
+                                      f"(stored: {', '.join(sorted(['test-cfg', other.config_id]))})")

@@ -14,20 +14,21 @@ from artvec import db
 from helpers import psql_path, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-ARTVEC_TABLES = {"alembic_version", "embeddings", "failures", "models", "sync_runs", "duplicate_decisions",
-                 "cluster_runs", "clusters", "cluster_members"}
-
-
 def head_revision() -> str:
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(REPO / "migrations"))
-    return ScriptDirectory.from_config(config).get_current_head()
+    from artvec.migrate import migrations_dir
+
+    return ScriptDirectory(str(migrations_dir())).get_current_head()
 
 
-HEAD = head_revision()
+def artvec_tables_expected() -> set[str]:
+    """artvec's relations: its tables, the active configuration's table, the view on it."""
+    from artvec.embedding import DEFAULT_CONFIG
+    from artvec.tables import table_name_for
+
+    return {"alembic_version", "embeddings", table_name_for(DEFAULT_CONFIG.config_id), "failures", "models",
+            "sync_runs", "duplicate_decisions", "cluster_runs", "clusters", "cluster_members"}
 
 
 def artvec_tables(engine) -> set[str]:
@@ -52,8 +53,8 @@ def outside_artvec(engine) -> list:
 def test_init_is_idempotent_and_creates_schema(env, engine):
     first = run_cli("init", env=env)
     second = run_cli("init", env=env)
-    assert f"revision {HEAD}" in first.stdout and f"revision {HEAD}" in second.stdout
-    assert artvec_tables(engine) == ARTVEC_TABLES
+    assert f"revision {head_revision()} " in first.stdout and f"revision {head_revision()} " in second.stdout
+    assert artvec_tables(engine) == artvec_tables_expected()
     with engine.connect() as connection:
         version = connection.execute(text("select extversion from pg_extension where extname = 'vector'")).scalar()
         dims = dict(connection.execute(text("""
@@ -72,7 +73,7 @@ def test_plain_alembic_upgrade_downgrade_upgrade(env, engine):
         result = subprocess.run([str(alembic), *args], cwd=REPO, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         tables = artvec_tables(engine)
-        assert tables == ({"alembic_version"} if args[0] == "downgrade" else ARTVEC_TABLES)
+        assert tables == ({"alembic_version"} if args[0] == "downgrade" else artvec_tables_expected())
 
 
 def test_id_type_is_configurable(env, engine):
@@ -81,6 +82,11 @@ def test_id_type_is_configurable(env, engine):
         kind = connection.execute(text("""
             select data_type from information_schema.columns
             where table_schema = 'artvec' and table_name = 'embeddings' and column_name = 'artwork_id'""")).scalar()
+        table_kind = connection.execute(text("""
+            select format_type(atttypid, atttypmod) from pg_attribute a join artvec.models m
+              on a.attrelid = to_regclass('artvec.' || m.table_name)
+            where m.active and a.attname = 'artwork_id'""")).scalar()
+    assert table_kind == "uuid"
     assert kind == "uuid"
 
 
@@ -105,9 +111,9 @@ def test_site_tables_untouched_by_every_command(env, engine, tmp_path):
 def test_explicit_url_to_a_second_server_is_honoured(env, engine, private_home):
     second = db.start_embedded(private_home / "pgdata")
     result = run_cli("--database-url", second, "init", env=env)
-    assert f"revision {HEAD}" in result.stdout
+    assert f"revision {head_revision()} " in result.stdout
     other = create_engine(db.sqlalchemy_url(second))
-    assert artvec_tables(other) == ARTVEC_TABLES
+    assert artvec_tables(other) == artvec_tables_expected()
     assert artvec_tables(engine) == set()      # ARTVEC_DATABASE_URL's database was not used
     url = run_cli("--database-url", second, "db", "url", env=env).stdout.strip()
     assert db.libpq_url(second) == url
@@ -144,7 +150,7 @@ def test_embedded_database_by_default_and_psql_accepts_its_url(env, private_home
     listing = subprocess.run([str(psql), url, "-Atc", r"\dt artvec.*"], capture_output=True, text=True, check=True)
     assert "embeddings" in listing.stdout and "failures" in listing.stdout
     status = json.loads(run_cli("db", "status", "--json", env=plain_env).stdout)
-    assert status["embedded"] is True and status["schema_revision"] == HEAD
+    assert status["embedded"] is True and status["schema_revision"] == head_revision()
     assert status["data_dir"] == str(home / "pgdata")
     assert "stopped" in run_cli("db", "stop", env=plain_env).stdout
     assert "not running" in run_cli("db", "stop", env=plain_env).stdout
@@ -188,7 +194,7 @@ def test_init_works_from_any_folder(env, tmp_path, engine):
     elsewhere = tmp_path / "some" / "folder"
     elsewhere.mkdir(parents=True)
     run_cli("init", env=env, cwd=elsewhere)
-    assert artvec_tables(engine) == ARTVEC_TABLES
+    assert artvec_tables(engine) == artvec_tables_expected()
 
 
 def test_docker_compose_has_pgvector_db_service():
@@ -204,3 +210,10 @@ def test_docker_compose_has_pgvector_db_service():
     assert "artvec sync" in worker["command"] and "container_name" not in worker   # scalable
     user, password = db_service["environment"]["POSTGRES_USER"], db_service["environment"]["POSTGRES_PASSWORD"]
     assert f"postgresql://{user}:{password}@db:5432/" in worker["environment"]["ARTVEC_DATABASE_URL"]
+
+
+def test_urls_are_shown_without_their_password():
+    assert db.mask_url("postgresql://u:s3cret@db.example:5432/lib") == "postgresql://u:***@db.example:5432/lib"
+    assert db.mask_url("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
+    assert db.mask_url("postgresql://postgres:@/t?host=/tmp/x") == "postgresql://postgres:@/t?host=/tmp/x"
+    assert "s3cret" not in db.mask_url("postgresql+psycopg://u:s3cret@[::1/db")

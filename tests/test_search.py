@@ -62,7 +62,7 @@ def school_of(i: int) -> str:
     return "studio" if i % (ROWS // LONERS) == 1 else "academy"
 
 
-def fill(url: str, settings: Settings, image_root: Path) -> None:
+def fill(url: str, settings: Settings, image_root: Path, table: str) -> None:
     import psycopg
     from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb
@@ -79,7 +79,7 @@ def fill(url: str, settings: Settings, image_root: Path) -> None:
         connection.execute("create table public.catalogue (id bigint primary key, title text, era text, "
                            "artist text, image text)")
         with connection.cursor().copy(
-                "copy artvec.embeddings (artwork_id, config_id, embedding, style, colour, image_sha256, "
+                f"copy {table} (artwork_id, config_id, embedding, style, colour, image_sha256, "
                 "image_location, facets) from stdin with (format binary)") as copy:
             copy.set_types(["int8", "text", "vector", "vector", "vector", "bytea", "text", "jsonb"])
             for i, vector in zip(ids, vectors):
@@ -89,7 +89,7 @@ def fill(url: str, settings: Settings, image_root: Path) -> None:
         with connection.cursor().copy("copy public.catalogue from stdin") as copy:
             for i in ids:
                 copy.write_row([i, f"title {i}", era_of(i), f"a{i % 7}", f"p{i % 3}.png"])
-        connection.execute("analyze artvec.embeddings")
+        connection.execute(f"analyze {table}")
         connection.execute("analyze public.catalogue")
 
 
@@ -120,11 +120,11 @@ def searchable(server_url, artvec_home, tmp_path_factory):
     store.init(settings)
     engine = db.connect(url)
     with engine.begin() as connection:
-        store.register_model(connection, settings.embedding_config())
-    fill(url, settings, folder / "pictures")
+        configuration = store.register_model(connection, settings.embedding_config())
+    fill(url, settings, folder / "pictures", configuration.table)
     search.create_indexes(settings, progress=lambda line: None, engine=engine)
     engine.dispose()
-    yield {"url": url, "settings": settings, "env": env, "folder": folder}
+    yield {"url": url, "settings": settings, "env": env, "folder": folder, "table": configuration.table_name}
     with admin.connect() as connection:
         connection.execute(text(f'drop database if exists "{name}" with (force)'))
     admin.dispose()
@@ -170,7 +170,8 @@ def test_combined_vector_is_stored_in_the_row_and_the_parts_in_toast(fresh):
     with fresh.connect() as connection:
         storage = dict(connection.execute(text("""
             select attname, attstorage from pg_attribute
-            where attrelid = 'artvec.embeddings'::regclass and attname in ('embedding', 'style', 'colour')""")).all())
+            where attrelid = (select ('artvec.' || table_name)::regclass from artvec.models where active)
+              and attname in ('embedding', 'style', 'colour')""")).all())
     assert storage == {"embedding": "p", "style": "e", "colour": "e"}
 
 
@@ -182,7 +183,7 @@ def test_selective_filter_on_the_hnsw_index_returns_k_rows_without_session_setti
                                         "catalogue.facets": ["era", "artist", "school"]})
     statement = search.similar(QUERY_ID, k=12, excludes={"school": "academy"}, settings=settings)
     with fresh.connect() as connection:
-        assert "embeddings_embedding_hnsw" in " ".join(search.explain(connection, statement))
+        assert "_embedding_hnsw" in " ".join(search.explain(connection, statement))
         rows = connection.execute(statement).all()
     assert len(rows) == 12
     assert all(school_of(row.artwork_id) == "studio" for row in rows)
@@ -261,6 +262,21 @@ def test_filter_values_are_bound_parameters(searchable, fresh, through):
         assert connection.execute(text("select count(*) from artvec.embeddings")).scalar() == ROWS + len(TWINS)
 
 
+def test_look_ups_by_id_use_the_primary_key(searchable, fresh):
+    """`artvec similar ID` finds the query row through the typed primary key, not by reading
+    every row (``artwork_id::text = :id`` reads the whole table: the control)."""
+    with fresh.connect() as connection:
+        key = search.artwork_key(connection, str(QUERY_ID))
+        plan = " ".join(search.explain(connection, search.artwork_row(key, "image_location")))
+        control = " ".join(connection.execute(text(
+            "explain select image_location from artvec.embeddings where artwork_id::text = :id"),
+            {"id": str(QUERY_ID)}).scalars())
+    assert key == QUERY_ID and f"{searchable['table']}_pkey" in plan and "Seq Scan" not in plan
+    assert "Seq Scan" in control
+    with fresh.connect() as connection, pytest.raises(ArtvecError, match="is not a bigint"):
+        search.artwork_key(connection, "seven")
+
+
 def test_unknown_artwork_and_bad_options_are_one_line_errors(searchable, fresh):
     with pytest.raises(ArtvecError, match="no embedding"):
         search.search(searchable["settings"], artwork_id=123456789, engine=fresh)
@@ -310,12 +326,12 @@ def test_recipes_run_verbatim(searchable, fresh):
         joined = run_recipe(connection, "joined-catalogue", era="rare", **base)
         assert ids(joined) == ids(era) and joined[0].title == f"title {joined[0].artwork_id}"
         plan = " ".join(row[0] for row in run_recipe(connection, "explain", **base))
-    assert "Index Scan using embeddings_embedding_hnsw" in plan
+    assert re.search(r"Index Scan using embeddings_[0-9a-f]{12}_embedding_hnsw", plan)
 
 
 def test_style_and_colour_recipes_use_their_own_indexes(fresh):
     with fresh.connect() as connection:
-        for name, index in (("by-style", "embeddings_style_hnsw"), ("by-colour", "embeddings_colour_hnsw")):
+        for name, index in (("by-style", "_style_hnsw"), ("by-colour", "_colour_hnsw")):
             plan = connection.execute(text("explain " + recipes()[name]), {"artwork_id": QUERY_ID, "k": 12})
             assert index in " ".join(row[0] for row in plan)
 
@@ -345,22 +361,23 @@ def test_unfiltered_select_stays_on_the_hnsw_index(fresh):
     with fresh.connect() as connection:
         for by, index in (("both", "embedding"), ("style", "style"), ("colour", "colour")):
             plan = " ".join(search.explain(connection, search.similar(QUERY_ID, by=by)))
-            assert f"embeddings_{index}_hnsw" in plan
+            assert f"_{index}_hnsw" in plan
 
 
 # ---- indexes, grants, CLI ------------------------------------------------------------------
 
 def test_index_command_is_safe_to_run_again_and_rebuilds(searchable, fresh):
+    table = searchable["table"]
     again = run_cli("index", env=searchable["env"], cwd=searchable["folder"])
-    assert "embeddings_embedding_hnsw: exists" in again.stdout and "maintenance_work_mem" in again.stdout
+    assert f"{table}_embedding_hnsw: exists" in again.stdout and "maintenance_work_mem" in again.stdout
     rebuilt = run_cli("index", "--rebuild", env=searchable["env"], cwd=searchable["folder"])
-    assert "embeddings_embedding_hnsw: rebuilt" in rebuilt.stdout
+    assert f"{table}_embedding_hnsw: rebuilt" in rebuilt.stdout
     with fresh.connect() as connection:
         indexes = search.existing_indexes(connection)
-    assert {"embeddings_embedding_hnsw", "embeddings_style_hnsw", "embeddings_colour_hnsw",
-            "embeddings_facet_era", "embeddings_facet_artist", "embeddings_config_id"} <= set(indexes)
+    assert {f"{table}_embedding_hnsw", f"{table}_style_hnsw", f"{table}_colour_hnsw",
+            f"{table}_facet_era", f"{table}_facet_artist", f"{table}_pkey"} == set(indexes)
     assert all(info["valid"] for info in indexes.values())
-    assert indexes["embeddings_embedding_hnsw"]["options"] == [
+    assert indexes[f"{table}_embedding_hnsw"]["options"] == [
         f"ef_construction={SMALL_STORE['index.ef_construction']}", f"m={SMALL_STORE['index.m']}"]
     assert not any(name.endswith("_new") for name in indexes)
 

@@ -33,7 +33,7 @@ def make_picture(path: Path, seed: int, size: int = 72) -> None:
 
 
 @pytest.fixture
-def catalogue(env, engine, tmp_path):
+def catalogue(env, engine, tmp_path, monkeypatch):
     """A site-owned catalogue table in public, pictures in a folder, artvec initialised."""
     root = tmp_path / "images"
     root.mkdir()
@@ -44,7 +44,9 @@ def catalogue(env, engine, tmp_path):
     env.update(FAST, ARTVEC_CATALOGUE_TABLE="public.artworks", ARTVEC_CATALOGUE_IMAGE_COLUMN="image_path",
                ARTVEC_CATALOGUE_UPDATED_AT_COLUMN="updated_at", ARTVEC_CATALOGUE_FACETS="era,artist",
                ARTVEC_CATALOGUE_IMAGE_ROOT=str(root))
-    os.environ.update(env)
+    for key, value in env.items():
+        if key.startswith("ARTVEC_"):        # undone after the test: no leak into later tests
+            monkeypatch.setenv(key, value)
     run_cli("init", env=env)
     return root
 
@@ -125,6 +127,7 @@ def test_configuration_change_recomputes_everything(catalogue, engine, monkeypat
     second = run_sync()
     assert second.config_id != first.config_id
     assert second.planned == {"config": 4} and second.embedded == 4
+    assert second.switch["activated"] and second.active_config_id == second.config_id
     assert {row[0] for row in stored(engine).values()} == {second.config_id}
     with engine.connect() as connection:
         models = set(connection.execute(text("select config_id from artvec.models")).scalars())

@@ -12,7 +12,7 @@ from alembic import op
 from artvec.migrate import schema_parameters
 
 revision = "0004_curation"
-down_revision = "0001"
+down_revision = "0002_configs"
 branch_labels = None
 depends_on = None
 
