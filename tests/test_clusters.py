@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from artvec import clusters, db, store
+from artvec import clusters, db, store, tables
 from artvec.config import Settings
 from helpers import run_cli
 
@@ -53,8 +53,9 @@ class Store:
         ids = list(range(first_id, first_id + count))
         with psycopg.connect(db.libpq_url(self.url)) as connection:
             register_vector(connection)
+            table = tables.qualified(tables.table_name_for(self.config.config_id))  # the view takes no COPY
             with connection.cursor().copy(
-                    "copy artvec.embeddings (artwork_id, config_id, embedding, style, colour, image_sha256, "
+                    f"copy {table} (artwork_id, config_id, embedding, style, colour, image_sha256, "
                     "image_location, facets) from stdin with (format binary)") as copy:
                 copy.set_types(["int8", "text", "vector", "vector", "vector", "bytea", "text", "jsonb"])
                 for index, artwork_id in enumerate(ids):

@@ -147,7 +147,7 @@ def test_the_scan_uses_the_hnsw_index(library):
         connection.execute(text("set enable_seqscan = off"))       # 40 rows: show the index serves the lateral scan
         connection.execute(text("set enable_sort = off"))
         plan = " ".join(explain(connection, statement))
-    assert "embeddings_embedding_hnsw" in plan
+    assert "_embedding_hnsw" in plan
 
 
 def test_a_tight_threshold_and_filters_narrow_the_groups(library):

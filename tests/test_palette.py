@@ -112,7 +112,7 @@ def test_palette_recipe_can_use_the_colour_index(palette_store, env, engine):
             connection.execute(text(f"set {setting} = off"))                   # index can serve the query
         plan = connection.execute(text("explain " + recipes()["by-palette"]),
                                   {"palette": "#8b4513", "config_id": config_id, "k": 3}).scalars().all()
-    assert "embeddings_colour_hnsw" in " ".join(plan)
+    assert "_colour_hnsw" in " ".join(plan)
 
 
 def test_palette_cli_errors_are_one_line(palette_store, env):
