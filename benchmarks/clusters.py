@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/clusters.py --rows 0          # quality and layout only
     .venv/bin/python benchmarks/clusters.py --rows 25000      # a quicker scale run
 
-(1) Quality: for every labelled set of ``labelled_sets()`` (the scikit-image style set of
-    benchmarks/quality.py — 10 pictures × 7 stylisations, label = stylisation — and the demo's
+(1) Quality: for every labelled set of ``labelled_sets()`` (the card decks' face cards, label =
+    deck family, when the decks are installed — see benchmarks/cards.py; the scikit-image style set
+    of benchmarks/sets.py — 10 pictures × 7 stylisations, label = stylisation — and the demo's
     40 pictures, label = manner), each feature — artvec's combined vector, its style part, its
     colour part alone, a content CNN feature (VGG-19 relu5_4 average-pooled) — is grouped by
     artvec's method (PCA + k-means, k by silhouette: ``artvec.clusters.group``) and by
@@ -69,15 +70,21 @@ def embed_features(images: list, embedder, deep) -> dict[str, np.ndarray]:
 
 
 def style_set() -> tuple[list, list]:
-    import quality
+    import sets
 
-    images, labels = [], []
-    for name in quality.CONTENT:
-        original = quality.work_size(quality.skimage_picture(name))
-        for style, stylise in quality.STYLES.items():
-            images.append(stylise(original))
-            labels.append(style)
-    return images, labels
+    stylised, _, _ = sets.stylised_items()
+    return [item.image for item in stylised], [item.label for item in stylised]
+
+
+def card_set() -> tuple[list, list]:
+    """The face cards (J, Q, K) of the 16 card decks, labelled by deck family (benchmarks/cards.py)."""
+    import cards
+    import sets
+
+    if cards.missing_tools():
+        return [], []
+    items = [c for c in sets.card_items() if c.key.split("/")[1].split("_")[0] in ("jack", "queen", "king")]
+    return [item.load() for item in items], [item.label for item in items]
 
 
 def demo_set() -> tuple[list, list]:
@@ -91,16 +98,19 @@ def labelled_sets() -> list[LabelledSet]:
     """Every labelled set the quality table covers: (name, features, labels)."""
     from dataclasses import replace
 
-    from artvec.embedding import DEFAULT_CONFIG, Embedder
+    from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG, Embedder
 
     embedder = Embedder(DEFAULT_CONFIG, decode_workers=1)
-    deep = Embedder(replace(DEFAULT_CONFIG, layers=(*DEFAULT_CONFIG.layers, "relu5_4")), decode_workers=1)
-    sets = []
-    for name, build in (("scikit-image style set (7 stylisations)", style_set),
+    # the content baseline as in benchmarks/quality.py: VGG relu5_4 pooled, 224×224 RGB
+    deep = Embedder(replace(V1_CONFIG, layers=(*V1_CONFIG.layers, "relu5_4")), decode_workers=1)
+    found = []
+    for name, build in (("card decks, face cards (12 deck families)", card_set),
+                        ("scikit-image style set (7 stylisations)", style_set),
                         ("demo manners (5 artists)", demo_set)):
         images, labels = build()
-        sets.append(LabelledSet(name, embed_features(images, embedder, deep), labels))
-    return sets
+        if images:
+            found.append(LabelledSet(name, embed_features(images, embedder, deep), labels))
+    return found
 
 
 # ---- (1) quality ---------------------------------------------------------------------------------
