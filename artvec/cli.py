@@ -315,8 +315,8 @@ def with_stored_facets(settings, engine):
 
 
 def settings_with_stored_facets():
-    """Settings with the stored facets, for the commands whose library function still opens its own
-    engine (clusters, map, duplicates, serve)."""
+    """Settings with the stored facets, for `artvec serve` (the web app keeps an engine of its own
+    for as long as it runs)."""
     settings = load_settings()
     with store_engine(settings) as engine:
         return with_stored_facets(settings, engine)
@@ -509,9 +509,11 @@ def clusters_command(
     """Group the pictures by visual similarity; new pictures join their nearest group."""
     from . import clusters, search
 
-    config = settings_with_stored_facets()
-    found = clusters.clusters(config, by, search.parse_filters(filters or []), k, refresh, typical,
-                              say=lambda message: typer.echo(message, err=True))
+    config = load_settings()
+    with store_engine(config) as engine:
+        config = with_stored_facets(config, engine)
+        found = clusters.clusters(config, by, search.parse_filters(filters or []), k, refresh, typical,
+                                  engine=engine, say=lambda message: typer.echo(message, err=True))
     if sheet:
         written = clusters.write_group_sheets(config, found["groups"], sheet)
         typer.echo(f"contact sheets: {len(written)} in {sheet}", err=True)
@@ -542,9 +544,11 @@ def map_command(
     """Lay the collection out in 2D (alike pictures together), coloured by group; coordinates are stored."""
     from . import maps, search
 
-    config = settings_with_stored_facets()
-    result = maps.build_map(config, out, by, search.parse_filters(filters or []),
-                            say=lambda message: typer.echo(message, err=True))
+    config = load_settings()
+    with store_engine(config) as engine:
+        config = with_stored_facets(config, engine)
+        result = maps.build_map(config, out, by, search.parse_filters(filters or []),
+                                say=lambda message: typer.echo(message, err=True), engine=engine)
     typer.echo(f"map of {result['pictures']} pictures ({result['thumbnails']} thumbnails, {result['groups']} groups, "
                f"layout {result['layout']}): {out}")
 # ---- duplicates, decisions, the web page (issue 12) -----------------------------------------
@@ -562,9 +566,11 @@ def duplicates_command(
     """Groups of near-duplicate (rescans, crops, re-encodes) and exact-duplicate pictures, undecided ones only."""
     from . import duplicates, search
 
-    config = settings_with_stored_facets()
-    report = duplicates.find_duplicates(config, threshold, search.parse_filters(filters or []),
-                                        search.parse_filters(excludes or []), neighbours)
+    config = load_settings()
+    with store_engine(config) as engine:
+        config = with_stored_facets(config, engine)
+        report = duplicates.find_duplicates(config, threshold, search.parse_filters(filters or []),
+                                            search.parse_filters(excludes or []), neighbours, engine=engine)
     if sheet:
         written = duplicates.write_sheets(config, report, sheet)
         typer.echo(f"{len(written)} contact sheets in {sheet}", err=True)

@@ -170,5 +170,5 @@ def demo(settings: "Settings", engine: "Engine", say: Callable[[str], None] = pr
     examples = run_examples(settings, engine)
     out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
     groups = clusters.clusters(settings, engine=engine)
-    map_out = Path(maps.build_map(settings, home / "map.png")["out"])
+    map_out = Path(maps.build_map(settings, home / "map.png", engine=engine)["out"])
     return DemoResult(images, out, report, examples, groups, map_out)

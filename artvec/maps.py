@@ -22,7 +22,7 @@ from sqlalchemy import text
 from .clusters import ClusterError, Scope, check_schema, ensure_run, fit_pca, make_scope, stream_vectors
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, Engine
 
     from .config import Settings
 
@@ -192,7 +192,8 @@ def draw_labels(draw, found: dict[str, list], placed: dict, extent: float) -> No
 
 
 def build_map(settings: "Settings", out: Path, by: str = "both", filters: Mapping[str, Any] | None = None,
-              method: str = "tsne", seed: int = 0, say: Say = lambda message: None) -> dict:
+              method: str = "tsne", seed: int = 0, say: Say = lambda message: None,
+              engine: "Engine | None" = None) -> dict:
     """Lay out the scope's current clustering run (made now if there is none), store the positions,
     draw the map at ``out``."""
     from . import store
@@ -202,7 +203,8 @@ def build_map(settings: "Settings", out: Path, by: str = "both", filters: Mappin
     out = Path(out)
     if not out.parent.is_dir():
         raise ClusterError(f"cannot write the map {out}: folder {out.parent} does not exist")
-    engine = store.engine_for_schema(settings)
+    owned = engine is None
+    engine = engine or store.engine_for_schema(settings)
     try:
         with engine.begin() as connection:
             check_schema(connection)
@@ -215,6 +217,7 @@ def build_map(settings: "Settings", out: Path, by: str = "both", filters: Mappin
             say(f"map: {len(placed)} pictures laid out by {method} in {time.perf_counter() - started:.1f} s")
         thumbnails = draw_map(found, placed, settings.get("catalogue.image_root"), out)
     finally:
-        engine.dispose()
+        if owned:
+            engine.dispose()
     return {"run_id": run_id, "pictures": len(placed), "thumbnails": thumbnails,
             "groups": len(set(found["cluster"])), "layout": method, "out": str(out)}
