@@ -213,10 +213,16 @@ def stream_vectors(connection: "Connection", scope: Scope, sample_percent: float
     vector arrives as pgvector's binary form (``vector_send``) and a chunk becomes one array."""
     where, params = scope.where()
     sampling = f" tablesample bernoulli ({float(sample_percent)}) repeatable ({int(seed)})" if sample_percent else ""
+    relation = "artvec.embeddings"
+    if sample_percent:  # TABLESAMPLE takes a table, not the view on the active configuration's table
+        from . import configurations
+
+        active = configurations.active(connection)
+        relation = active.table if active is not None else relation
     if ids is not None:
         where += " and e.artwork_id in (select unnest(:ids))"      # a hash semi-join, not a scan of the list per row
         params["ids"] = list(ids)
-    sql = text(f"select e.artwork_id, vector_send(e.{scope.part}) from artvec.embeddings e{sampling} "
+    sql = text(f"select e.artwork_id, vector_send(e.{scope.part}) from {relation} e{sampling} "
                f"where {where} order by e.artwork_id").bindparams(**params)
     compiled = sql.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     raw = connection.connection.driver_connection

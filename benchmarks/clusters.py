@@ -233,10 +233,10 @@ def synthetic_store(server: str, rows: int, reuse: bool) -> str:
     store.init(settings)
     engine = store.engine_for_schema(settings)
     with engine.begin() as connection:
-        store.register_model(connection, settings.embedding_config())
+        configuration = store.register_model(connection, settings.embedding_config())
     engine.dispose()
     started = time.perf_counter()
-    search_benchmark.load(url, settings, rows, seed=1, rank=32)
+    search_benchmark.load(url, settings, configuration.table, rows, seed=1, rank=32)
     print(f"\nstore of {rows:,} synthetic vectors loaded in {time.perf_counter() - started:.0f} s", flush=True)
     return url
 

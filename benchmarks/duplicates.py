@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from artvec import db, duplicates, search, store  # noqa: E402
+from artvec import db, duplicates, indexes, store, tables  # noqa: E402
 from artvec.config import Settings  # noqa: E402
 from search import drop_database, fresh_database, load, server_for, unit_rows  # noqa: E402  (benchmarks/search.py)
 
@@ -39,6 +39,7 @@ def plant(url: str, settings: Settings, n: int, threshold: float, seed: int) -> 
     from pgvector.psycopg import register_vector
 
     config = settings.embedding_config()
+    table = tables.qualified(tables.table_name_for(config.config_id))  # the view artvec.embeddings takes no COPY
     rng = np.random.default_rng(seed)
     originals = rng.choice(np.arange(1, n + 1), size=2 * round(n * SHARE), replace=False)
     planted = {}
@@ -46,7 +47,7 @@ def plant(url: str, settings: Settings, n: int, threshold: float, seed: int) -> 
         register_vector(connection)
         rows = connection.execute("select artwork_id, style, colour, facets from artvec.embeddings "
                                   "where artwork_id = any(%s)", [originals.tolist()]).fetchall()
-        copy_sql = ("copy artvec.embeddings (artwork_id, config_id, embedding, style, colour, image_sha256, "
+        copy_sql = (f"copy {table} (artwork_id, config_id, embedding, style, colour, image_sha256, "
                     "image_location, facets) from stdin with (format binary)")
         with connection.cursor().copy(copy_sql) as copy:
             copy.set_types(["int8", "text", "vector", "vector", "vector", "bytea", "text", "jsonb"])
@@ -72,7 +73,7 @@ def plant(url: str, settings: Settings, n: int, threshold: float, seed: int) -> 
                                    "where artwork_id = %s", [str(original), copy_id])
         connection.commit()
         connection.autocommit = True
-        connection.execute("vacuum analyze artvec.embeddings")
+        connection.execute(f"vacuum analyze {table}")
     return planted
 
 
@@ -88,14 +89,15 @@ def nudge(rng, style: np.ndarray, colour: np.ndarray, distance: float) -> tuple[
 def build_index(settings: Settings, engine) -> float:
     from sqlalchemy import text
 
-    m, ef_construction = search.index_options(settings)
+    m, ef_construction = indexes.index_options(settings)
+    table = tables.qualified(tables.table_name_for(settings.embedding_config().config_id))
     started = time.perf_counter()
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         connection.execute(text("set maintenance_work_mem = '2000MB'"))
-        connection.execute(text(f"create index embeddings_embedding_hnsw on artvec.embeddings using hnsw "
+        connection.execute(text(f"create index embeddings_embedding_hnsw on {table} using hnsw "
                                 f"(embedding vector_l2_ops) with (m = {m}, ef_construction = {ef_construction})"))
-    search.configure_database(engine, settings)
+    indexes.configure_database(engine, settings)
     return time.perf_counter() - started
 
 
@@ -116,9 +118,9 @@ def main() -> None:
     store.init(settings)
     engine = db.connect(url)
     with engine.begin() as connection:
-        store.register_model(connection, settings.embedding_config())
+        configuration = store.register_model(connection, settings.embedding_config())
     started = time.perf_counter()
-    load(url, settings, args.rows, args.seed)
+    load(url, settings, configuration.table, args.rows, args.seed)
     planted = plant(url, settings, args.rows, duplicates.DEFAULT_THRESHOLD, args.seed)
     print(f"loaded {args.rows:,} rows + {len(planted):,} planted copies in {time.perf_counter() - started:.0f} s",
           flush=True)

@@ -266,3 +266,13 @@ def test_cli_clusters_json_sheets_and_errors(groups_store, tmp_path):
         result = run_cli("clusters", *args, env=env, check=False)
         assert result.returncode != 0 and "Traceback" not in result.stderr, args
         assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}"), (args, result.stderr)
+
+
+def test_a_sample_is_read_from_the_active_configuration_table(groups_store, settings, engine):
+    """Large stores are sampled (TABLESAMPLE), which the view artvec.embeddings does not take."""
+    with engine.connect() as connection:
+        scope = clusters.make_scope(connection, settings, "both", None)
+        sampled = [ids for ids, _ in clusters.stream_vectors(connection, scope, sample_percent=100.0)]
+        everything = [ids for ids, _ in clusters.stream_vectors(connection, scope)]
+    assert sorted(i for chunk in sampled for i in chunk) == sorted(i for chunk in everything for i in chunk)
+    assert sum(len(chunk) for chunk in everything) == GROUPS * PER_GROUP
