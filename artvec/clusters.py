@@ -471,10 +471,8 @@ def clusters(settings: "Settings", by: str = "both", filters: Mapping[str, Any] 
 
     if typical < 1:
         raise ClusterError("--typical must be at least 1")
-    owned = engine is None
-    engine = engine or store.engine_for_schema(settings)
     try:
-        with engine.begin() as connection:
+        with store.engine_in_use(settings, engine) as engine, engine.begin() as connection:
             check_schema(connection)
             scope = make_scope(connection, settings, by, filters)
             run_id, counts, made = ensure_run(connection, scope, k, refresh, seed, say)
@@ -482,9 +480,6 @@ def clusters(settings: "Settings", by: str = "both", filters: Mapping[str, Any] 
                     "groups": groups(connection, run_id, typical)}
     except DBAPIError as error:
         raise ClusterError(f"clustering failed: {first_line(error)}") from None
-    finally:
-        if owned:
-            engine.dispose()
 
 
 def check_schema(connection: "Connection") -> None:

@@ -250,25 +250,21 @@ def find_duplicates(settings: "Settings", threshold: float | None = None,
         return and_(true(), *filter_clauses(filters, excludes, facets, alias))
 
     filter_clause(embeddings)            # validate the filters before any work
-    owned = engine is None
-    engine = engine or store.engine_for_schema(settings)
     started = time.perf_counter()
     try:
-        with engine.connect() as connection:
-            dims = store.column_dimensions(connection)["embedding"]
-            pictures = connection.execute(text("select count(*) from artvec.embeddings")).scalar()
-        pairs = candidate_pairs(engine, threshold, filter_clause, neighbours, workers, dims)
-        with engine.connect() as connection:
-            decided = decided_pairs(connection)
-            kept = [pair for key, pair in pairs.items() if key not in decided]
-            components = union_find_groups(kept)
-            ids = sorted({member for pair in kept for member in (pair.a, pair.b)}, key=str)
-            details = member_details(connection, ids)
+        with store.engine_in_use(settings, engine) as engine:
+            with engine.connect() as connection:
+                dims = store.column_dimensions(connection)["embedding"]
+                pictures = connection.execute(text("select count(*) from artvec.embeddings")).scalar()
+            pairs = candidate_pairs(engine, threshold, filter_clause, neighbours, workers, dims)
+            with engine.connect() as connection:
+                decided = decided_pairs(connection)
+                kept = [pair for key, pair in pairs.items() if key not in decided]
+                components = union_find_groups(kept)
+                ids = sorted({member for pair in kept for member in (pair.a, pair.b)}, key=str)
+                details = member_details(connection, ids)
     except DBAPIError as error:
         raise DuplicatesError(f"duplicate search failed: {first_line(error)}") from None
-    finally:
-        if owned:
-            engine.dispose()
     groups = build_groups(components, details)
     return DuplicatesReport(threshold, groups, pictures, time.perf_counter() - started,
                             sum(1 for key in pairs if key in decided))

@@ -203,9 +203,7 @@ def build_map(settings: "Settings", out: Path, by: str = "both", filters: Mappin
     out = Path(out)
     if not out.parent.is_dir():
         raise ClusterError(f"cannot write the map {out}: folder {out.parent} does not exist")
-    owned = engine is None
-    engine = engine or store.engine_for_schema(settings)
-    try:
+    with store.engine_in_use(settings, engine) as engine:
         with engine.begin() as connection:
             check_schema(connection)
             scope = make_scope(connection, settings, by, filters)
@@ -216,8 +214,5 @@ def build_map(settings: "Settings", out: Path, by: str = "both", filters: Mappin
             store_positions(connection, run_id, placed, method)
             say(f"map: {len(placed)} pictures laid out by {method} in {time.perf_counter() - started:.1f} s")
         thumbnails = draw_map(found, placed, settings.get("catalogue.image_root"), out)
-    finally:
-        if owned:
-            engine.dispose()
     return {"run_id": run_id, "pictures": len(placed), "thumbnails": thumbnails,
             "groups": len(set(found["cluster"])), "layout": method, "out": str(out)}

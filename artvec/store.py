@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, text, update
@@ -65,6 +66,19 @@ def engine_for_schema(settings: "Settings") -> "Engine":
         if migrate.current_revision(connection) is None:
             raise ConfigError("artvec's schema is not in this database yet: run `artvec init` first")
     return engine
+
+
+@contextmanager
+def engine_in_use(settings: "Settings", engine: "Engine | None" = None):
+    """``engine`` when the caller passes one (the command's), else one of its own, disposed after."""
+    if engine is not None:
+        yield engine
+        return
+    own = engine_for_schema(settings)
+    try:
+        yield own
+    finally:
+        own.dispose()
 
 
 def db_status(settings: "Settings", engine: "Engine | None" = None) -> dict[str, Any]:
