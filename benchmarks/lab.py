@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import V1_CONFIG, EmbeddingConfig, StyleHead, colour_histogram, luminance, tone_histogram  # noqa: E402
+from artvec.embedding import (V1_CONFIG, EmbeddingConfig, StyleHead, colour_histogram, edge_histogram, luminance,  # noqa: E402
+                              tone_histogram)  # noqa: E402
 from artvec.weights import LAYER_INDEX, get_source, load_vgg19_features  # noqa: E402
 
 GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -110,6 +111,7 @@ class Extractor:
         for bins in (4, 6, 8):
             result[f"c{bins}"] = colour_histogram(arr, bins)
         result["t32"] = tone_histogram(arr, 32)
+        result["e16"] = edge_histogram(arr, 16)
         q = (arr.reshape(-1, 3).astype(np.int64) * 8) >> 8
         result["raw8"] = np.bincount((q[:, 0] * 8 + q[:, 1]) * 8 + q[:, 2], minlength=512).astype(np.float32)
         return result
@@ -124,7 +126,8 @@ def extract_cached(items: list, variant: str, make_extractor, cache: Path | None
     known = {key: i for i, key in enumerate(old.get("keys", []))}
     missing = [it for it in items if it.key not in known]
     if missing:
-        new = {k: v for k, v in extract(missing, variant, make_extractor()).items() if k != "lit"}  # too big to keep
+        new = {k: v for k, v in extract(missing, variant, make_extractor()).items()
+               if k != "lit" and (not old or k in old)}  # "lit" is too big to keep; blocks newer than the cache: not kept
         keys = list(old.get("keys", [])) + [it.key for it in missing]
         merged = {k: np.concatenate([old[k].astype(np.float32), v]) if k in old else v for k, v in new.items()}
         known = {key: i for i, key in enumerate(keys)}
@@ -134,6 +137,14 @@ def extract_cached(items: list, variant: str, make_extractor, cache: Path | None
         old = {**merged, "keys": np.array(keys)}
     rows = np.array([known[it.key] for it in items])
     return {k: v[rows].astype(np.float32) for k, v in old.items() if k != "keys"}
+
+
+def pixel_blocks(items: list, variant: str) -> dict[str, np.ndarray]:
+    """The histograms that need no model (tone, edges), computed afresh: cheap, and a cache made before a
+    new histogram existed stays usable."""
+    arrays = [prepare(item.load(), variant) for item in items]
+    return {"t32": np.stack([tone_histogram(a, 32) for a in arrays]),
+            "e16": np.stack([edge_histogram(a, 16) for a in arrays])}
 
 
 def extract(items: list, variant: str, extractor: Extractor, log_every: int = 100) -> dict[str, np.ndarray]:
@@ -187,16 +198,19 @@ def tone(B, bins=32):
     return np.sqrt(counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def recipe(B, colour=0.35, tone_weight=0.4, share=0.5, layers=GATYS[1:], gram="cs160", stats="st160", bins=8,
-           tone_bins=32, scales=(), layer_weights=None):
-    """artvec's default recipe and its variations: [style layers, tone_weight·tone, colour·colour histogram].
-    ``EmbeddingConfig(tone_weight=t, colour_weight=c/√(1+t²))`` makes these vectors ÷ √(1+t²): the same
-    neighbours. ``scales``: more inputs' blocks whose style layers join (two-scale descriptors)."""
+def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, share=0.5, layers=GATYS[1:], gram="cs160",
+           stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None):
+    """artvec's default recipe and its variations: [style layers, tone_weight·tone, edge_weight·edges,
+    colour·colour histogram]. ``EmbeddingConfig(tone_weight=t, edge_weight=e, colour_weight=c/√(1+t²+e²))``
+    makes these vectors ÷ √(1+t²+e²): the same neighbours. ``scales``: more inputs' blocks whose style
+    layers join (two-scale descriptors)."""
     parts = [style(X, gram, stats, share, layers, layer_weights) for X in (B, *scales)]
     layers_part = np.concatenate(parts, 1) / math.sqrt(len(parts))
     pieces = [layers_part]
     if tone_weight:
         pieces.append(tone_weight * tone(B, tone_bins))
+    if edge_weight:
+        pieces.append(edge_weight * B["e16"])
     if colour:
         pieces.append(colour * B[f"c{bins}"])
     return np.concatenate(pieces, 1)
@@ -256,6 +270,7 @@ def row(bench: Bench, name, variant, r, dims, width: int = 58):
     return f"{name[:width]:{width}s} {variant:8s}{cols} {r['dup'].mean():6.3f} {dims:6d}"
 
 
+DEFAULT = "DEFAULT: 0.2's + tone×0.55, edges×0.7, c8×0.45"
 #: blocks each input shape needs; sq224 also gives the baselines (colour only, content CNN)
 HEADS_FOR = {"sq224": ("cs256",), "area256g": ("cs160", "st160", "cs128", "st128")}
 CACHE = Path.home() / ".cache" / "artvec-bench" / "lab2"
@@ -292,6 +307,9 @@ def main():
         return out
 
     F = {v: features(v) for v in args.variants.split(",")}
+    for v in F:
+        if v != "sq224":
+            F[v].update(pixel_blocks(bench.items, v))
     R = features("sq224", "random")
     lines = [header(bench)]
     scored = {}
@@ -306,8 +324,9 @@ def main():
     add("baseline: colour only (c8)", "sq224", S["c8"])
     add("baseline: random weights, Gram cs256 + c8×1.0", "sq224", with_colour(style(R, "cs256"), R, 1.0))
     add("baseline: content CNN (relu5_4 avg-pooled)", "sq224", l2n(S["gap"]))
-    add("artvec 0.2 default: layers 2-5 cs160+st160 + c8×0.45", "area256g", recipe(G, 0.45, 0))
-    add("DEFAULT: 0.2's + tone×0.4, c8×0.35", "area256g", recipe(G))
+    add("artvec 0.2 default: layers 2-5 cs160+st160 + c8×0.45", "area256g", recipe(G, 0.45, 0, 0))
+    add("0.2's + tone×0.4, c8×0.35 (no edges)", "area256g", recipe(G, 0.35, 0.4, 0))
+    add(DEFAULT, "area256g", recipe(G))
     lines.append("---- input: what the model sees ----")
     for v in F:
         if v not in ("sq224", "area256g"):
@@ -316,16 +335,18 @@ def main():
         add("two scales: area224g + area128g style layers", "2-scale", recipe(F["area224g"], scales=(F["area128g"],)))
     if "area128g" in F:
         add("two scales: area256g + area128g style layers", "2-scale", recipe(G, scales=(F["area128g"],)))
-    lines.append("---- tone histogram (weight, steps) at c8×0.35 ----")
-    for wt in (0.0, 0.2, 0.3, 0.5, 0.6):
+    lines.append("---- tone and edge histograms (weight, steps) ----")
+    for wt in (0.0, 0.3, 0.4, 0.7):
         add(f"tone×{wt}", "area256g", recipe(G, tone_weight=wt))
     for bins in (16, 8):
-        add(f"tone×0.4, {bins} steps", "area256g", recipe(G, tone_bins=bins))
-    lines.append("---- colour (weight, cubes) at tone×0.4 ----")
-    for wc in (0.0, 0.25, 0.3, 0.4, 0.45, 0.6):
+        add(f"tone in {bins} steps", "area256g", recipe(G, tone_bins=bins))
+    for we in (0.0, 0.4, 0.5, 0.6, 0.8, 1.0):
+        add(f"edges×{we}", "area256g", recipe(G, edge_weight=we))
+    lines.append("---- colour (weight, cubes) ----")
+    for wc in (0.0, 0.3, 0.35, 0.4, 0.5, 0.6):
         add(f"c8×{wc}", "area256g", recipe(G, colour=wc))
-    add("c6×0.35", "area256g", recipe(G, bins=6))
-    add("c4×0.35", "area256g", recipe(G, bins=4))
+    add("c6×0.45", "area256g", recipe(G, bins=6))
+    add("c4×0.45", "area256g", recipe(G, bins=4))
     lines.append("---- style layers (share of statistics, layers, sizes) ----")
     for share in (0.0, 0.25, 0.75, 1.0):
         add(f"statistics share {share}", "area256g", recipe(G, share=share))
@@ -336,7 +357,7 @@ def main():
         add(f"relu5_1 weighted {w} (a lab knob, not a setting)", "area256g", recipe(G, layer_weights=(1, 1, 1, w)))
 
     lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
-    default = scored[("DEFAULT: 0.2's + tone×0.4, c8×0.35", "area256g")]
+    default = scored[(DEFAULT, "area256g")]
     for (name, variant), r in scored.items():
         parts = []
         for key in bench.names + ["dup"]:
