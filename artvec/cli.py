@@ -629,7 +629,8 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
             typer.echo(f"  #{row['artwork_id']:<4} {row['distance']:.4f}  {facets.get('artist', ''):<20} "
                        f"{facets.get('era', '')}")
     typer.echo(f"\ncontact sheet: {result.sheet}")
-    typer.echo(f"\nStyle groups: {clusters_text(result.groups)}\nmap: {result.map}")
+    typer.echo(f"\nStyle groups (k = 5, one per manner; `artvec clusters` alone picks k by silhouette): "
+               f"{clusters_text(result.groups)}\nmap: {result.map}")
     typer.echo(f"demo catalogue settings: {result.images.parent / 'artvec.toml'} (artvec commands run from "
                "that folder use the demo catalogue)")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')

@@ -38,8 +38,8 @@ def test_demo_end_to_end_and_again(private_home, env):
     assert sum("Gustave Doré" in line for line in unfiltered) >= 4   # the engraving finds engravings
 
     groups = re.findall(r"^group +\d+ +(\d+) pictures .*\(artist: ([^;]+?) (\d+)[;,]", out, re.M)
-    assert len(groups) == 5                                            # five manners, five groups
-    assert len({artist for _, artist, _ in groups}) == 5               # each led by another artist
+    assert len(groups) == 5                                            # five manners, five groups asked for
+    assert len({artist for _, artist, _ in groups}) == 5               # each led by another artist: k-means finds them
     assert sum(int(count) for _, _, count in groups) >= 38             # at most 2 of 40 in another manner's group
     with Image.open(re.search(r"^map: (\S+)", out, re.M).group(1)) as picture:
         assert picture.format == "PNG" and picture.width >= 1000
