@@ -60,8 +60,6 @@ STYLE_INPUTS = ("rgb", "luminance")
 #: a picture is never read at a more extreme aspect ratio than this (a long strip is padded in thought:
 #: its longer side is cut to this ratio's share of the pixels, so the short side keeps enough of them)
 MAX_ASPECT = 3.0
-#: new fields at these values reproduce the configuration (and config_id) of artvec 0.1
-V1_VALUES = {"resize": "square", "stats_share": 0.0, "style_input": "rgb", "tone_weight": 0.0, "edge_weight": 0.0}
 #: fields added after a configuration was stored, and the values that reproduce the stored one
 #: (a stored row lacking all of a group's fields predates them)
 ADDED_LATER = (
@@ -69,6 +67,8 @@ ADDED_LATER = (
     (("tone_weight", "tone_bins"), {"tone_weight": 0.0}),
     (("edge_weight", "edge_bins"), {"edge_weight": 0.0}),
 )
+#: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
+V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
 
 K = TypeVar("K")
 
@@ -352,7 +352,7 @@ def edge_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     """Hellinger-mapped histogram of the luma's gradient magnitude (central differences), in ``bins``
     steps of log2(1 + magnitude) × bins/8: float32, unit L2 norm. How much of the picture is flat, soft,
     or crossed by hard strokes — line weight and hatching density — whatever its colours."""
-    y = np.rint(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))  # as a grey copy holds it
+    y = _luma(rgb)  # rounded, as a greyscale copy holds it
     gx = np.zeros_like(y)
     gy = np.zeros_like(y)
     gx[:, 1:-1] = (y[:, 2:] - y[:, :-2]) / 2
@@ -365,8 +365,12 @@ def edge_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """uint8 H×W×3 RGB -> its Rec. 601 luma (Pillow's "L") in all three channels: the picture as the
     model sees it when style should not depend on colour (a greyscale copy then has the same style)."""
-    y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return np.repeat(np.clip(_luma(rgb), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """uint8 H×W×3 RGB -> its Rec. 601 luma, rounded to whole levels (float32 H×W)."""
+    return np.rint(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
 
 
 class StyleHead:

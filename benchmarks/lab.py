@@ -5,7 +5,9 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
   cs256, cs160, cs128   Gram (÷ positions, upper triangle, signed sqrt, L2) count-sketched per layer
   st160, st128          per-channel mean and std (AdaIN / IntroStyle statistics), projected per layer
   gap                   relu5_4 average-pooled (a content CNN feature: baseline; sq224 only)
-  c8, c6, c4            Hellinger RGB-cube histograms;  t32  Hellinger luma (tone) histogram
+  c8, c6, c4            Hellinger RGB-cube histograms
+  t32, e16              tone (luma) and edge (gradient magnitude) histograms: no model, so computed
+                        afresh on every run (``pixel_blocks``), never cached
 Input shapes (``--variants``): ``sq224`` (224×224 square, artvec 0.1), ``areaS`` (aspect kept, S² pixels:
 the same model cost for every picture shape); a trailing ``g``: the model sees the luminance.
 Features are cached by picture key in ``~/.cache/artvec-bench/lab2`` (``--cache``), so a second run or a
@@ -110,8 +112,6 @@ class Extractor:
                 result["lit"] = (a @ a.T).cpu().numpy()[rows, cols]
         for bins in (4, 6, 8):
             result[f"c{bins}"] = colour_histogram(arr, bins)
-        result["t32"] = tone_histogram(arr, 32)
-        result["e16"] = edge_histogram(arr, 16)
         q = (arr.reshape(-1, 3).astype(np.int64) * 8) >> 8
         result["raw8"] = np.bincount((q[:, 0] * 8 + q[:, 1]) * 8 + q[:, 2], minlength=512).astype(np.float32)
         return result
