@@ -4,7 +4,8 @@ Style part: per VGG-19 ReLU layer of the picture's luminance, the Gram matrix
 G = A·Aᵀ / positions (Gatys et al.; upper triangle, signed square root, L2, a fixed
 seeded count-sketch) beside the per-channel mean and std (AdaIN's statistics; a fixed
 seeded projection), then the tone (luma) histogram × ``tone_weight`` and the edge
-(gradient magnitude) histogram × ``edge_weight``, scaled so the whole style part has unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
+(gradient magnitude) histogram × ``edge_weight``, scaled so the whole style part has
+unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
 ``concat(style_weight·style, colour_weight·colour)``.  See docs/embedding.md.
 
