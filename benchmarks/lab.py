@@ -6,8 +6,9 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
   st160, st128          per-channel mean and std (AdaIN / IntroStyle statistics), projected per layer
   gap                   relu5_4 average-pooled (a content CNN feature: baseline; sq224 only)
   c8, c6, c4            Hellinger RGB-cube histograms
-  t32, e16              tone (luma) and edge (gradient magnitude) histograms: no model, so computed
-                        afresh on every run (``pixel_blocks``), never cached
+  t32, e16, h32         tone (luma), edge (gradient magnitude) and tone coherence histograms; l8 a
+                        luma thumbnail 8×8 (a layout fingerprint, tried for near-duplicates): no
+                        model, so computed afresh on every run (``pixel_blocks``), never cached
 Input shapes (``--variants``): ``sq224`` (224×224 square, artvec 0.1), ``areaS`` (aspect kept, S² pixels:
 the same model cost for every picture shape); a trailing ``g``: the model sees the luminance.
 Features are cached by picture key in ``~/.cache/artvec-bench/lab2`` (``--cache``), so a second run or a
@@ -38,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import (V1_CONFIG, EmbeddingConfig, StyleHead, colour_histogram, edge_histogram, luminance,  # noqa: E402
-                              tone_histogram)  # noqa: E402
+from artvec.embedding import (V1_CONFIG, EmbeddingConfig, StyleHead, coherence_histogram, colour_histogram,  # noqa: E402
+                              edge_histogram, luminance, tone_histogram)
 from artvec.weights import LAYER_INDEX, get_source, load_vgg19_features  # noqa: E402
 
 GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -144,7 +145,18 @@ def pixel_blocks(items: list, variant: str) -> dict[str, np.ndarray]:
     new histogram existed stays usable."""
     arrays = [prepare(item.load(), variant) for item in items]
     return {"t32": np.stack([tone_histogram(a, 32) for a in arrays]),
-            "e16": np.stack([edge_histogram(a, 16) for a in arrays])}
+            "e16": np.stack([edge_histogram(a, 16) for a in arrays]),
+            "h32": np.stack([coherence_histogram(a, 32) for a in arrays]),
+            "l8": np.stack([layout(a, 8) for a in arrays])}
+
+
+def layout(arr: np.ndarray, side: int) -> np.ndarray:
+    """The luma on a side × side grid, less its mean, unit norm: where light and dark lie (a layout
+    fingerprint; a greyscale copy or a colour cast keeps it, a crop does not)."""
+    y = Image.fromarray(luminance(arr)[..., 0], "L").resize((side, side), Image.Resampling.BOX)
+    v = np.asarray(y, np.float32).ravel()
+    v -= v.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
 
 
 def extract(items: list, variant: str, extractor: Extractor, log_every: int = 100) -> dict[str, np.ndarray]:
@@ -198,12 +210,13 @@ def tone(B, bins=32):
     return np.sqrt(counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, share=0.5, layers=GATYS[1:], gram="cs160",
-           stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None):
+def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0.4, share=0.5, layers=GATYS[1:],
+           gram="cs160", stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None, layout_weight=0.0):
     """artvec's default recipe and its variations: [style layers, tone_weight·tone, edge_weight·edges,
-    colour·colour histogram]. ``EmbeddingConfig(tone_weight=t, edge_weight=e, colour_weight=c/√(1+t²+e²))``
-    makes these vectors ÷ √(1+t²+e²): the same neighbours. ``scales``: more inputs' blocks whose style
-    layers join (two-scale descriptors)."""
+    coherence_weight·coherence, colour·colour histogram]. ``EmbeddingConfig(tone_weight=t, edge_weight=e,
+    coherence_weight=h, colour_weight=c/√(1+t²+e²+h²))`` makes these vectors ÷ √(1+t²+e²+h²): the same
+    neighbours. ``scales``: more inputs' blocks whose style layers join (two-scale descriptors);
+    ``layout_weight``: the luma thumbnail beside them (not an artvec setting)."""
     parts = [style(X, gram, stats, share, layers, layer_weights) for X in (B, *scales)]
     layers_part = np.concatenate(parts, 1) / math.sqrt(len(parts))
     pieces = [layers_part]
@@ -211,6 +224,10 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, share=0.5, layers=
         pieces.append(tone_weight * tone(B, tone_bins))
     if edge_weight:
         pieces.append(edge_weight * B["e16"])
+    if coherence_weight:
+        pieces.append(coherence_weight * B["h32"])
+    if layout_weight:
+        pieces.append(layout_weight * B["l8"])
     if colour:
         pieces.append(colour * B[f"c{bins}"])
     return np.concatenate(pieces, 1)
@@ -270,7 +287,7 @@ def row(bench: Bench, name, variant, r, dims, width: int = 58):
     return f"{name[:width]:{width}s} {variant:8s}{cols} {r['dup'].mean():6.3f} {dims:6d}"
 
 
-DEFAULT = "DEFAULT: 0.2's + tone×0.55, edges×0.7, c8×0.45"
+DEFAULT = "DEFAULT: 0.2's + tone×0.55, edges×0.7, coherence×0.4, c8×0.45"
 #: blocks each input shape needs; sq224 also gives the baselines (colour only, content CNN)
 HEADS_FOR = {"sq224": ("cs256",), "area256g": ("cs160", "st160", "cs128", "st128")}
 CACHE = Path.home() / ".cache" / "artvec-bench" / "lab2"
@@ -324,8 +341,9 @@ def main():
     add("baseline: colour only (c8)", "sq224", S["c8"])
     add("baseline: random weights, Gram cs256 + c8×1.0", "sq224", with_colour(style(R, "cs256"), R, 1.0))
     add("baseline: content CNN (relu5_4 avg-pooled)", "sq224", l2n(S["gap"]))
-    add("artvec 0.2 default: layers 2-5 cs160+st160 + c8×0.45", "area256g", recipe(G, 0.45, 0, 0))
-    add("0.2's + tone×0.4, c8×0.35 (no edges)", "area256g", recipe(G, 0.35, 0.4, 0))
+    add("artvec 0.2 default: layers 2-5 cs160+st160 + c8×0.45", "area256g", recipe(G, 0.45, 0, 0, 0))
+    add("0.2's + tone×0.4, c8×0.35 (no edges)", "area256g", recipe(G, 0.35, 0.4, 0, 0))
+    add("0.2's + tone×0.55, edges×0.7 (no coherence)", "area256g", recipe(G, coherence_weight=0))
     add(DEFAULT, "area256g", recipe(G))
     lines.append("---- input: what the model sees ----")
     for v in F:
@@ -342,6 +360,11 @@ def main():
         add(f"tone in {bins} steps", "area256g", recipe(G, tone_bins=bins))
     for we in (0.0, 0.4, 0.5, 0.6, 0.8, 1.0):
         add(f"edges×{we}", "area256g", recipe(G, edge_weight=we))
+    for wh in (0.25, 0.3, 0.55, 0.7):
+        add(f"coherence×{wh}", "area256g", recipe(G, coherence_weight=wh))
+    lines.append("---- near-duplicates: a layout fingerprint (luma 8×8) beside the style ----")
+    for wl in (0.15, 0.3):
+        add(f"layout×{wl} (not a setting)", "area256g", recipe(G, layout_weight=wl))
     lines.append("---- colour (weight, cubes) ----")
     for wc in (0.0, 0.3, 0.35, 0.4, 0.5, 0.6):
         add(f"c8×{wc}", "area256g", recipe(G, colour=wc))

@@ -148,6 +148,43 @@ def test_during_a_switch_the_active_configuration_stays_current(catalogue, engin
     assert f"dropped {old}" in run_cli("prune", env=switched).stdout
 
 
+def test_the_widest_vector_kept_in_the_row_fits_beside_long_values(env, engine):
+    """MAX_INLINE_DIMS: the combined vector stays in the row (storage plain), and a row whose id, path,
+    stamp and facets are long and incompressible still fits a page; one dimension more goes to TOAST."""
+    from sqlalchemy import insert
+
+    from artvec import tables
+
+    run_cli("init", env=env)
+    widest = tables.MAX_INLINE_DIMS
+    rng = np.random.default_rng(0)
+
+    def noise(n: int) -> str:
+        return "".join(map(chr, rng.integers(0x100, 0x2FFF, n)))
+
+    def vector(n: int) -> str:
+        return "[" + ",".join(f"{x:.7f}" for x in rng.normal(size=n)) + "]"
+
+    with engine.begin() as connection:
+        connection.execute(insert(tables.models).values(config_id="wide-0123456789ab", name="wide", config={},
+                                                        style_dim=1360, colour_dim=512, dim=widest))
+        for name, dim in (("embeddings_widest", widest), ("embeddings_wider", widest + 1)):
+            configurations.create_table(connection, name, "text", {"embedding": dim, "style": 1360, "colour": 512})
+        storage = dict(connection.execute(text("""
+            select attrelid::regclass::text, attstorage from pg_attribute
+            where attrelid in ('artvec.embeddings_widest'::regclass, 'artvec.embeddings_wider'::regclass)
+              and attname = 'embedding'""")).all())
+        assert storage == {"artvec.embeddings_widest": "p", "artvec.embeddings_wider": "e"}
+        connection.execute(text("""
+            insert into artvec.embeddings_widest (artwork_id, config_id, embedding, style, colour, image_sha256,
+                                                  image_location, source_stamp, facets)
+            values (:id, 'wide-0123456789ab', cast(:e as vector), cast(:s as vector), cast(:c as vector), :sha,
+                    :location, :stamp, cast(:facets as jsonb))"""),
+            {"id": noise(600), "e": vector(widest), "s": vector(1360), "c": vector(512), "sha": bytes(32),
+             "location": noise(4000), "stamp": noise(500), "facets": json.dumps({f"facet{i}": noise(40) for i in range(100)})})
+        assert connection.execute(text("select vector_dims(embedding) from artvec.embeddings_widest")).scalar() == widest
+
+
 def test_dimension_mismatch_is_a_clear_error(engine, settings):
     store.init(settings)
     with engine.begin() as connection:

@@ -65,8 +65,10 @@ def files(tmp_path_factory, pictures) -> dict[str, Path]:
 # ---- configuration ------------------------------------------------------------------
 def test_default_dims_fit_pgvector_hnsw():
     c = DEFAULT_CONFIG
-    assert c.style_dim == sum(c.gram_dim(layer) + c.stats_dim(layer) for layer in c.layers) + c.tone_dim + c.edge_dim
-    assert c.style_dim == len(c.layers) * (c.style_dims_per_layer + c.stats_dims_per_layer) + c.tone_bins + c.edge_bins
+    assert c.style_dim == (sum(c.gram_dim(layer) + c.stats_dim(layer) for layer in c.layers)
+                           + c.tone_dim + c.edge_dim + c.coherence_dim)
+    assert c.style_dim == (len(c.layers) * (c.style_dims_per_layer + c.stats_dims_per_layer)
+                           + c.tone_bins + c.edge_bins + c.coherence_bins)
     assert c.colour_dim == c.colour_bins**3
     assert c.dim == c.style_dim + c.colour_dim <= 2000
 
@@ -94,6 +96,8 @@ def test_config_id_stable_and_sensitive():
         "tone_weight": 0.5,
         "edge_bins": 8,
         "edge_weight": 0.5,
+        "coherence_bins": 16,
+        "coherence_weight": 0.5,
     }
     # every field that changes vectors changes the id; the bomb limit and the
     # weights *path* (its content hash is part of the id) do not
@@ -112,16 +116,23 @@ def test_stored_configurations_keep_their_ids():
     assert V1_CONFIG.config_id == "gram-vgg19-1662e531f17e"            # the id artvec 0.1 stored
     stored_by_0_1 = {k: v for k, v in V1_CONFIG.to_dict().items()
                      if k not in ("resize", "stats_share", "stats_dims_per_layer", "style_input", "tone_bins", "tone_weight",
-                                  "edge_bins", "edge_weight")}
+                                  "edge_bins", "edge_weight", "coherence_bins", "coherence_weight")}
     rebuilt = EmbeddingConfig.from_stored(stored_by_0_1)
     assert rebuilt == V1_CONFIG and rebuilt.dim == V1_CONFIG.dim == 1792
     assert dataclasses.replace(V1_CONFIG, stats_dims_per_layer=7).config_id == V1_CONFIG.config_id  # unused there
     # the default before the tone histogram (artvec 0.2's) is rebuilt from its row with its id
-    previous = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.45, tone_weight=0.0, edge_weight=0.0)
+    previous = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.45, tone_weight=0.0, edge_weight=0.0,
+                                   coherence_weight=0.0)
     assert previous.config_id == "vgg19-style-88341e4d2f28" and previous.dim == 1792
     stored_before_tone = {k: v for k, v in previous.to_dict().items()
-                          if k not in ("tone_bins", "tone_weight", "edge_bins", "edge_weight")}
+                          if k not in ("tone_bins", "tone_weight", "edge_bins", "edge_weight", "coherence_bins",
+                                       "coherence_weight")}
     assert EmbeddingConfig.from_stored(stored_before_tone) == previous
+    # the default before the tone coherence (artvec 0.3's) likewise
+    before = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.336, coherence_weight=0.0)
+    assert before.config_id == "vgg19-style-5a0ded065610" and before.dim == 1840
+    stored_before_coherence = {k: v for k, v in before.to_dict().items() if k not in ("coherence_bins", "coherence_weight")}
+    assert EmbeddingConfig.from_stored(stored_before_coherence) == before
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
 
 
@@ -355,7 +366,7 @@ def test_luminance_input_makes_a_greyscale_copy_share_the_style(pictures):
 
 def test_statistics_and_gram_parts_and_their_share(pictures):
     base = EmbeddingConfig(image_size=64, layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48,
-                           tone_weight=0.0, edge_weight=0.0)
+                           tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0)
     assert base.style_dim == 2 * (32 + 48)
     only_stats = dataclasses.replace(base, stats_share=1.0)
     only_gram = dataclasses.replace(base, stats_share=0.0)
@@ -376,22 +387,25 @@ def test_statistics_and_gram_parts_and_their_share(pictures):
     assert not np.allclose(out["gaussian"][0].style, mixed)
 
 
-def test_tone_and_edge_histograms_close_the_style_part(pictures):
-    from artvec.embedding import edge_histogram, tone_histogram
+def test_tone_edge_and_coherence_histograms_close_the_style_part(pictures):
+    from artvec.embedding import coherence_histogram, edge_histogram, tone_histogram
 
     config = EmbeddingConfig(image_size=64, layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
-                             tone_bins=8, tone_weight=0.5, edge_bins=8, edge_weight=1.0)
-    assert config.style_dim == 16 + 16 + 8 + 8
+                             tone_bins=8, tone_weight=0.5, edge_bins=8, edge_weight=1.0, coherence_bins=8,
+                             coherence_weight=0.4)
+    assert config.style_dim == 16 + 16 + 8 + 8 + 8
     picture = pictures["coffee"]
-    with Embedder(config) as emb, Embedder(dataclasses.replace(config, tone_weight=0.0, edge_weight=0.0)) as plain:
+    plain_config = dataclasses.replace(config, tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0)
+    with Embedder(config) as emb, Embedder(plain_config) as plain:
         (v,), (w,) = emb.embed_images([picture]), plain.embed_images([picture])
     _check(v, config)
     arr = np.asarray(picture.convert("RGB").resize(config.input_size(picture.size), Image.Resampling.BILINEAR,
                                                     reducing_gap=3.0), dtype=np.uint8)
-    norm = np.sqrt(1 + 0.5**2 + 1.0**2)
-    np.testing.assert_allclose(v.style[-16:-8], 0.5 * tone_histogram(arr, 8) / norm, atol=1e-6)
-    np.testing.assert_allclose(v.style[-8:], 1.0 * edge_histogram(arr, 8) / norm, atol=1e-6)
-    np.testing.assert_allclose(v.style[:-16], w.style / norm, atol=1e-5)   # the layers' part, rescaled
+    norm = np.sqrt(1 + 0.5**2 + 1.0**2 + 0.4**2)
+    np.testing.assert_allclose(v.style[-24:-16], 0.5 * tone_histogram(arr, 8) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[-16:-8], 1.0 * edge_histogram(arr, 8) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[-8:], 0.4 * coherence_histogram(arr, 8) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[:-24], w.style / norm, atol=1e-5)   # the layers' part, rescaled
     np.testing.assert_allclose(v.colour, w.colour)
     dark, light = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 250, np.uint8)
     assert tone_histogram(dark, 8)[0] == 1 and tone_histogram(light, 8)[-1] == 1
@@ -403,6 +417,23 @@ def test_tone_and_edge_histograms_close_the_style_part(pictures):
     colour = np.asarray(picture.convert("RGB"), dtype=np.uint8)
     assert np.abs(tone_histogram(grey, 32) - tone_histogram(colour, 32)).max() < 0.05   # a greyscale copy's tones
     assert np.abs(edge_histogram(grey, 16) - edge_histogram(colour, 16)).max() < 0.05   # and its strokes
+    assert np.abs(coherence_histogram(grey, 32) - coherence_histogram(colour, 32)).max() < 0.05
+
+
+def test_tone_coherence_tells_flat_fills_from_hatching():
+    from artvec.embedding import coherence_histogram
+
+    flat = np.full((16, 16, 3), 40, np.uint8)
+    flat[:, 8:] = 220                                      # two flat fills: both steps fully coherent
+    hatched = flat.copy()
+    hatched[::2] = 130                                     # every other row a mid tone: nothing coherent vertically
+    f, h = coherence_histogram(flat, 8), coherence_histogram(hatched, 8)
+    assert np.count_nonzero(f) == 2 and np.isclose(np.linalg.norm(f), 1.0)
+    assert min(f[40 * 8 // 256], f[220 * 8 // 256]) > 0.65       # both nearly 1/√2 (only the seam breaks)
+    assert h[130 * 8 // 256] > 0 and h[130 * 8 // 256] < f[40 * 8 // 256]   # hatch lines cohere only along the row
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert coherence_histogram(noise, 32).max() < 0.5      # grain: no step holds together
+    assert not coherence_histogram(np.zeros((1, 1, 3), np.uint8), 8).any()   # no neighbours: all zeros
 
 
 def test_pictures_of_different_shapes_in_one_stream(files):
