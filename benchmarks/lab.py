@@ -14,11 +14,11 @@ the same model cost for every picture shape); a trailing ``g``: the model sees t
 Features are cached by picture key in ``~/.cache/artvec-bench/lab2`` (``--cache``), so a second run or a
 new set only computes what is missing.
 
-Sets (benchmarks/sets.py): cards, tiles, icons, stylised, and the near-duplicate task.
+Sets (benchmarks/sets.py): cards, tiles, icons, chess, stylised, and the near-duplicate task.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
-source pictures resampled).
+chess sets, source pictures resampled).
 
-Usage: python benchmarks/lab.py [--sets cards,tiles,icons,stylised] [--variants ...] [--device cuda]
+Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised] [--variants ...] [--device cuda]
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ class Bench:
         return metrics.bootstrap_interval(r[name].ap_at_r, self.groups[name][r[name].index])
 
 
-SHORT = {"cards": "c", "tiles": "t", "icons": "i", "stylised": "s"}
+SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s"}
 
 
 def header(bench: Bench, width: int = 58) -> str:

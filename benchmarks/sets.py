@@ -6,6 +6,8 @@
   tileset; noise by resampling the faces (4 labels are too few to resample). See tiles.py.
 - ``icons``: desktop icon themes (Debian packages), the same icon names drawn by each, labelled by design
   family. See icons.py.
+- ``chess``: the chess piece sets of Debian's pychess, the same 12 pieces drawn by each, labelled by
+  design (23 labels); noise by resampling whole sets. See chess_pieces.py.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -242,6 +244,18 @@ def tile_items() -> list[Item]:
             for path, label, tileset in tiles.tile_set()]
 
 
+def chess_items() -> list[Item]:
+    """Every piece of every chess set: label = the design family, group = the set. Renders into the cache
+    if needed."""
+    import chess_pieces
+
+    problem = chess_pieces.missing_tools()
+    if problem:
+        raise SystemExit(f"error: {problem}")
+    return [Item(key=f"chess-{name}/{path.stem}", label=label, group=name, path=path)
+            for path, label, name in chess_pieces.chess_set()]
+
+
 def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
     """(70 stylised pictures labelled by stylisation, 10 originals, 10 unrelated pictures)."""
     originals = [Item(key=f"skimage/{n}", label="original", group=n, image=work_size(skimage_picture(n)))
@@ -270,7 +284,8 @@ def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_d
                         seed: int = 0, others: list[Item] = ()) -> list[Item]:
     """Originals whose copies are searched for: the scikit-image originals, a few cards of each deck
     that has no near-identical sibling deck (a copy of an oxygen card may rightly match oxygen-white's),
-    and as many pictures of each label of ``others`` (tiles, icons) drawn by one theme alone."""
+    and as many pictures of each label of ``others`` (tiles, icons, chess pieces) drawn by one theme,
+    tileset or piece set alone."""
     import cards as cardmod
 
     rng = np.random.default_rng(seed)
@@ -280,8 +295,8 @@ def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_d
         if item.group not in cardmod.FAMILY:
             by_deck.setdefault(item.group, []).append(item)
     themes_of: dict[str, set] = {}
-    for item in others:
-        themes_of.setdefault(item.label, set()).add(item.group)
+    for item in others:  # the key's first part is the theme, tileset or piece set that drew it
+        themes_of.setdefault(item.label, set()).add(item.key.split("/")[0])
     for item in others:  # as for decks: not from a family of near-identical variants (GNOME 2 / MATE)
         if len(themes_of[item.label]) == 1:
             by_deck.setdefault(f"~{item.label}", []).append(item)
@@ -291,7 +306,7 @@ def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_d
     return chosen
 
 
-SET_NAMES = ("cards", "tiles", "icons", "stylised")
+SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -308,11 +323,13 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
         labelled["tiles"] = tile_items()
     if "icons" in names:
         labelled["icons"] = icon_items()
+    if "chess" in names:
+        labelled["chess"] = chess_items()
     stylised, originals, distractors = stylised_items()
     if quick:
         stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
     if "stylised" in names:
         labelled["stylised"] = stylised
-    others = labelled.get("tiles", []) + labelled.get("icons", [])
+    others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups
