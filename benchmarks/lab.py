@@ -253,6 +253,9 @@ class Bench:
         self.labels = {name: [it.label for it in items] for name, items in labelled.items()}
         self.groups = {name: np.array([it.group for it in items]) for name, items in labelled.items()}
         self.groups["dup"] = np.array([it.group for it in dups.queries])
+        set_of = {it.key: name for name, items in labelled.items() for it in items}
+        #: the set each near-duplicate query's original comes from (the scikit-image originals: "scikit-image")
+        self.dup_sources = np.array([set_of.get(key, "scikit-image") for key in dups.targets])
 
     @property
     def names(self) -> list[str]:

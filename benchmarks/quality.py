@@ -138,6 +138,9 @@ def report(bench, results: dict, dims: dict) -> bool:
     kinds = np.array(bench.dups.kinds)
     print("near-duplicate top-1 by edit (default): " + ", ".join(
         f"{k}={default['dup'][kinds == k].mean():.2f}" for k in sets.EDITS))
+    print("near-duplicate top-1 by the original's set (default): " + ", ".join(
+        f"{name}={default['dup'][bench.dup_sources == name].mean():.2f} ({int(np.sum(bench.dup_sources == name))})"
+        for name in dict.fromkeys(bench.dup_sources)))
     return ahead_everywhere
 
 
