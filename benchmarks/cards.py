@@ -34,8 +34,20 @@ FAMILY = {"oxygen": "oxygen", "oxygen-air": "oxygen", "oxygen-white": "oxygen",
 HEIGHT = 448
 
 
+def bench_cache(name: str) -> Path:
+    """Where the benchmark sets' rendered pictures are kept: outside the repository (``ARTVEC_BENCH_CACHE``)."""
+    return Path(os.environ.get("ARTVEC_BENCH_CACHE", Path.home() / ".cache" / "artvec-bench")) / name
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARTVEC_BENCH_CACHE", Path.home() / ".cache" / "artvec-bench")) / "cards"
+    return bench_cache("cards")
+
+
+def rsvg_missing() -> str | None:
+    """What every rendered set needs besides its own package."""
+    if shutil.which("rsvg-convert") is None:
+        return "rsvg-convert is not installed (apt-get install librsvg2-bin)"
+    return None
 
 
 def decks() -> list[str]:
@@ -49,9 +61,7 @@ def family(deck: str) -> str:
 def missing_tools() -> str | None:
     if not DECKS_DIR.is_dir() or not decks():
         return "the card decks are not installed (apt-get install kdegames-card-data-kf5)"
-    if shutil.which("rsvg-convert") is None:
-        return "rsvg-convert is not installed (apt-get install librsvg2-bin)"
-    return None
+    return rsvg_missing()
 
 
 def _render_element(svg: Path, element: str, zoom: float, out: Path, height: int, on_white: bool = True) -> None:
@@ -62,16 +72,24 @@ def _render_element(svg: Path, element: str, zoom: float, out: Path, height: int
     with tempfile.NamedTemporaryFile(suffix=".png") as tmp:
         subprocess.run(["rsvg-convert", "-i", element, "-z", f"{zoom:.4f}", str(svg), "-o", tmp.name],
                        check=True, capture_output=True)
-        img = Image.open(tmp.name).convert("RGBA")
+        img = Image.open(tmp.name)
+        img.load()
+    ink_on_white(img, height, f"{svg.name}#{element}", on_white).save(out)
+
+
+def ink_on_white(img, height: int, what: str, on_white: bool = True):
+    """A drawing cropped to its ink, laid on white (or keeping its transparency), ``height`` px high."""
+    from PIL import Image
+
+    img = img.convert("RGBA")
     box = img.getchannel("A").getbbox()
     if box is None:
-        raise RuntimeError(f"{svg.name}#{element}: nothing drawn")
-    card = img.crop(box)
+        raise RuntimeError(f"{what}: nothing drawn")
+    img = img.crop(box)
     if on_white:
-        card = Image.alpha_composite(Image.new("RGBA", card.size, "white"), card).convert("RGB")
-    w, h = card.size
-    card = card.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
-    card.save(out)
+        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+    w, h = img.size
+    return img.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
 
 
 def render_deck(deck: str, height: int = HEIGHT) -> Path:

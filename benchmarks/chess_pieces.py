@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cards import bench_cache, ink_on_white, rsvg_missing  # noqa: E402
 
 PIECES = [f"{colour}{piece}" for colour in "wb" for piece in "kqrbnp"]
 #: sets of other content, and variants merged into one family
@@ -37,7 +40,7 @@ def pieces_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARTVEC_BENCH_CACHE", Path.home() / ".cache" / "artvec-bench")) / "chess"
+    return bench_cache("chess")
 
 
 def family(piece_set: str) -> str:
@@ -57,21 +60,7 @@ def missing_tools() -> str | None:
     if not piece_sets():
         return (f"the pychess piece sets are not in {pieces_dir()} (apt-get install pychess, or set "
                 "ARTVEC_CHESS_PIECES to the pieces folder of an unpacked pychess .deb)")
-    if shutil.which("rsvg-convert") is None:
-        return "rsvg-convert is not installed (apt-get install librsvg2-bin)"
-    return None
-
-
-def _on_white(img, height: int):
-    from PIL import Image
-
-    img = img.convert("RGBA")
-    box = img.getchannel("A").getbbox()
-    if box is None:
-        raise RuntimeError("nothing drawn")
-    img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB").crop(box)
-    w, h = img.size
-    return img.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
+    return rsvg_missing()
 
 
 def _rasterise(svg: Path, height: int) -> "Image.Image":
@@ -91,14 +80,15 @@ def render_set(name: str, height: int = HEIGHT) -> Path:
     source = pieces_dir() / name
     if (source / f"{PIECES[0]}.svg").exists():
         for piece in PIECES:
-            _on_white(_rasterise(source / f"{piece}.svg", 2 * height), height).save(folder / f"{piece}.png")
+            ink_on_white(_rasterise(source / f"{piece}.svg", 2 * height), height, f"{name}/{piece}").save(
+                folder / f"{piece}.png")
     else:  # one sheet: white pieces on the top row, black below, 6 columns, cut into its cells
         sheet = _rasterise(source / f"{name}.svg", 4 * height)
         cell = sheet.height // 2
         for i, piece in enumerate(PIECES):
             row, column = divmod(i, 6)
-            _on_white(sheet.crop((column * cell, row * cell, (column + 1) * cell, (row + 1) * cell)),
-                      height).save(folder / f"cell{i:02d}.png")
+            ink_on_white(sheet.crop((column * cell, row * cell, (column + 1) * cell, (row + 1) * cell)),
+                         height, f"{name}/cell{i:02d}").save(folder / f"cell{i:02d}.png")
     (folder / "done").touch()
     return folder
 

@@ -27,12 +27,15 @@ import argparse
 import gzip
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cards import bench_cache, rsvg_missing  # noqa: E402
 
 ICONS_DIR = Path("/usr/share/icons")
 THEMES = {"Tango": "tango", "gnome": "gnome", "mate": "gnome", "oxygen": "oxygen", "breeze": "breeze",
@@ -65,7 +68,7 @@ NEAR = 0.01  # mean absolute difference (0-1) of 64 px renders below which two i
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARTVEC_BENCH_CACHE", Path.home() / ".cache" / "artvec-bench")) / "icons"
+    return bench_cache("icons")
 
 
 def family(theme: str) -> str:
@@ -77,9 +80,7 @@ def missing_tools() -> str | None:
     missing = sorted(PACKAGES[d] for d in dirs if not (ICONS_DIR / d / "index.theme").exists())
     if missing:
         return f"icon themes are not installed (apt-get install {' '.join(missing)})"
-    if shutil.which("rsvg-convert") is None:
-        return "rsvg-convert is not installed (apt-get install librsvg2-bin)"
-    return None
+    return rsvg_missing()
 
 
 def _size(parts: tuple[str, ...]) -> int | None:

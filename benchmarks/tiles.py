@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cards import _render_element  # noqa: E402
+from cards import _render_element, bench_cache, rsvg_missing  # noqa: E402
 
 TILESETS_DIR = Path("/usr/share/kmahjongglib/tilesets")
 FACES = ([f"{suit}_{n}" for suit in ("BAMBOO", "CHARACTER", "ROD") for n in range(1, 10)]
@@ -35,7 +33,7 @@ HEIGHT = 256
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARTVEC_BENCH_CACHE", Path.home() / ".cache" / "artvec-bench")) / "tiles"
+    return bench_cache("tiles")
 
 
 def tilesets() -> list[str]:
@@ -45,9 +43,7 @@ def tilesets() -> list[str]:
 def missing_tools() -> str | None:
     if not TILESETS_DIR.is_dir() or not tilesets():
         return "the mahjongg tilesets are not installed (apt-get install kdegames-mahjongg-data-kf5)"
-    if shutil.which("rsvg-convert") is None:
-        return "rsvg-convert is not installed (apt-get install librsvg2-bin)"
-    return None
+    return rsvg_missing()
 
 
 def render_tileset(name: str, height: int = HEIGHT) -> Path:
