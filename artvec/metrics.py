@@ -43,11 +43,13 @@ def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, queries=None,
-              on_distances=None) -> PerQuery:
+              on_distances=None, distances=None) -> PerQuery:
     """Leave-one-out retrieval of every labelled vector (or of the rows ``queries``) among the others.
 
     ``on_distances(rows, squared_distances)`` sees each chunk of query rows' distances to every row
-    (the query itself at +inf), for distance statistics without computing them twice."""
+    (the query itself at +inf), for distance statistics without computing them twice. ``distances(rows)``,
+    if given, replaces the squared Euclidean distances of those rows to every row (a fresh array): the
+    benchmarks score dissimilarities no vector gives."""
     labels = np.asarray(labels)
     _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     relevant = counts[codes] - 1
@@ -57,12 +59,12 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
     p_at_k = np.zeros(len(keep))
     ap = np.zeros(len(keep))
     nn = np.zeros(len(keep), dtype=bool)
-    x = np.asarray(vectors, dtype=np.float32)
+    x = np.asarray(vectors, dtype=np.float32) if distances is None else None
     max_r = int(relevant.max()) if len(relevant) else 0
-    depth = min(len(x) - 1, max(k, max_r))
+    depth = min(len(labels) - 1, max(k, max_r))
     for start in range(0, len(keep), chunk):
         rows = keep[start:start + chunk]
-        d = squared_distances(x[rows], x)
+        d = squared_distances(x[rows], x) if x is not None else distances(rows)
         d[np.arange(len(rows)), rows] = np.inf
         if on_distances is not None:
             on_distances(rows, d)

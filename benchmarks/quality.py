@@ -7,6 +7,9 @@ Sets (benchmarks/sets.py; all reproducible offline):
 - icons: 40 standard icons drawn by 18 desktop icon themes, labelled by design family (15);
 - chess: the same 12 chess pieces drawn by 25 piece sets (Debian's pychess), labelled by design family (23);
 - stylised: scikit-image's pictures in 7 deterministic stylisations, labelled by stylisation;
+- clipart (only when named in --sets): 518 drawings by 31 artists of the Open Clip Art Library
+  (openclipart-svg), labelled by artist — different subjects by one hand, like a library's artists;
+  scored apart from the near-duplicate task;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets.
 Metrics: precision@10, mAP@R, nearest-neighbour accuracy, near-duplicate top-1, with 95 % cluster-bootstrap
@@ -14,8 +17,8 @@ half-widths (whole decks / whole source pictures resampled) and the paired diffe
 The default is computed by artvec's own Embedder, exactly as `artvec sync` does; the baselines from one
 VGG pass at artvec 0.1's 224×224 input.
 
-Needs: the Debian packages named in cards.py, tiles.py, icons.py and chess_pieces.py, and pip install -e '.[dev]' (scikit-image).
-Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised] [--cards faces|all] [--threads N]
+Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
+Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]
        [--device cpu|cuda]
 """
 

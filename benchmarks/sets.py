@@ -8,6 +8,10 @@
   family. See icons.py.
 - ``chess``: the chess piece sets of Debian's pychess, the same 12 pieces drawn by each, labelled by
   design (23 labels); noise by resampling whole sets. See chess_pieces.py.
+- ``clipart`` (asked for by name, not in SET_NAMES): drawings by 31 artists from the Open Clip Art
+  Library (Debian's openclipart-svg), labelled by artist: different things drawn by one hand, as in a
+  library's same-artist retrieval. Scored apart: its pictures take no part in the near-duplicate task, so
+  that task's figures stay comparable with and without it. See clipart.py.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -256,6 +260,17 @@ def chess_items() -> list[Item]:
             for path, label, name in chess_pieces.chess_set()]
 
 
+def clipart_items() -> list[Item]:
+    """Drawings of every chosen clip-art artist: label = group = the artist. Renders into the cache if needed."""
+    import clipart
+
+    problem = clipart.missing_tools()
+    if problem:
+        raise SystemExit(f"error: {problem}")
+    return [Item(key=f"clipart/{path.parent.name}/{path.stem}", label=artist, group=artist, path=path)
+            for path, artist in clipart.clipart_set()]
+
+
 def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
     """(70 stylised pictures labelled by stylisation, 10 originals, 10 unrelated pictures)."""
     originals = [Item(key=f"skimage/{n}", label="original", group=n, image=work_size(skimage_picture(n)))
@@ -307,6 +322,8 @@ def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_d
 
 
 SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
+#: sets scored on their own, outside the near-duplicate task (neither originals nor among its pictures)
+APART = ("clipart",)
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -330,6 +347,8 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
         stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
     if "stylised" in names:
         labelled["stylised"] = stylised
+    if "clipart" in names:
+        labelled["clipart"] = clipart_items()
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups

@@ -24,6 +24,20 @@ def test_metrics_by_hand():
     assert metrics.retrieval(x, ["a", "b", "c", "d", "e"]).summary()["queries"] == 0   # no label repeats
 
 
+def test_metrics_on_a_dissimilarity_no_vector_gives():
+    # the benchmarks score dissimilarity matrices (a sharp kernel beside the vector): the same
+    # figures as the vectors when the matrix is their squared distances, others when it is not
+    x = np.array([[0.0], [1.0], [3.0], [2.0], [2.1]])
+    labels = ["a", "a", "a", "b", "b"]
+    d = metrics.squared_distances(x, x)
+    same = metrics.retrieval(None, labels, k=2, distances=lambda rows: d[rows].copy())
+    assert np.array_equal(same.ap_at_r, metrics.retrieval(x, labels, k=2).ap_at_r)
+    bonus = d.copy()
+    bonus[2, 0] = bonus[0, 2] = 0.01  # picture 2 made a copy of 0: query 0 now finds both "a"s first
+    other = metrics.retrieval(None, labels, k=2, distances=lambda rows: bonus[rows].copy())
+    assert other.ap_at_r[0] == 1.0 and other.nn_correct[2]
+
+
 def store_vectors(engine, labels: list[str], vectors: np.ndarray) -> None:
     dims = dict(engine.connect().execute(text("""
         select attname, atttypmod from pg_attribute
