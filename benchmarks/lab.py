@@ -16,11 +16,13 @@ the same model cost for every picture shape); a trailing ``g``: the model sees t
 Features are cached by picture key in ``~/.cache/artvec-bench/lab2`` (``--cache``), so a second run or a
 new set only computes what is missing.
 
-Sets (benchmarks/sets.py): cards, tiles, icons, chess, stylised, and the near-duplicate task.
+Sets (benchmarks/sets.py): cards, tiles, icons, chess, stylised, and the near-duplicate task; clipart when
+named in ``--sets`` (scored apart from the near-duplicate task).
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
-Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised] [--variants ...] [--device cuda]
+Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
+       [--variants ...] [--device cuda]
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
-  a border or mat, crops 70–95 %, rescales, JPEG quality 40–90 and greyscale copies — of cards and
-  scikit-image pictures; each query must find its original at rank 1 among every picture of the other sets.
+  a border or mat, crops 70–95 %, rescales, JPEG quality 40–90 and greyscale copies — of scikit-image
+  pictures, cards, tiles, icons and chess pieces; each query must find its original at rank 1 among every
+  picture of the other sets (clip art aside).
 """
 
 from __future__ import annotations
