@@ -43,6 +43,12 @@ def cache_dir() -> Path:
     return bench_cache("cards")
 
 
+def require(problem: str | None) -> None:
+    """Exit with one line naming what a set needs and lacks (its ``missing_tools()``), if anything."""
+    if problem:
+        raise SystemExit(f"error: {problem}")
+
+
 def rsvg_missing() -> str | None:
     """What every rendered set needs besides its own package."""
     if shutil.which("rsvg-convert") is None:
@@ -154,9 +160,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=HEIGHT)
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    problem = missing_tools()
-    if problem:
-        sys.exit(f"error: {problem}")
+    require(missing_tools())
     items = card_set(args.height, args.jobs)
     families = sorted({f for _, f, _ in items})
     print(f"{len(items)} cards, {len(decks())} decks, {len(families)} families, cached in {cache_dir()}")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cards import bench_cache, ink_on_white, rsvg_missing  # noqa: E402
+from cards import bench_cache, ink_on_white, require, rsvg_missing  # noqa: E402
 
 PIECES = [f"{colour}{piece}" for colour in "wb" for piece in "kqrbnp"]
 #: sets of other content, and variants merged into one family
@@ -106,9 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--height", type=int, default=HEIGHT)
     args = ap.parse_args()
-    problem = missing_tools()
-    if problem:
-        sys.exit(f"error: {problem}")
+    require(missing_tools())
     items = chess_set(args.height)
     print(f"{len(items)} pieces, {len(piece_sets())} sets, {len({label for _, label, _ in items})} families, "
           f"cached in {cache_dir()}")

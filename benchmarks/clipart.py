@@ -6,8 +6,8 @@ retrieval in a library, on about as many pictures and artists as issue 9's held-
 
 Chosen: every artist with at least ``MIN_PICTURES`` drawings outside the categories where a picture
 copies a standard or is a pattern (signs and symbols, flags and maps, shapes, logos, "special"), up to
-``PER_ARTIST`` of them (seeded; a variant of a drawing already chosen — the same file in two categories,
-a recoloured copy — is passed over; an artist left with fewer than ``MIN_CHOSEN`` is left out), without
+``PER_ARTIST`` of them (seeded; a copy of a drawing already chosen — the same file in two categories, a
+re-saved or barely changed variant — is passed over; an artist left with fewer than ``MIN_CHOSEN`` is left out), without
 the unnamed and the institutional uploads: 518 drawings by 31 artists. Names are compared
 without accents or case, and known aliases merged. Each SVG is rendered with librsvg's ``rsvg-convert``,
 cropped to its ink and laid on white, the longer side ``SIDE`` px; a file librsvg cannot draw is
@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cards import bench_cache, ink_on_white, rsvg_missing  # noqa: E402
+from cards import bench_cache, ink_on_white, require, rsvg_missing  # noqa: E402
 
 SIDE = 256
 PER_ARTIST = 20
@@ -144,9 +144,7 @@ def _repeats(png: Path, thumbs: list[np.ndarray]) -> bool:
 
 
 def main() -> None:
-    problem = missing_tools()
-    if problem:
-        sys.exit(f"error: {problem}")
+    require(missing_tools())
     items = clipart_set()
     artists = {artist for _, artist in items}
     failed = len(list(bench_cache("clipart").glob("*/*.failed")))

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cards import bench_cache, rsvg_missing  # noqa: E402
+from cards import bench_cache, require, rsvg_missing  # noqa: E402
 
 ICONS_DIR = Path("/usr/share/icons")
 THEMES = {"Tango": "tango", "gnome": "gnome", "mate": "gnome", "oxygen": "oxygen", "breeze": "breeze",
@@ -199,9 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    problem = missing_tools()
-    if problem:
-        sys.exit(f"error: {problem}")
+    require(missing_tools())
     items = icon_set(args.jobs)
     families = sorted({f for _, f, _ in items})
     themes = sorted({t for _, _, t in items})

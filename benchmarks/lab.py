@@ -432,11 +432,12 @@ def main():
     add("tone×0.3 beside tone after a white point ×0.45", "area256g", recipe(G, tone_weight=0.3, white=0.45))
     lines.append("---- near-duplicates: a sharp kernel on a fingerprint and the vector jointly (exact: a bound) ----")
     # content: the content CNN's relu5_4 pooled (sq224); layout: the luma 8×8
+    x = recipe(G)
     for fp_name, fp, sx in (("content", l2n(S["gap"]), 0.1), ("layout", G["l8"], 0.05)):
         for rff_dims in (0, 76, 512):
             kind = f"{rff_dims} random Fourier dims" if rff_dims else "exact"
             add_distances(f"{fp_name} kernel ×0.2: {kind}", "area256g",
-                          sharp_kernel(recipe(G), fp, sx, 0.1, 0.2, rff_dims), recipe(G).shape[1] + rff_dims if rff_dims else 0)
+                          sharp_kernel(x, fp, sx, 0.1, 0.2, rff_dims), x.shape[1] + rff_dims if rff_dims else 0)
     lines.append("---- colour (weight, cubes) ----")
     for wc in (0.0, 0.3, 0.35, 0.4, 0.5, 0.6):
         add(f"c8×{wc}", "area256g", recipe(G, colour=wc))

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from artvec.edits import EDITS  # noqa: E402
+from cards import require  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 
 CONTENT = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
@@ -213,9 +214,7 @@ def card_items(cards_dir: Path | None = None) -> list[Item]:
     import cards
 
     if cards_dir is None:
-        problem = cards.missing_tools()
-        if problem:
-            raise SystemExit(f"error: {problem}")
+        require(cards.missing_tools())
         triples = cards.card_set()
     else:
         triples = []
@@ -231,9 +230,7 @@ def icon_items() -> list[Item]:
     """Every chosen icon of every theme: label = theme family, group = theme. Renders into the cache if needed."""
     import icons
 
-    problem = icons.missing_tools()
-    if problem:
-        raise SystemExit(f"error: {problem}")
+    require(icons.missing_tools())
     triples = icons.icon_set()
     return [Item(key=f"{theme}/{path.stem}", label=fam, group=theme, path=path) for path, fam, theme in triples]
 
@@ -242,9 +239,7 @@ def tile_items() -> list[Item]:
     """Every face of every tileset: label = tileset, group = the face (what the noise estimate resamples)."""
     import tiles
 
-    problem = tiles.missing_tools()
-    if problem:
-        raise SystemExit(f"error: {problem}")
+    require(tiles.missing_tools())
     return [Item(key=f"{tileset}/{path.stem}", label=label, group=path.stem, path=path)
             for path, label, tileset in tiles.tile_set()]
 
@@ -254,9 +249,7 @@ def chess_items() -> list[Item]:
     if needed."""
     import chess_pieces
 
-    problem = chess_pieces.missing_tools()
-    if problem:
-        raise SystemExit(f"error: {problem}")
+    require(chess_pieces.missing_tools())
     return [Item(key=f"chess-{name}/{path.stem}", label=label, group=name, path=path)
             for path, label, name in chess_pieces.chess_set()]
 
@@ -265,9 +258,7 @@ def clipart_items() -> list[Item]:
     """Drawings of every chosen clip-art artist: label = group = the artist. Renders into the cache if needed."""
     import clipart
 
-    problem = clipart.missing_tools()
-    if problem:
-        raise SystemExit(f"error: {problem}")
+    require(clipart.missing_tools())
     return [Item(key=f"clipart/{path.parent.name}/{path.stem}", label=artist, group=artist, path=path)
             for path, artist in clipart.clipart_set()]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cards import _render_element, bench_cache, rsvg_missing  # noqa: E402
+from cards import _render_element, bench_cache, require, rsvg_missing  # noqa: E402
 
 TILESETS_DIR = Path("/usr/share/kmahjongglib/tilesets")
 FACES = ([f"{suit}_{n}" for suit in ("BAMBOO", "CHARACTER", "ROD") for n in range(1, 10)]
@@ -74,9 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--height", type=int, default=HEIGHT)
     args = ap.parse_args()
-    problem = missing_tools()
-    if problem:
-        sys.exit(f"error: {problem}")
+    require(missing_tools())
     items = tile_set(args.height)
     print(f"{len(items)} tiles, {len(tilesets())} tilesets, "
           f"cached in {cache_dir()}")
