@@ -416,6 +416,21 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return np.rint(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
 
 
+def _gaussian(seed: list[int], rows: int, cols: int) -> np.ndarray:
+    """A fixed rows × cols standard-normal float32 matrix from NumPy's PCG64 seeded with ``seed``: the
+    same on every machine, never fitted to data."""
+    return np.random.default_rng(seed).standard_normal((rows, cols), dtype=np.float32)
+
+
+def content_projection(config: EmbeddingConfig) -> np.ndarray | None:
+    """The content piece's fixed projection (content layer channels × ``content_dims``); None where
+    ``content_dims`` keeps every channel."""
+    c = STYLE_LAYERS[CONTENT_LAYER]
+    if config.content_dims >= c:
+        return None
+    return _gaussian([config.projection_seed, LAYER_INDEX[CONTENT_LAYER], c, config.content_dims, 3], c, config.content_dims)
+
+
 class StyleHead:
     """Feature maps -> style part, for one configuration, on one device.
 
@@ -447,8 +462,8 @@ class StyleHead:
             if config.uses_gram:
                 self._prepare_gram(layer, c)
             if config.uses_stats and 2 * c > config.stats_dims_per_layer:
-                rng = np.random.default_rng([config.projection_seed, LAYER_INDEX[layer], 2 * c, config.stats_dims_per_layer, 2])
-                proj = rng.standard_normal((2 * c, config.stats_dims_per_layer), dtype=np.float32)
+                proj = _gaussian([config.projection_seed, LAYER_INDEX[layer], 2 * c, config.stats_dims_per_layer, 2],
+                                 2 * c, config.stats_dims_per_layer)
                 self._stats_proj[layer] = torch.from_numpy(proj).to(self.device)
 
     def _prepare_gram(self, layer: str, c: int) -> None:
@@ -468,8 +483,7 @@ class StyleHead:
             self._bucket[layer] = torch.from_numpy(bucket).to(self.device)
             self._sign[layer] = torch.from_numpy(sign).to(self.device)
         elif config.reduction == "gaussian":
-            rng = np.random.default_rng(seed + [1])
-            proj = rng.standard_normal((rows.size, config.style_dims_per_layer), dtype=np.float32)
+            proj = _gaussian(seed + [1], rows.size, config.style_dims_per_layer)
             self._gauss[layer] = torch.from_numpy(proj).to(self.device)
 
     def gram_vector(self, layer: str, feats):
@@ -582,7 +596,8 @@ class Embedder:
         last = max([*self._layer_at, *(LAYER_INDEX[layer] for layer in self._content_layers)])
         self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
         self.head = StyleHead(config, self.device)
-        self._content_proj = self._content_projection() if config.content_dim else None
+        projection = content_projection(config) if config.content_dim else None
+        self._content_proj = None if projection is None else torch.from_numpy(projection).to(self.device)
         self.decode_workers = max(1, int(decode_workers))
         self._pool: DaemonPool | None = None
         self.decode_timeout: float | None = None   # seconds one picture may take to decode
@@ -622,19 +637,9 @@ class Embedder:
         with torch.inference_mode():
             maps = self.feature_maps(batch_uint8, self._content_layers)
             style = self.head(maps).to("cpu").numpy().astype(np.float32, copy=False)
-            if self._content_proj is None:
+            if not self._content_layers:
                 return style, None
             return style, self._content(maps[CONTENT_LAYER]).to("cpu").numpy().astype(np.float32, copy=False)
-
-    def _content_projection(self):
-        """A fixed seeded Gaussian projection of the content layer's channels to ``content_dims`` (none if as many)."""
-        import torch
-
-        c, dims = STYLE_LAYERS[CONTENT_LAYER], self.config.content_dims
-        if dims >= c:
-            return torch.eye(c, device=self.device)
-        rng = np.random.default_rng([self.config.projection_seed, LAYER_INDEX[CONTENT_LAYER], c, dims, 3])
-        return torch.from_numpy(rng.standard_normal((c, dims), dtype=np.float32)).to(self.device)
 
     def _content(self, feats):
         """N×C×H×W activations -> N×content_dims: the channels' means (what the picture shows, roughly:
@@ -642,7 +647,7 @@ class Embedder:
         import torch.nn.functional as F
 
         v = F.normalize(feats.float().mean((2, 3)).clamp_min(0).sqrt(), dim=1)
-        return F.normalize(v @ self._content_proj, dim=1)
+        return v if self._content_proj is None else F.normalize(v @ self._content_proj, dim=1)
 
     @staticmethod
     def _style_part(layers: np.ndarray, histograms: list[tuple[float, np.ndarray]]) -> np.ndarray:

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
 from artvec.embedding import (V1_CONFIG, EmbeddingConfig, StyleHead, coherence_histogram, colour_histogram,  # noqa: E402
-                              edge_histogram, luminance, tone_histogram)
+                              content_projection, edge_histogram, luminance, tone_histogram)
 from artvec.weights import LAYER_INDEX, get_source, load_vgg19_features  # noqa: E402
 
 GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -280,11 +280,10 @@ def seeded_projection(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
     return l2n(x @ rng.standard_normal((x.shape[1], dims)).astype(np.float32))
 
 
-def content_projection(feature: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
-    """The 512 relu5_4 channel means (square-rooted, unit norm) projected to ``dims`` as artvec's
-    ``content_weight`` setting does with ``projection_seed`` = ``seed``."""
-    rng = np.random.default_rng([seed, LAYER_INDEX["relu5_4"], 512, dims, 3])
-    return l2n(feature @ rng.standard_normal((512, dims), dtype=np.float32))
+def projected_content(feature: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """The 512 relu5_4 channel means (square-rooted, unit norm) projected to ``dims`` by artvec's own
+    ``content_projection`` (``projection_seed`` = ``seed``)."""
+    return l2n(feature @ content_projection(EmbeddingConfig(content_dims=dims, projection_seed=seed)))
 
 
 def distribution(B, kind: str) -> dict[str, np.ndarray]:
@@ -343,7 +342,7 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
     if content:
         block, weight, dims, seed = (*content, 0)[:4]
         feature = l2n(np.sqrt(np.maximum(B[block], 0)))
-        pieces.append(weight * (content_projection(feature, dims, seed) if dims else feature))
+        pieces.append(weight * (projected_content(feature, dims, seed) if dims else feature))
     if colour:
         pieces.append(colour * B[f"c{bins}"])
     return np.concatenate(pieces, 1)
