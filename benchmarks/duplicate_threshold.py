@@ -102,7 +102,9 @@ def main() -> None:
         values = [distances[i, first] for i, first in edited if edits[i] == name]
         print(f"| {name} | {np.median(values):.3f} | {np.max(values):.3f} |")
     print("\n| cut | recall: all / photographs / demo renderings | different pairs within |\n|---|---|---:|")
-    for label, cut in (("calibrated", threshold), ("DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)):
+    cuts = [("calibrated", threshold)] + [(f"{share:.1%} of different pairs", calibrate_threshold(list(same), list(different), share))
+                                          for share in (0.025, 0.05)] + [("DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)]
+    for label, cut in cuts:
         print(f"| {label} {cut:.3f} | {np.mean(same <= cut):.3f} / {np.mean(same[photograph] <= cut):.3f} / "
               f"{np.mean(same[~photograph] <= cut):.3f} | {np.mean(different <= cut):.4f} ({int(np.sum(different <= cut))}) |")
 

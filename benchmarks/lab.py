@@ -24,6 +24,12 @@ new set only computes what is missing.
 
 Sets (benchmarks/sets.py): cards, tiles, icons, chess, stylised, and the near-duplicate task; clipart when
 named in ``--sets`` (scored apart from the near-duplicate task).
+Every row but the last block is the default *before the whitening* with one thing changed, paired to it
+(so the earlier ablations read as they were measured). The last block is the whitening (artvec's
+``whitening`` setting, the default since): the shipped basis, its colour weight, refits on the reference set
+(benchmarks/reference.py, whose features are cached with the others) at other exponents, shrinkages and
+ranks, the whole vector whitened as one, and a leave-one-set-out fit on the other sets; those rows are also
+paired to THE DEFAULT (whitened). They need the clip art (clipart.py) for the reference set.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
@@ -348,6 +354,31 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
     return np.concatenate(pieces, 1)
 
 
+STYLE_NORM = math.sqrt(1 + 0.55**2 + 0.7**2 + 0.4**2)  # the default recipe's style part (layers, tone, edges, coherence)
+
+
+def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = True) -> np.ndarray:
+    """A default-recipe vector (``recipe(B)``: style part then the 8³ colour histogram × 0.45) with each part
+    whitened by ``fits`` ({"style"/"colour"/"all": artvec.whitening.PartWhitening}), unit norm, then
+    [style, colour × ``colour``] — what artvec's ``whitening`` setting computes (per_part False: the
+    whole vector whitened as one, not a setting)."""
+    ns = x.shape[1] - 512
+    if not per_part:
+        return fits["all"].apply(x)
+    return np.concatenate([fits["style"].apply(x[:, :ns] / STYLE_NORM), colour * fits["colour"].apply(x[:, ns:] / 0.45)], 1)
+
+
+def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: bool = True) -> dict:
+    """``artvec.whitening.fit`` on reference rows of ``recipe`` vectors, per part (or as one vector)."""
+    from artvec import whitening
+
+    ns = train.shape[1] - 512
+    if not per_part:
+        return {"all": whitening.fit(train, alpha, shrinkage, rank)}
+    return {"style": whitening.fit(train[:, :ns] / STYLE_NORM, alpha, shrinkage, rank),
+            "colour": whitening.fit(train[:, ns:] / 0.45, alpha, shrinkage, rank)}
+
+
 # ---- scoring -------------------------------------------------------------------------------
 class Bench:
     """Labelled sets (name -> items) scored by retrieval, and the near-duplicate task searched among
@@ -432,7 +463,8 @@ def sharp_kernel(x: np.ndarray, fingerprint: np.ndarray, sx: float, s0: float, w
     return metrics.squared_distances(v, v)
 
 
-DEFAULT = "DEFAULT: 0.2's + tone×0.55, edges×0.7, coherence×0.4, c8×0.45"
+DEFAULT = "DEFAULT before the whitening: tone×0.55, edges×0.7, coherence×0.4, c8×0.45"
+WHITE = "THE DEFAULT: the same, each part whitened (clipart-v1), colour×0.6"
 #: blocks each input shape needs; sq224 also gives the baselines (colour only, content CNN)
 HEADS_FOR = {"sq224": ("cs256",), "area256g": ("cs160", "st160", "cs128", "st128")}
 CACHE = Path.home() / ".cache" / "artvec-bench" / "lab2"
@@ -571,6 +603,48 @@ def main():
     add("mean5_4 ×0.2 projected to 128, c8×0.5", "area256g", recipe(G, colour=0.5, content=("mean5_4", 0.2, 128)))
     add("mean5_4 ×0.3, c8×0.5, tone×0.4", "area256g", recipe(G, colour=0.5, tone_weight=0.4, content=("mean5_4", 0.3, 0)))
 
+    lines.append("---- whitening fitted on the reference set (clip art by 476 other artists: benchmarks/reference.py) ----")
+    import clipart
+    import reference
+
+    from artvec import whitening
+
+    if clipart.missing_tools():
+        sys.exit(f"error: the whitening rows need the reference set: {clipart.missing_tools()}")
+    first_white = len(scored)
+    ref_items = [sets.Item(key=f"reference/{p.stem}", label="", group="", path=p) for p in reference.reference_set()]
+    Rf = extract_cached(ref_items, "area256g", lambda: Extractor(args.device, heads=HEADS_FOR["area256g"]),
+                        Path(args.cache) / "area256g.npz" if args.cache else None)
+    Rf.update(pixel_blocks(ref_items, "area256g"))
+    x, xr = recipe(G), recipe(Rf)
+    shipped = whitening.load("clipart-v1").parts
+    add(WHITE, "area256g", whitened(x, shipped))
+    for colour in (0.322, 0.45, 0.75):
+        add(f"the shipped basis, colour×{colour}", "area256g", whitened(x, shipped, colour))
+    for alpha, shrinkage, rank in ((0.25, 0.1, 256), (0.15, 0.1, 256), (0.35, 0.1, 256), (0.25, 0.03, 256), (0.25, 0.3, 256),
+                                   (0.25, 0.1, 128), (0.25, 0.1, 1000)):
+        add(f"refitted here: alpha {alpha}, shrinkage {shrinkage}, rank {rank}", "area256g",
+            whitened(x, fit_parts(xr, alpha, shrinkage, rank)))
+    add("the whole vector whitened as one (not per part)", "area256g", whitened(x, fit_parts(xr, per_part=False), per_part=False))
+    add("only the style part whitened (colour×0.45 as it was)", "area256g",
+        np.concatenate([whitened(x, shipped)[:, :-512], 0.45 * x[:, -512:] / 0.45], 1))
+    # leave one set out: each set's vectors whitened by a basis fitted on every *other* set's pictures (no
+    # copies); the near-duplicates by one fitted on the clip art, which is not among their pictures
+    loso = x.copy()
+    for name, sl in bench.slices.items() if "clipart" in bench.slices else ():
+        keep = np.ones(len(bench.items), bool)
+        keep[sl], keep[bench.s_q] = False, False
+        loso[sl] = whitened(x[sl], fit_parts(x[keep]))
+    scored[("fitted on the other sets (leave one set out)", "area256g")] = r = bench.score(loso.astype(np.float32))
+    if "clipart" in bench.slices:
+        by_clipart = whitened(x, fit_parts(x[bench.slices["clipart"]]))
+        r["dup"] = metrics.top1(by_clipart[bench.s_q], by_clipart[bench.s_db], bench.dup_target)
+        lines.append(row(bench, "fitted on the other sets (leave one set out)", "area256g", r, x.shape[1]))
+        print(lines[-1], flush=True)
+    else:
+        del scored[("fitted on the other sets (leave one set out)", "area256g")]
+    white_rows = list(scored)[first_white:]
+
     if args.seeds:
         lines.append("---- the default with other projection seeds (count-sketch and statistics projections) ----")
     for seed in (int(x) for x in args.seeds.split(",") if x):
@@ -588,6 +662,16 @@ def main():
         lines.append(f"{name[:44]:44s} {variant:8s} " + "  ".join(parts))
     lines.append("the default's own 95 % half-widths: " + ", ".join(
         f"{key} ±{bench.half_width(default, key):.3f}" for key in bench.names))
+    lines.append("---- the whitening rows paired to THE DEFAULT (whitened) ----")
+    white = scored[(WHITE, "area256g")]
+    for name, variant in white_rows[1:]:
+        parts = []
+        for key in bench.names + ["dup"]:
+            diff, half = bench.paired(scored[(name, variant)], white, key)
+            parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
+        lines.append(f"{name[:44]:44s} {variant:8s} " + "  ".join(parts))
+    lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
+        f"{key} ±{bench.half_width(white, key):.3f}" for key in bench.names))
     print("\n" + "\n".join(lines))
     print(f"\ntotal {time.time() - t0:.0f}s")
 

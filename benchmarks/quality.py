@@ -14,8 +14,9 @@ Sets (benchmarks/sets.py; all reproducible offline):
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets.
 Metrics: precision@10, mAP@R, nearest-neighbour accuracy, near-duplicate top-1, with 95 % cluster-bootstrap
 half-widths (whole decks / whole source pictures resampled) and the paired difference to each baseline.
-The default is computed by artvec's own Embedder, exactly as `artvec sync` does; the baselines from one
-VGG pass at artvec 0.1's 224×224 input.
+The default (and, for the paired difference, the previous default before the whitening, and artvec 0.1's) is
+computed by artvec's own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec
+0.1's 224×224 input.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
 def build_sets(names, cards_choice: str, cards_dir=None):
@@ -86,8 +87,8 @@ def main():
           f"built in {time.time() - t0:.0f}s", flush=True)
 
     results, dims = {}, {}
-    vectors, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "v1": V1}, args.device)
-    for key, name in (("default", "artvec default"), ("v1", "artvec 0.1 default")):
+    vectors, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "previous": PREVIOUS_CONFIG, "v1": V1}, args.device)
+    for key, name in (("default", "artvec default"), ("previous", "previous default (unwhitened)"), ("v1", "artvec 0.1 default")):
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
     print(f"embedded: default {speed['default'] * 1000:.0f} ms/picture, artvec 0.1 {speed['v1'] * 1000:.0f} ms/picture",

@@ -24,7 +24,8 @@ from test_sync import FAST, add_pictures, catalogue  # noqa: F401 - the fixture,
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
-OTHER_SIZES = {"ARTVEC_EMBEDDING_COLOUR_BINS": "6"}       # colour part 6³ = 216 dims instead of 512
+OTHER_SIZES = {"ARTVEC_EMBEDDING_COLOUR_BINS": "6",        # colour part 6³ = 216 dims instead of 512
+               "ARTVEC_EMBEDDING_WHITENING": "none"}      # (the shipped basis fits only the default's layout)
 
 
 def by_config(engine) -> dict[str, int]:
@@ -49,6 +50,7 @@ def test_demo_store_switches_to_other_sizes_without_the_site_noticing(private_ho
     picture under the old configuration, on its HNSW index → sync → new one active → prune."""
     steps = readme_walkthrough()
     assert steps[0] == "artvec demo" and steps[1].startswith("cd ") and "COLOUR_BINS=6" in steps[2]
+    assert all(f"{key}={value}" in steps[2] for key, value in OTHER_SIZES.items())
     assert steps[3:5] == ["artvec sync --limit 10", "psql \"$(artvec db url)\" -c \"select config_id, count(*) "
                                                      "from artvec.embeddings group by config_id\""]
     assert steps[5:] == ["artvec sync", "artvec configs", "artvec prune"]

@@ -102,6 +102,7 @@ def test_config_id_stable_and_sensitive():
         "coherence_bins": 16,
         "coherence_weight": 0.5,
         "content_weight": 0.2,
+        "whitening": "none",
     }
     # every field that changes vectors changes the id; the bomb limit and the
     # weights *path* (its content hash is part of the id) do not; content_dims only with a content piece
@@ -129,17 +130,24 @@ def test_stored_configurations_keep_their_ids():
     assert dataclasses.replace(V1_CONFIG, stats_dims_per_layer=7).config_id == V1_CONFIG.config_id  # unused there
     # the default before the tone histogram (artvec 0.2's) is rebuilt from its row with its id
     previous = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.45, tone_weight=0.0, edge_weight=0.0,
-                                   coherence_weight=0.0)
+                                   coherence_weight=0.0, whitening="")
     assert previous.config_id == "vgg19-style-88341e4d2f28" and previous.dim == 1792
     stored_before_tone = {k: v for k, v in previous.to_dict().items()
                           if k not in ("tone_bins", "tone_weight", "edge_bins", "edge_weight", "coherence_bins",
-                                       "coherence_weight")}
+                                       "coherence_weight", "whitening")}
     assert EmbeddingConfig.from_stored(stored_before_tone) == previous
     # the default before the tone coherence (artvec 0.3's) likewise
-    before = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.336, coherence_weight=0.0)
+    before = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.336, coherence_weight=0.0, whitening="")
     assert before.config_id == "vgg19-style-5a0ded065610" and before.dim == 1840
-    stored_before_coherence = {k: v for k, v in before.to_dict().items() if k not in ("coherence_bins", "coherence_weight")}
+    stored_before_coherence = {k: v for k, v in before.to_dict().items()
+                               if k not in ("coherence_bins", "coherence_weight", "whitening")}
     assert EmbeddingConfig.from_stored(stored_before_coherence) == before
+    # the default before the whitening: its row has no "whitening" and comes back unwhitened, with its id
+    from artvec.embedding import PREVIOUS_CONFIG
+
+    assert PREVIOUS_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and PREVIOUS_CONFIG.dim == DEFAULT_CONFIG.dim == 1872
+    stored_before_whitening = {k: v for k, v in PREVIOUS_CONFIG.to_dict().items() if k != "whitening"}
+    assert EmbeddingConfig.from_stored(stored_before_whitening) == PREVIOUS_CONFIG
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
 
 
@@ -153,7 +161,7 @@ def test_the_content_piece_is_the_pooled_deep_feature_beside_the_style(pictures)
 
     assert DEFAULT_CONFIG.content_weight == 0 and DEFAULT_CONFIG.dim == 1872
     assert dataclasses.replace(DEFAULT_CONFIG, content_weight=0.2).dim == 1948   # still stored inline
-    config = EmbeddingConfig(image_size=64, layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
+    config = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
                              tone_weight=0.5, edge_weight=0.0, coherence_weight=0.0, tone_bins=8,
                              content_weight=0.3, content_dims=12)
     assert config.style_dim == 16 + 16 + 8 + 12
@@ -281,7 +289,10 @@ def _check(v: Vectors, c: EmbeddingConfig):
     assert v.style.shape == (c.style_dim,) and v.colour.shape == (c.colour_dim,) and v.combined.shape == (c.dim,)
     assert v.style.dtype == v.colour.dtype == v.combined.dtype == np.float32
     assert np.isclose(np.linalg.norm(v.style), 1, atol=1e-4) and np.isclose(np.linalg.norm(v.colour), 1, atol=1e-4)
-    np.testing.assert_allclose(v.combined, np.concatenate([c.style_weight * v.style, c.colour_weight * v.colour]), rtol=1e-6)
+    assert np.isclose(np.linalg.norm(v.combined), np.hypot(c.style_weight, c.colour_weight), atol=1e-4)
+    np.testing.assert_allclose(v.combined[:c.style_dim], c.style_weight * v.style, rtol=1e-6)
+    if not c.whitening:  # whitened, the combined vector's colour is the whitened histogram (test_whitening.py)
+        np.testing.assert_allclose(v.combined[c.style_dim:], c.colour_weight * v.colour, rtol=1e-6)
 
 
 def test_default_config_end_to_end(pictures):
@@ -415,7 +426,7 @@ def test_luminance_input_makes_a_greyscale_copy_share_the_style(pictures):
 
 
 def test_statistics_and_gram_parts_and_their_share(pictures):
-    base = EmbeddingConfig(image_size=64, layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48,
+    base = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48,
                            tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0)
     assert base.style_dim == 2 * (32 + 48)
     only_stats = dataclasses.replace(base, stats_share=1.0)
@@ -440,7 +451,7 @@ def test_statistics_and_gram_parts_and_their_share(pictures):
 def test_tone_edge_and_coherence_histograms_close_the_style_part(pictures):
     from artvec.embedding import coherence_histogram, edge_histogram, tone_histogram
 
-    config = EmbeddingConfig(image_size=64, layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
+    config = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
                              tone_bins=8, tone_weight=0.5, edge_bins=8, edge_weight=1.0, coherence_bins=8,
                              coherence_weight=0.4)
     assert config.style_dim == 16 + 16 + 8 + 8 + 8
@@ -505,10 +516,15 @@ def test_the_content_piece_from_the_command_line(tmp_path, pictures):
     pictures["coffee"].save(picture)
     env = {**os.environ, "ARTVEC_HOME": str(tmp_path / "home"), "ARTVEC_EMBEDDING_IMAGE_SIZE": "64",
            "ARTVEC_EMBEDDING_CONTENT_WEIGHT": "0.2"}
+    # the shipped whitening was fitted without the piece: a one-line error says how to go on
+    unfit = run_cli("embed", str(picture), env=env, cwd=tmp_path, check=False)
+    assert unfit.returncode != 0 and unfit.stderr.strip().count("\n") == 0
+    assert "ARTVEC_EMBEDDING_WHITENING=none" in unfit.stderr
+    env["ARTVEC_EMBEDDING_WHITENING"] = "none"
     out = run_cli("embed", str(picture), "--out", str(tmp_path / "v.npy"), env=env, cwd=tmp_path)
-    with_content = dataclasses.replace(DEFAULT_CONFIG, image_size=64, content_weight=0.2)
+    with_content = dataclasses.replace(DEFAULT_CONFIG, image_size=64, content_weight=0.2, whitening="")
     assert np.load(tmp_path / "v.npy").shape == (1, 1948) and with_content.config_id in out.stdout
-    assert with_content.config_id != dataclasses.replace(DEFAULT_CONFIG, image_size=64).config_id
+    assert with_content.config_id != dataclasses.replace(DEFAULT_CONFIG, image_size=64, whitening="").config_id
     bad = run_cli("embed", str(picture), env={**env, "ARTVEC_EMBEDDING_CONTENT_DIMS": "0"}, cwd=tmp_path, check=False)
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr.strip().count("\n") == 0 and "content_dims must be between 1 and 512, got 0" in bad.stderr

@@ -90,9 +90,13 @@ def test_api_similar_by_id_with_distances_apart_and_filters(client, demo_store):
     assert len(rows) == 5 and 1 not in [row["artwork_id"] for row in rows]
     assert [row["distance"] for row in rows] == sorted(row["distance"] for row in rows)
     assert rows[0]["artwork_id"] == 901 and rows[0]["distance"] == pytest.approx(0, abs=1e-6)   # its copy
-    for row in rows:     # the combined vector is the two parts, weighted
-        assert row["distance"] ** 2 == pytest.approx((config.style_weight * row["style_distance"]) ** 2
-                                                     + (config.colour_weight * row["colour_distance"]) ** 2, abs=1e-4)
+    for row in rows:     # the combined vector is the style part beside the (whitened) colour part, weighted
+        style_share = (config.style_weight * row["style_distance"]) ** 2
+        assert style_share - 1e-4 <= row["distance"] ** 2 <= style_share + (2 * config.colour_weight) ** 2
+        if not config.whitening:  # unwhitened, the colour part in it is the stored (plain) one
+            assert row["distance"] ** 2 == pytest.approx(style_share + (config.colour_weight * row["colour_distance"]) ** 2,
+                                                         abs=1e-4)
+    assert config.whitening and any(row["colour_distance"] > 0.01 for row in rows)
     crane = client.get("/api/similar", params={"id": 1, "k": 5, "filter": "artist=Walter Crane"}).json()["rows"]
     assert len(crane) == 5 and all(row["facets"]["artist"] == "Walter Crane" for row in crane)
     style = client.get("/api/similar", params={"id": 1, "k": 3, "by": "style"}).json()["rows"]

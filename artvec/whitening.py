@@ -1,0 +1,121 @@
+"""Partial whitening of the style and colour parts with a basis fitted once, on a reference set, and
+shipped in the package (``artvec/data/whitening-<name>.npz``).
+
+Each part x (unit norm) becomes L2( U·diag(s)·Uᵀ(x − μ) + r·(I − UUᵀ)(x − μ) ): μ the reference set's mean,
+U its leading principal directions, s = (λ + ε·mean λ)^−α their shrunk inverse scales and r that of the
+directions left. With α = 0.25 this evens out, in part, how much each direction of variation counts:
+the few directions along which every drawing varies (how much white, how dark) count less, the many
+small ones where one hand differs from another count more. The basis is never refitted on a user's
+pictures: a vector depends only on its picture and the configuration, whose id hashes the basis file.
+How the shipped basis was fitted: ``benchmarks/fit_whitening.py``; why: docs/embedding.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+PARTS = ("style", "colour")
+_sha_lock = threading.Lock()
+_sha_cache: dict[str, str] = {}
+
+
+def path_of(name: str) -> Path:
+    return DATA_DIR / f"whitening-{name}.npz"
+
+
+def available() -> list[str]:
+    return sorted(p.name[len("whitening-"):-len(".npz")] for p in DATA_DIR.glob("whitening-*.npz"))
+
+
+def check_name(name: str) -> None:
+    """ValueError naming the shipped bases unless ``name`` is none or one of them."""
+    if name not in ("", "none") and not path_of(name).is_file():
+        raise ValueError(f"unknown embedding whitening {name!r}; expected none or a basis shipped with artvec: "
+                         f"{', '.join(available()) or '(none found: the package lacks artvec/data)'}")
+
+
+def file_sha256(name: str) -> str:
+    """The basis file's content hash (part of every config_id that uses it)."""
+    check_name(name)
+    with _sha_lock:
+        if name not in _sha_cache:
+            _sha_cache[name] = hashlib.sha256(path_of(name).read_bytes()).hexdigest()
+        return _sha_cache[name]
+
+
+@dataclass(frozen=True)
+class PartWhitening:
+    """The fitted transform of one part: mean, leading directions (dims × rank), their scales, the rest's scale."""
+
+    mean: np.ndarray
+    directions: np.ndarray
+    scales: np.ndarray
+    rest: float
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Rows (or one vector) of this part -> whitened, unit norm, float32."""
+        y = np.atleast_2d(np.asarray(x, dtype=np.float64)) - self.mean
+        along = y @ self.directions
+        out = (along * self.scales) @ self.directions.T + self.rest * (y - along @ self.directions.T)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = out.astype(np.float32)
+        return out[0] if np.ndim(x) == 1 else out
+
+
+def fit(vectors: np.ndarray, alpha: float, shrinkage: float, rank: int) -> PartWhitening:
+    """The transform fitted on ``vectors`` (reference rows of one part)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    mean = x.mean(0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov((x - mean).T))
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]
+    floor = shrinkage * eigenvalues.mean()
+    rank = min(rank, len(eigenvalues) - 1)
+    scales = (eigenvalues[:rank] + floor) ** -alpha
+    rest = float((eigenvalues[rank:].mean() + floor) ** -alpha)
+    top = scales.max()
+    return PartWhitening(mean, eigenvectors[:, :rank], scales / top, rest / top)
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """A shipped basis: one transform per part, and what it was fitted for."""
+
+    name: str
+    parts: dict[str, PartWhitening]
+    meta: dict
+
+    @property
+    def parts_id(self) -> str:
+        return self.meta["parts_id"]
+
+
+def save(path: Path, parts: dict[str, PartWhitening], meta: dict) -> None:
+    arrays = {}
+    for part, w in parts.items():
+        arrays.update({f"{part}_mean": w.mean.astype(np.float32), f"{part}_directions": w.directions.astype(np.float32),
+                       f"{part}_scales": w.scales.astype(np.float32), f"{part}_rest": np.float32(w.rest)})
+    np.savez_compressed(path, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+
+@lru_cache(maxsize=4)
+def load(name: str) -> Whitening:
+    check_name(name)
+    with np.load(path_of(name)) as z:
+        meta = json.loads(str(z["meta"]))
+        parts = {part: PartWhitening(z[f"{part}_mean"].astype(np.float64), z[f"{part}_directions"].astype(np.float64),
+                                     z[f"{part}_scales"].astype(np.float64), float(z[f"{part}_rest"]))
+                 for part in PARTS}
+    return Whitening(name, parts, meta)

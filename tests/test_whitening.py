@@ -1,0 +1,111 @@
+"""The shipped whitening basis: what it is, that the default applies it exactly, and the errors around it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artvec import whitening
+from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, EmbeddingConfig, Embedder
+from artvec.errors import ConfigError
+from helpers import run_cli
+
+
+def _pictures() -> list[Image.Image]:
+    import skimage.data
+
+    return [Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in ("astronaut", "coffee", "chelsea")]
+
+
+def test_the_shipped_basis_fits_the_default_and_records_its_fit():
+    basis = whitening.load(DEFAULT_CONFIG.whitening)
+    assert DEFAULT_CONFIG.whitening == "clipart-v1" and basis.parts_id == DEFAULT_CONFIG.parts_id
+    assert basis.meta["fitted_for"] == PREVIOUS_CONFIG.config_id and basis.meta["pictures"] >= 1000
+    assert basis.meta["artists"] >= 400 and basis.meta["alpha"] == 0.25
+    for part, dim in (("style", DEFAULT_CONFIG.style_dim), ("colour", DEFAULT_CONFIG.colour_dim)):
+        w = basis.parts[part]
+        assert w.mean.shape == (dim,) and w.directions.shape == (dim, basis.meta["rank"])
+        np.testing.assert_allclose(w.directions.T @ w.directions, np.eye(w.directions.shape[1]), atol=1e-4)
+        # the leading directions (most variance) are scaled down most; what is left, least
+        assert np.all(np.diff(w.scales) >= -1e-6) and 0 < w.scales[0] < w.scales[-1] <= 1 <= w.rest + 1e-6
+    # the basis's content is part of the id: the same settings without it are another configuration
+    assert dataclasses.replace(DEFAULT_CONFIG, whitening="none").config_id != DEFAULT_CONFIG.config_id
+    assert dataclasses.replace(DEFAULT_CONFIG, whitening="none", colour_weight=0.322) == PREVIOUS_CONFIG
+
+
+def test_the_default_whitens_each_part_with_the_basis():
+    """The basis applied to the unwhitened parts, computed here independently: L2(U·diag(s)·Uᵀ(x − μ) +
+    r·(x − μ − UUᵀ(x − μ))) for the style part, and for the colour part inside combined = [style, 0.6 · colour]."""
+    config = dataclasses.replace(DEFAULT_CONFIG, image_size=96)     # same layout, small input: fast
+    pictures = _pictures()
+    with Embedder(config) as emb, Embedder(dataclasses.replace(config, whitening="none")) as plain:
+        white, raw = emb.embed_images(pictures), plain.embed_images(pictures)
+    basis = whitening.load("clipart-v1")
+
+    def whiten(part: str, x: np.ndarray) -> np.ndarray:
+        w = basis.parts[part]
+        y = x.astype(np.float64) - w.mean
+        along = w.directions.T @ y
+        out = w.directions @ (w.scales * along) + w.rest * (y - w.directions @ along)
+        return out / np.linalg.norm(out)
+
+    for v, u in zip(white, raw):
+        np.testing.assert_allclose(v.style, whiten("style", u.style), atol=2e-5)
+        assert np.isclose(np.linalg.norm(v.style), 1, atol=1e-4) and np.linalg.norm(v.style - u.style) > 0.05
+        # the colour part searched alone stays the plain histogram (palettes are points of its space) ...
+        np.testing.assert_array_equal(v.colour, u.colour)
+        # ... and is whitened inside the combined vector
+        colour = whiten("colour", u.colour)
+        assert np.linalg.norm(colour - u.colour) > 0.05
+        np.testing.assert_allclose(v.combined, np.concatenate([v.style, 0.6 * colour]), atol=2e-5)
+    # a resized copy stays nearer its picture than the other pictures
+    with Embedder(config) as emb:
+        small = emb.embed_images([pictures[0].resize((256, 256))])[0]
+    d = [np.linalg.norm(small.combined - v.combined) for v in white]
+    assert d[0] < min(d[1:])
+
+
+def test_fit_evens_out_the_directions_of_variation():
+    """fit on correlated rows: α = 0 only centres; α = 0.5 with no shrinkage and full rank makes the
+    centred rows' covariance the identity (before the unit norm)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4000, 6)) @ np.diag([5.0, 2.0, 1.0, 0.5, 0.2, 0.1]) + 3.0
+    plain = whitening.fit(x, alpha=0.0, shrinkage=0.1, rank=6)
+    centred = x[:5] - x.mean(0)
+    np.testing.assert_allclose(plain.apply(x[:5]), centred / np.linalg.norm(centred, axis=1, keepdims=True), atol=1e-5)
+    full = whitening.fit(x, alpha=0.5, shrinkage=0.0, rank=6)
+    y = x - full.mean
+    white = (y @ full.directions) * full.scales
+    cov = np.cov(white.T)
+    np.testing.assert_allclose(cov / cov[0, 0], np.eye(len(cov)), atol=0.05)   # isotropic, up to the scale
+    partial = whitening.fit(x, alpha=0.25, shrinkage=0.1, rank=2)            # 2 directions kept, the rest shared
+    assert partial.directions.shape == (6, 2) and partial.scales[0] < partial.scales[1] < partial.rest
+
+
+def test_whitening_errors_are_one_line(tmp_path):
+    with pytest.raises(ValueError, match="unknown embedding whitening 'bogus'.*clipart-v1"):
+        EmbeddingConfig.from_dict({"whitening": "bogus"})
+    with pytest.raises(ValueError, match="whitening must be none or the name"):
+        EmbeddingConfig(whitening="../etc/passwd")
+    assert EmbeddingConfig.from_dict({"whitening": "None"}).whitening == ""
+    other_layout = EmbeddingConfig(image_size=64, layers=("relu2_1",))
+    with pytest.raises(ConfigError, match='laid out as vgg19-style-1150cb5a1cda.*whitening = "none"'):
+        Embedder(other_layout)
+    Embedder(dataclasses.replace(other_layout, whitening="none")).close()
+    picture = tmp_path / "p.png"
+    _pictures()[1].save(picture)
+    env = {**os.environ, "ARTVEC_HOME": str(tmp_path / "home"), "ARTVEC_EMBEDDING_IMAGE_SIZE": "64"}
+    bad = run_cli("embed", str(picture), env={**env, "ARTVEC_EMBEDDING_WHITENING": "bogus"}, cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and bad.stdout == "" and bad.stderr.strip().count("\n") == 0
+    assert "unknown embedding whitening 'bogus'" in bad.stderr
+    unfit = run_cli("embed", str(picture), env={**env, "ARTVEC_EMBEDDING_LAYERS": "relu2_1"}, cwd=tmp_path, check=False)
+    assert unfit.returncode != 0 and unfit.stderr.strip().count("\n") == 0 and "whitening" in unfit.stderr
+    out = run_cli("embed", str(picture), "--out", str(tmp_path / "v.npy"),
+                  env={**env, "ARTVEC_EMBEDDING_LAYERS": "relu2_1", "ARTVEC_EMBEDDING_WHITENING": "none"}, cwd=tmp_path)
+    unwhitened = EmbeddingConfig(image_size=64, layers=("relu2_1",), whitening="none")
+    assert np.load(tmp_path / "v.npy").shape == (1, unwhitened.dim) == (1, 160 + 160 + 32 + 16 + 32 + 512)
+    assert unwhitened.config_id in out.stdout
