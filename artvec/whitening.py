@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from .errors import ConfigError, first_line
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PARTS = ("style", "colour")
@@ -113,9 +116,13 @@ def save(path: Path, parts: dict[str, PartWhitening], meta: dict) -> None:
 @lru_cache(maxsize=4)
 def load(name: str) -> Whitening:
     check_name(name)
-    with np.load(path_of(name)) as z:
-        meta = json.loads(str(z["meta"]))
-        parts = {part: PartWhitening(z[f"{part}_mean"].astype(np.float64), z[f"{part}_directions"].astype(np.float64),
-                                     z[f"{part}_scales"].astype(np.float64), float(z[f"{part}_rest"]))
-                 for part in PARTS}
+    try:
+        with np.load(path_of(name)) as z:
+            meta = json.loads(str(z["meta"]))
+            parts = {part: PartWhitening(z[f"{part}_mean"].astype(np.float64), z[f"{part}_directions"].astype(np.float64),
+                                         z[f"{part}_scales"].astype(np.float64), float(z[f"{part}_rest"]))
+                     for part in PARTS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"the whitening basis {path_of(name)} cannot be read ({type(exc).__name__}: "
+                          f"{first_line(exc)}); reinstall artvec, or set embedding.whitening = \"none\"") from None
     return Whitening(name, parts, meta)

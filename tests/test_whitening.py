@@ -109,3 +109,14 @@ def test_whitening_errors_are_one_line(tmp_path):
     unwhitened = EmbeddingConfig(image_size=64, layers=("relu2_1",), whitening="none")
     assert np.load(tmp_path / "v.npy").shape == (1, unwhitened.dim) == (1, 160 + 160 + 32 + 16 + 32 + 512)
     assert unwhitened.config_id in out.stdout
+
+
+def test_a_damaged_basis_file_is_one_line(tmp_path, monkeypatch):
+    """A truncated basis (a broken install) is a ConfigError naming the file, not a traceback."""
+    data = whitening.path_of("clipart-v1").read_bytes()
+    (tmp_path / "whitening-damaged.npz").write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(whitening, "DATA_DIR", tmp_path)
+    assert whitening.available() == ["damaged"]
+    with pytest.raises(ConfigError, match=r"whitening basis .*whitening-damaged\.npz cannot be read .*reinstall") as info:
+        whitening.load("damaged")
+    assert "\n" not in str(info.value)
