@@ -357,7 +357,7 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
 STYLE_NORM = math.sqrt(1 + 0.55**2 + 0.7**2 + 0.4**2)  # the default recipe's style part (layers, tone, edges, coherence)
 
 
-def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = True) -> np.ndarray:
+def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = True, norm: float = STYLE_NORM) -> np.ndarray:
     """A default-recipe vector (``recipe(B)``: style part then the 8³ colour histogram × 0.45) with each part
     whitened by ``fits`` ({"style"/"colour"/"all": artvec.whitening.PartWhitening}), unit norm, then
     [style, colour × ``colour``] — what artvec's ``whitening`` setting computes (per_part False: the
@@ -365,17 +365,18 @@ def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = Tr
     ns = x.shape[1] - 512
     if not per_part:
         return fits["all"].apply(x)
-    return np.concatenate([fits["style"].apply(x[:, :ns] / STYLE_NORM), colour * fits["colour"].apply(x[:, ns:] / 0.45)], 1)
+    return np.concatenate([fits["style"].apply(x[:, :ns] / norm), colour * fits["colour"].apply(x[:, ns:] / 0.45)], 1)
 
 
-def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: bool = True) -> dict:
+def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: bool = True,
+              norm: float = STYLE_NORM) -> dict:
     """``artvec.whitening.fit`` on reference rows of ``recipe`` vectors, per part (or as one vector)."""
     from artvec import whitening
 
     ns = train.shape[1] - 512
     if not per_part:
         return {"all": whitening.fit(train, alpha, shrinkage, rank)}
-    return {"style": whitening.fit(train[:, :ns] / STYLE_NORM, alpha, shrinkage, rank),
+    return {"style": whitening.fit(train[:, :ns] / norm, alpha, shrinkage, rank),
             "colour": whitening.fit(train[:, ns:] / 0.45, alpha, shrinkage, rank)}
 
 
@@ -626,6 +627,14 @@ def main():
         add(f"refitted here: alpha {alpha}, shrinkage {shrinkage}, rank {rank}", "area256g",
             whitened(x, fit_parts(xr, alpha, shrinkage, rank)))
     add("the whole vector whitened as one (not per part)", "area256g", whitened(x, fit_parts(xr, per_part=False), per_part=False))
+    # the content piece beside the whitened default, with a basis refitted for its wider layout (not shipped)
+    Rf.update(extract_cached(ref_items, "area256g", lambda: MoreExtractor(args.device),
+                             Path(args.cache) / "area256g-more.npz" if args.cache else None))
+    for w in (0.2, 0.3):
+        norm = math.sqrt(STYLE_NORM ** 2 + w * w)
+        xc, xrc = recipe(G, content=("mean5_4", w, 76)), recipe(Rf, content=("mean5_4", w, 76))
+        add(f"content piece ×{w} (76 dims), a basis refitted for it", "area256g",
+            whitened(xc, fit_parts(xrc, norm=norm), norm=norm))
     add("only the style part whitened (colour×0.45 as it was)", "area256g",
         np.concatenate([whitened(x, shipped)[:, :-512], 0.45 * x[:, -512:] / 0.45], 1))
     # leave one set out: each set's vectors whitened by a basis fitted on every *other* set's pictures (no
