@@ -35,7 +35,7 @@ from clipart import missing_tools  # noqa: E402
 ALPHA, SHRINKAGE, RANK = 0.25, 0.1, 256
 
 
-def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], int]:
+def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], list[str]]:
     pngs = reference.reference_set()
     style, colour = [], []
     t = time.time()
@@ -47,8 +47,7 @@ def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], int]:
             colour.append(result.colour)
             if (i + 1) % 200 == 0:
                 print(f"  {i + 1}/{len(pngs)} ({(time.time() - t) / (i + 1) * 1000:.0f} ms/picture)", flush=True)
-    artists = len({p.name.split("--")[0] for p in pngs})
-    return {"style": np.stack(style), "colour": np.stack(colour)}, artists
+    return {"style": np.stack(style), "colour": np.stack(colour)}, [p.stem for p in pngs]
 
 
 def main() -> None:
@@ -59,18 +58,21 @@ def main() -> None:
     args = ap.parse_args()
     require(missing_tools())
     base = dataclasses.replace(DEFAULT_CONFIG, whitening="")  # PREVIOUS_CONFIG's parts, the default's weights
-    parts, artists = reference_parts(base, args.device)
+    parts, files = reference_parts(base, args.device)
+    artists = len({name.split("--")[0] for name in files})
     fitted = {part: whitening.fit(x, ALPHA, SHRINKAGE, RANK) for part, x in parts.items()}
     count = len(parts["style"])
     if args.check:
         shipped = whitening.load(args.name)
         worst = max(float(np.abs(fitted[p].apply(x) - shipped.parts[p].apply(x)).max()) for p, x in parts.items())
         same = shipped.parts_id == base.parts_id
+        same_files = shipped.meta.get("files") == files
         print(f"refitted on {count} pictures: largest difference of a whitened element {worst:.2e}; "
-              f"parts_id {'matches' if same else 'DIFFERS'}")
-        raise SystemExit(0 if same and worst < 1e-3 else 1)
+              f"parts_id {'matches' if same else 'DIFFERS'}; the reference pictures "
+              f"{'are the same' if same_files else 'DIFFER'} ({shipped.meta.get('source')} then, {reference.package_version()} now)")
+        raise SystemExit(0 if same and same_files and worst < 1e-3 else 1)
     meta = {"parts_id": base.parts_id, "fitted_for": PREVIOUS_CONFIG.config_id, "alpha": ALPHA, "shrinkage": SHRINKAGE,
-            "rank": RANK, "pictures": count, "artists": artists,
+            "rank": RANK, "pictures": count, "artists": artists, "files": files, "source": reference.package_version(),
             "reference": "Open Clip Art Library (openclipart-svg, public domain): artists outside the clip-art "
                          f"benchmark, at most {reference.PER_ARTIST} drawings each (benchmarks/reference.py)"}
     whitening.DATA_DIR.mkdir(exist_ok=True)

@@ -63,6 +63,18 @@ def reference_set(jobs: int = 2) -> list[Path]:
     return out
 
 
+def package_version() -> str:
+    """The openclipart-svg package the drawings come from, from its Debian changelog ('' if not found)."""
+    import gzip
+
+    changelog = clipart.clipart_dir().parents[1] / "doc" / "openclipart-svg" / "changelog.Debian.gz"
+    try:
+        first = gzip.open(changelog, "rt").readline()
+    except OSError:
+        return ""
+    return f"openclipart-svg {first.split('(')[1].split(')')[0]}" if "(" in first else ""
+
+
 def main() -> None:
     require(clipart.missing_tools())
     pngs = reference_set()

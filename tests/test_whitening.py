@@ -26,6 +26,7 @@ def test_the_shipped_basis_fits_the_default_and_records_its_fit():
     assert DEFAULT_CONFIG.whitening == "clipart-v1" and basis.parts_id == DEFAULT_CONFIG.parts_id
     assert basis.meta["fitted_for"] == PREVIOUS_CONFIG.config_id and basis.meta["pictures"] >= 1000
     assert basis.meta["artists"] >= 400 and basis.meta["alpha"] == 0.25
+    assert len(basis.meta["files"]) == basis.meta["pictures"] and basis.meta["source"].startswith("openclipart-svg ")
     for part, dim in (("style", DEFAULT_CONFIG.style_dim), ("colour", DEFAULT_CONFIG.colour_dim)):
         w = basis.parts[part]
         assert w.mean.shape == (dim,) and w.directions.shape == (dim, basis.meta["rank"])
