@@ -29,7 +29,8 @@ Every row but the last block is the default *before the whitening* with one thin
 ``whitening`` setting, the default since): the shipped basis, its colour weight, refits on the reference set
 (benchmarks/reference.py, whose features are cached with the others) at other exponents, shrinkages and
 ranks, the whole vector whitened as one, and a leave-one-set-out fit on the other sets; those rows are also
-paired to THE DEFAULT (whitened). They need the clip art (clipart.py) for the reference set.
+paired to THE DEFAULT (whitened). They need the clip art (clipart.py) for the reference set. With ``--seeds``, the
+whitening is also scored under those projection seeds, each with a basis refitted for it.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
@@ -654,12 +655,19 @@ def main():
         del scored[("fitted on the other sets (leave one set out)", "area256g")]
     white_rows = list(scored)[first_white:]
 
+    seed_pairs: list[tuple[str, str]] = []
     if args.seeds:
         lines.append("---- the default with other projection seeds (count-sketch and statistics projections) ----")
     for seed in (int(x) for x in args.seeds.split(",") if x):
         B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}",
                              make=lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed))}
         add(f"the default, projection seed {seed}", "area256g", recipe(B))
+        # the whitening under that draw: a basis refitted on the reference set's features of the same seed
+        Rs = {**Rf, **extract_cached(ref_items, "area256g",
+                                     lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed),
+                                     Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
+        add(f"whitened, projection seed {seed} (basis refitted)", "area256g", whitened(recipe(B), fit_parts(recipe(Rs))))
+        seed_pairs.append((f"whitened, projection seed {seed} (basis refitted)", f"the default, projection seed {seed}"))
 
     lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
     default = scored[(DEFAULT, "area256g")]
@@ -679,6 +687,14 @@ def main():
             diff, half = bench.paired(scored[(name, variant)], white, key)
             parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
         lines.append(f"{name[:44]:44s} {variant:8s} " + "  ".join(parts))
+    if seed_pairs:
+        lines.append("---- the whitening's gain under other projection seeds (whitened minus unwhitened, same seed) ----")
+    for whitened_name, plain_name in seed_pairs:
+        parts = []
+        for key in bench.names + ["dup"]:
+            diff, half = bench.paired(scored[(whitened_name, "area256g")], scored[(plain_name, "area256g")], key)
+            parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
+        lines.append(f"{whitened_name[:44]:44s} {'area256g':8s} " + "  ".join(parts))
     lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
         f"{key} ±{bench.half_width(white, key):.3f}" for key in bench.names))
     print("\n" + "\n".join(lines))
