@@ -319,8 +319,6 @@ class EmbeddingConfig:
         if unknown:
             raise ValueError(f"unknown embedding setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         kwargs = {k: v for k, v in d.items() if v is not None}
-        if kwargs.get("whitening"):
-            whitening_basis.check_name(str(kwargs["whitening"]).strip().lower())
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
@@ -336,7 +334,9 @@ class EmbeddingConfig:
                     kwargs[key] = float(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be a number, got {kwargs[key]!r}") from None
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        whitening_basis.check_name(config.whitening)   # a setting names a basis that must be shipped
+        return config
 
     @classmethod
     def from_stored(cls, d: dict[str, Any]) -> "EmbeddingConfig":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,8 +25,6 @@ from .errors import ConfigError, first_line
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PARTS = ("style", "colour")
-_sha_lock = threading.Lock()
-_sha_cache: dict[str, str] = {}
 
 
 def path_of(name: str) -> Path:
@@ -45,13 +42,11 @@ def check_name(name: str) -> None:
                          f"{', '.join(available()) or '(none found: the package lacks artvec/data)'}")
 
 
+@lru_cache(maxsize=None)
 def file_sha256(name: str) -> str:
     """The basis file's content hash (part of every config_id that uses it)."""
     check_name(name)
-    with _sha_lock:
-        if name not in _sha_cache:
-            _sha_cache[name] = hashlib.sha256(path_of(name).read_bytes()).hexdigest()
-        return _sha_cache[name]
+    return hashlib.sha256(path_of(name).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)

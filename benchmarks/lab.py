@@ -516,15 +516,16 @@ def main():
     lines = [header(bench)]
     scored = {}
 
-    def add(name, variant, x):
-        scored[(name, variant)] = r = bench.score(x.astype(np.float32))
-        lines.append(row(bench, name, variant, r, x.shape[1]))
-        print(lines[-1], flush=True)
-
-    def add_distances(name, variant, d, dims):
-        scored[(name, variant)] = r = bench.score_distances(d)
+    def record(name, variant, r, dims):
+        scored[(name, variant)] = r
         lines.append(row(bench, name, variant, r, dims))
         print(lines[-1], flush=True)
+
+    def add(name, variant, x):
+        record(name, variant, bench.score(x.astype(np.float32)), x.shape[1])
+
+    def add_distances(name, variant, d, dims):
+        record(name, variant, bench.score_distances(d), dims)
 
     S, G = F["sq224"], F["area256g"]
     add("artvec 0.1 default: Gram cs256 + c8×1.0", "sq224", with_colour(style(S, "cs256"), S, 1.0))
@@ -640,19 +641,16 @@ def main():
         np.concatenate([whitened(x, shipped)[:, :-512], 0.45 * x[:, -512:] / 0.45], 1))
     # leave one set out: each set's vectors whitened by a basis fitted on every *other* set's pictures (no
     # copies); the near-duplicates by one fitted on the clip art, which is not among their pictures
-    loso = x.copy()
-    for name, sl in bench.slices.items() if "clipart" in bench.slices else ():
-        keep = np.ones(len(bench.items), bool)
-        keep[sl], keep[bench.s_q] = False, False
-        loso[sl] = whitened(x[sl], fit_parts(x[keep]))
-    scored[("fitted on the other sets (leave one set out)", "area256g")] = r = bench.score(loso.astype(np.float32))
     if "clipart" in bench.slices:
+        loso = x.copy()
+        for name, sl in bench.slices.items():
+            keep = np.ones(len(bench.items), bool)
+            keep[sl], keep[bench.s_q] = False, False
+            loso[sl] = whitened(x[sl], fit_parts(x[keep]))
+        r = bench.score(loso.astype(np.float32))
         by_clipart = whitened(x, fit_parts(x[bench.slices["clipart"]]))
         r["dup"] = metrics.top1(by_clipart[bench.s_q], by_clipart[bench.s_db], bench.dup_target)
-        lines.append(row(bench, "fitted on the other sets (leave one set out)", "area256g", r, x.shape[1]))
-        print(lines[-1], flush=True)
-    else:
-        del scored[("fitted on the other sets (leave one set out)", "area256g")]
+        record("fitted on the other sets (leave one set out)", "area256g", r, x.shape[1])
     white_rows = list(scored)[first_white:]
 
     seed_pairs: list[tuple[str, str]] = []
@@ -669,32 +667,24 @@ def main():
         add(f"whitened, projection seed {seed} (basis refitted)", "area256g", whitened(recipe(B), fit_parts(recipe(Rs))))
         seed_pairs.append((f"whitened, projection seed {seed} (basis refitted)", f"the default, projection seed {seed}"))
 
-    lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
-    default = scored[(DEFAULT, "area256g")]
-    for (name, variant), r in scored.items():
+    def paired_row(name, variant, r, base):
         parts = []
         for key in bench.names + ["dup"]:
-            diff, half = bench.paired(r, default, key)
+            diff, half = bench.paired(r, base, key)
             parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
-        lines.append(f"{name[:44]:44s} {variant:8s} " + "  ".join(parts))
+        return f"{name[:44]:44s} {variant:8s} " + "  ".join(parts)
+
+    lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
+    default = scored[(DEFAULT, "area256g")]
+    lines += [paired_row(name, variant, r, default) for (name, variant), r in scored.items()]
     lines.append("the default's own 95 % half-widths: " + ", ".join(
         f"{key} ±{bench.half_width(default, key):.3f}" for key in bench.names))
     lines.append("---- the whitening rows paired to THE DEFAULT (whitened) ----")
     white = scored[(WHITE, "area256g")]
-    for name, variant in white_rows[1:]:
-        parts = []
-        for key in bench.names + ["dup"]:
-            diff, half = bench.paired(scored[(name, variant)], white, key)
-            parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
-        lines.append(f"{name[:44]:44s} {variant:8s} " + "  ".join(parts))
+    lines += [paired_row(name, variant, scored[(name, variant)], white) for name, variant in white_rows[1:]]
     if seed_pairs:
         lines.append("---- the whitening's gain under other projection seeds (whitened minus unwhitened, same seed) ----")
-    for whitened_name, plain_name in seed_pairs:
-        parts = []
-        for key in bench.names + ["dup"]:
-            diff, half = bench.paired(scored[(whitened_name, "area256g")], scored[(plain_name, "area256g")], key)
-            parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
-        lines.append(f"{whitened_name[:44]:44s} {'area256g':8s} " + "  ".join(parts))
+    lines += [paired_row(w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
     lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
         f"{key} ±{bench.half_width(white, key):.3f}" for key in bench.names))
     print("\n" + "\n".join(lines))
