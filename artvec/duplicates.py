@@ -30,16 +30,16 @@ if TYPE_CHECKING:
     from .config import Settings
 
 #: Combined-vector distance under which two pictures are proposed as duplicates.
-#: Measured with the default embedding (vgg19-style, whitened, 1,872 dims) by
+#: Measured with the default embedding (vgg19-style, whitened by clipart-v2, 1,872 dims) by
 #: ``python benchmarks/duplicate_threshold.py``: distances from each of 10 scikit-image
 #: photographs and 40 demo pictures to its edits (artvec/edits.py: rescans, mats, crops, rescales,
 #: re-encodes, greyscale copies, casts; plus a soft rescan): 450 pairs; and between 130 different
 #: pictures (originals, distractors, 7 stylisations of each photograph: 8,385 pairs).
-#: At 0.879 (the cut that lets in 2.5 % of different pairs): recall of the edits 0.84 (photographs 0.94);
-#: ``calibrate_threshold``'s 1 % cut (0.644) would catch only 0.51, missing most rescans and
+#: At 0.928 (the cut that lets in 2.5 % of different pairs): recall of the edits 0.80 (photographs 0.91);
+#: ``calibrate_threshold``'s 1 % cut (0.669) would catch only 0.49, missing most rescans and
 #: greyscale copies, so the queue takes the extra candidates (one click clears each for good).
 #: Re-run the script after a change of embedding.
-DEFAULT_THRESHOLD = 0.879
+DEFAULT_THRESHOLD = 0.928
 MAX_FALSE_SHARE = 0.01      # share of different-picture pairs the calibrated cut may let in
 NEIGHBOURS = 8              # neighbours asked of the index per picture
 SCAN_EF_SEARCH = 40         # near-duplicates are a picture's very nearest: a short HNSW walk finds them

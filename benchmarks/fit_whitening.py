@@ -10,7 +10,7 @@ This is run once, when the embedding changes — never on a user's pictures. ``-
 compares with the shipped file instead of writing it (the eigenvectors of another machine's BLAS differ
 in the last digits, so the check is on the transforms' output, not the file's bytes).
 
-Needs what benchmarks/clipart.py needs. Usage: python benchmarks/fit_whitening.py [--name clipart-v1] [--check]
+Needs what benchmarks/clipart.py needs. Usage: python benchmarks/fit_whitening.py [--name clipart-v2] [--check]
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="refit and compare with the shipped file")
     args = ap.parse_args()
     require(missing_tools())
-    base = dataclasses.replace(DEFAULT_CONFIG, whitening="")  # PREVIOUS_CONFIG's parts, the default's weights
+    # the parts a basis was fitted on: the configuration that ships with it, unwhitened (a new name: the default's)
+    fitted_for = {c.whitening: dataclasses.replace(c, whitening="") for c in (PREVIOUS_CONFIG, DEFAULT_CONFIG) if c.whitening}
+    base = fitted_for.get(args.name, dataclasses.replace(DEFAULT_CONFIG, whitening=""))
     parts, files = reference_parts(base, args.device)
     artists = len({name.split("--")[0] for name in files})
     fitted = {part: whitening.fit(x, ALPHA, SHRINKAGE, RANK) for part, x in parts.items()}
@@ -71,7 +73,7 @@ def main() -> None:
               f"parts_id {'matches' if same else 'DIFFERS'}; the reference pictures "
               f"{'are the same' if same_files else 'DIFFER'} ({shipped.meta.get('source')} then, {reference.package_version()} now)")
         raise SystemExit(0 if same and same_files and worst < 1e-3 else 1)
-    meta = {"parts_id": base.parts_id, "fitted_for": PREVIOUS_CONFIG.config_id, "alpha": ALPHA, "shrinkage": SHRINKAGE,
+    meta = {"parts_id": base.parts_id, "fitted_for": base.config_id, "alpha": ALPHA, "shrinkage": SHRINKAGE,
             "rank": RANK, "pictures": count, "artists": artists, "files": files, "source": reference.package_version(),
             "reference": "Open Clip Art Library (openclipart-svg, public domain): artists outside the clip-art "
                          f"benchmark, at most {reference.PER_ARTIST} drawings each (benchmarks/reference.py)"}

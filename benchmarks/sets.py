@@ -274,13 +274,16 @@ def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
     return stylised, originals, distractors
 
 
-def near_duplicates(originals: list[Item], seed: int = 0) -> NearDuplicates:
-    """Every edit of every original, with seeded random strengths."""
+def near_duplicates(originals: list[Item], seed: int = 0, per_original: int | None = None) -> NearDuplicates:
+    """Every edit of every original, with seeded random strengths; with ``per_original`` n, n edits of each
+    original instead, taking the edits in turn (original i gets edits n·i … n·i + n − 1, modulo 8)."""
     rng = np.random.default_rng(seed)
+    edits = list(EDITS.items())
     queries, targets, kinds = [], [], []
-    for item in originals:
+    for i, item in enumerate(originals):
         img = item.load()
-        for kind, edit in EDITS.items():
+        chosen = edits if per_original is None else [edits[(per_original * i + j) % len(edits)] for j in range(per_original)]
+        for kind, edit in chosen:
             queries.append(Item(key=f"{item.key}~{kind}", label=item.key, group=item.group, image=edit(img, rng)))
             targets.append(item.key)
             kinds.append(kind)
@@ -344,3 +347,9 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups
+
+
+def drawing_duplicates(drawings: list[Item]) -> NearDuplicates:
+    """The near-duplicate task on real drawings, the nearest public twin of a library of illustrations: two
+    edits of every clip-art drawing (the eight edits in turn), each searched among the drawings alone."""
+    return near_duplicates(drawings, per_original=2)

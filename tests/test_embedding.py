@@ -91,7 +91,7 @@ def test_config_id_stable_and_sensitive():
         "colour_bins": 6,
         "style_dims_per_layer": 128,
         "style_weight": 0.9,
-        "colour_weight": 0.7,
+        "colour_weight": 0.5,
         "weights": "random",
         "reduction": "none",
         "projection_seed": 1,
@@ -137,17 +137,20 @@ def test_stored_configurations_keep_their_ids():
                                        "coherence_weight", "whitening")}
     assert EmbeddingConfig.from_stored(stored_before_tone) == previous
     # the default before the tone coherence (artvec 0.3's) likewise
-    before = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.336, coherence_weight=0.0, whitening="")
+    from artvec.embedding import PREVIOUS_CONFIG, UNWHITENED_CONFIG
+
+    before = dataclasses.replace(UNWHITENED_CONFIG, colour_weight=0.336, coherence_weight=0.0)
     assert before.config_id == "vgg19-style-5a0ded065610" and before.dim == 1840
     stored_before_coherence = {k: v for k, v in before.to_dict().items()
                                if k not in ("coherence_bins", "coherence_weight", "whitening")}
     assert EmbeddingConfig.from_stored(stored_before_coherence) == before
     # the default before the whitening: its row has no "whitening" and comes back unwhitened, with its id
-    from artvec.embedding import PREVIOUS_CONFIG
-
-    assert PREVIOUS_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and PREVIOUS_CONFIG.dim == DEFAULT_CONFIG.dim == 1872
-    stored_before_whitening = {k: v for k, v in PREVIOUS_CONFIG.to_dict().items() if k != "whitening"}
-    assert EmbeddingConfig.from_stored(stored_before_whitening) == PREVIOUS_CONFIG
+    assert UNWHITENED_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and UNWHITENED_CONFIG.dim == DEFAULT_CONFIG.dim == 1872
+    stored_before_whitening = {k: v for k, v in UNWHITENED_CONFIG.to_dict().items() if k != "whitening"}
+    assert EmbeddingConfig.from_stored(stored_before_whitening) == UNWHITENED_CONFIG
+    # the first whitened default (clipart-v1, tone × 0.55) keeps its id beside today's (clipart-v2, tone × 0.2)
+    assert PREVIOUS_CONFIG.config_id == "vgg19-style-2449b08fa7b6" and PREVIOUS_CONFIG.whitening == "clipart-v1"
+    assert EmbeddingConfig.from_stored(PREVIOUS_CONFIG.to_dict()) == PREVIOUS_CONFIG
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
 
 

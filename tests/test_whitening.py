@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from artvec import whitening
-from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, EmbeddingConfig, Embedder
+from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
 from artvec.errors import ConfigError
 from helpers import run_cli
 
@@ -23,8 +23,13 @@ def _pictures() -> list[Image.Image]:
 
 def test_the_shipped_basis_fits_the_default_and_records_its_fit():
     basis = whitening.load(DEFAULT_CONFIG.whitening)
-    assert DEFAULT_CONFIG.whitening == "clipart-v1" and basis.parts_id == DEFAULT_CONFIG.parts_id
-    assert basis.meta["fitted_for"] == PREVIOUS_CONFIG.config_id and basis.meta["pictures"] >= 1000
+    assert DEFAULT_CONFIG.whitening == "clipart-v2" and basis.parts_id == DEFAULT_CONFIG.parts_id
+    assert basis.meta["fitted_for"] == dataclasses.replace(DEFAULT_CONFIG, whitening="").config_id
+    assert basis.meta["pictures"] >= 1000
+    # the previous default's basis still ships and fits it (its layout: the tone histogram × 0.55), not today's
+    previous = whitening.load(PREVIOUS_CONFIG.whitening)
+    assert previous.parts_id == PREVIOUS_CONFIG.parts_id != DEFAULT_CONFIG.parts_id
+    assert previous.meta["fitted_for"] == UNWHITENED_CONFIG.config_id and previous.meta["files"] == basis.meta["files"]
     assert basis.meta["artists"] >= 400 and basis.meta["alpha"] == 0.25
     assert len(basis.meta["files"]) == basis.meta["pictures"] and basis.meta["source"].startswith("openclipart-svg ")
     for part, dim in (("style", DEFAULT_CONFIG.style_dim), ("colour", DEFAULT_CONFIG.colour_dim)):
@@ -35,17 +40,20 @@ def test_the_shipped_basis_fits_the_default_and_records_its_fit():
         assert np.all(np.diff(w.scales) >= -1e-6) and 0 < w.scales[0] < w.scales[-1] <= 1 <= w.rest + 1e-6
     # the basis's content is part of the id: the same settings without it are another configuration
     assert dataclasses.replace(DEFAULT_CONFIG, whitening="none").config_id != DEFAULT_CONFIG.config_id
-    assert dataclasses.replace(DEFAULT_CONFIG, whitening="none", colour_weight=0.322) == PREVIOUS_CONFIG
+    assert dataclasses.replace(PREVIOUS_CONFIG, whitening="none", colour_weight=0.322) == UNWHITENED_CONFIG
 
 
-def test_the_default_whitens_each_part_with_the_basis():
+@pytest.mark.parametrize("shipped", [DEFAULT_CONFIG, PREVIOUS_CONFIG], ids=["default", "previous"])
+def test_the_default_whitens_each_part_with_the_basis(shipped):
     """The basis applied to the unwhitened parts, computed here independently: L2(U·diag(s)·Uᵀ(x − μ) +
-    r·(x − μ − UUᵀ(x − μ))) for the style part, and for the colour part inside combined = [style, 0.6 · colour]."""
-    config = dataclasses.replace(DEFAULT_CONFIG, image_size=96)     # same layout, small input: fast
+    r·(x − μ − UUᵀ(x − μ))) for the style part, and for the colour part inside combined = [style, w · colour]
+    (w: 0.7 for today's default, 0.6 for the previous one). The three pictures go through the model and the
+    whitening as one batch."""
+    config = dataclasses.replace(shipped, image_size=96)     # same layout, small input: fast
     pictures = _pictures()
     with Embedder(config) as emb, Embedder(dataclasses.replace(config, whitening="none")) as plain:
         white, raw = emb.embed_images(pictures), plain.embed_images(pictures)
-    basis = whitening.load("clipart-v1")
+    basis = whitening.load(shipped.whitening)
 
     def whiten(part: str, x: np.ndarray) -> np.ndarray:
         w = basis.parts[part]
@@ -62,7 +70,7 @@ def test_the_default_whitens_each_part_with_the_basis():
         # ... and is whitened inside the combined vector
         colour = whiten("colour", u.colour)
         assert np.linalg.norm(colour - u.colour) > 0.05
-        np.testing.assert_allclose(v.combined, np.concatenate([v.style, 0.6 * colour]), atol=2e-5)
+        np.testing.assert_allclose(v.combined, np.concatenate([v.style, shipped.colour_weight * colour]), atol=2e-5)
     # a resized copy stays nearer its picture than the other pictures
     with Embedder(config) as emb:
         small = emb.embed_images([pictures[0].resize((256, 256))])[0]
@@ -88,13 +96,13 @@ def test_fit_evens_out_the_directions_of_variation():
 
 
 def test_whitening_errors_are_one_line(tmp_path):
-    with pytest.raises(ValueError, match="unknown embedding whitening 'bogus'.*clipart-v1"):
+    with pytest.raises(ValueError, match="unknown embedding whitening 'bogus'.*clipart-v1, clipart-v2"):
         EmbeddingConfig.from_dict({"whitening": "bogus"})
     with pytest.raises(ValueError, match="whitening must be none or the name"):
         EmbeddingConfig(whitening="../etc/passwd")
     assert EmbeddingConfig.from_dict({"whitening": "None"}).whitening == ""
     other_layout = EmbeddingConfig(image_size=64, layers=("relu2_1",))
-    with pytest.raises(ConfigError, match='laid out as vgg19-style-1150cb5a1cda.*whitening = "none"'):
+    with pytest.raises(ConfigError, match='laid out as vgg19-style-6218f7b54a73.*whitening = "none"'):
         Embedder(other_layout)
     Embedder(dataclasses.replace(other_layout, whitening="none")).close()
     picture = tmp_path / "p.png"
