@@ -608,9 +608,23 @@ def _whitening_for(config: EmbeddingConfig):
     if basis.parts_id != config.parts_id:
         raise ConfigError(
             f"embedding whitening {config.whitening!r} was fitted on vectors laid out as {basis.meta['fitted_for']}'s "
-            "(its layers, sketch sizes, statistics, histograms and colour cubes) and this configuration's differ; set "
-            "embedding.whitening = \"none\" (ARTVEC_EMBEDDING_WHITENING=none) to use it unwhitened")
+            f"(its layers, sketch sizes, statistics, histograms and their weights, colour cubes) and this configuration's "
+            f"differ{_layout_difference(config)}; set embedding.whitening = \"none\" (ARTVEC_EMBEDDING_WHITENING=none) "
+            "to use it unwhitened")
     return basis
+
+
+def _layout_difference(config: EmbeddingConfig) -> str:
+    """The settings where ``config`` leaves the shipped configuration its basis came with, for the error
+    message: ``' (tone_weight 0.2 here, 0.55 for it)'``; '' when no shipped configuration uses that basis."""
+    shipped = next((c for c in (DEFAULT_CONFIG, PREVIOUS_CONFIG) if c.whitening == config.whitening), None)
+    if shipped is None:
+        return ""
+    ignored = {"name", "image_size", "resize", "style_input", "weights", "weights_path", "style_weight", "colour_weight",
+               "max_image_pixels", "whitening"}
+    here, there = config.to_dict(), shipped.to_dict()
+    differ = [f"{k} {here[k]} here, {there[k]} for it" for k in here if k not in ignored and here[k] != there[k]]
+    return f" ({'; '.join(differ)})" if differ else ""
 
 
 class Embedder:

@@ -102,8 +102,12 @@ def test_whitening_errors_are_one_line(tmp_path):
         EmbeddingConfig(whitening="../etc/passwd")
     assert EmbeddingConfig.from_dict({"whitening": "None"}).whitening == ""
     other_layout = EmbeddingConfig(image_size=64, layers=("relu2_1",))
-    with pytest.raises(ConfigError, match='laid out as vgg19-style-6218f7b54a73.*whitening = "none"'):
+    with pytest.raises(ConfigError, match='laid out as vgg19-style-6218f7b54a73.*layers .* here.*whitening = "none"'):
         Embedder(other_layout)
+    # the previous default's basis with today's tone weight: the message names the setting that differs
+    with pytest.raises(ConfigError, match=r"clipart-v1.*\(tone_weight 0\.2 here, 0\.55 for it\)") as info:
+        Embedder(dataclasses.replace(DEFAULT_CONFIG, whitening="clipart-v1"))
+    assert "\n" not in str(info.value)
     Embedder(dataclasses.replace(other_layout, whitening="none")).close()
     picture = tmp_path / "p.png"
     _pictures()[1].save(picture)
