@@ -1,6 +1,6 @@
 """Measure the near-duplicate distance threshold of the current embedding (artvec.duplicates.DEFAULT_THRESHOLD).
 
-    .venv/bin/python benchmarks/duplicate_threshold.py [--threads N]
+    .venv/bin/python benchmarks/duplicate_threshold.py [--threads N] [--against-previous]
 
 Same picture: each of 10 scikit-image originals and the 40 demo pictures against its edits
 (artvec/edits.py's, as in benchmarks/quality.py: rescans, mats, crops 70-95 %, rescales, JPEG q40-90,
@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artvec import demo_pictures  # noqa: E402
 from artvec.duplicates import DEFAULT_THRESHOLD, calibrate_threshold  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, Embedder  # noqa: E402
+from artvec import metrics  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, Embedder  # noqa: E402
 from artvec.edits import EDITS as LIBRARY_EDITS, jpeg as _jpeg  # noqa: E402
 from sets import CONTENT, DISTRACTORS, STYLES, skimage_picture, work_size  # noqa: E402
 
@@ -62,10 +63,40 @@ def sets() -> tuple[list[Image.Image], list[int], list[bool], list[str]]:
     return pictures, ids, is_original, edits
 
 
+def pairs(vectors: np.ndarray, ids: np.ndarray, is_original: np.ndarray):
+    """(all distances, same-picture distances, different-picture distances, each same pair's original)."""
+    distances = np.sqrt(np.maximum(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(-1), 0))
+    same, different, source = [], [], []
+    for i, j in zip(*np.triu_indices(len(vectors), 1)):
+        if ids[i] == ids[j]:
+            if is_original[i] or is_original[j]:
+                same.append(distances[i, j])
+                source.append(ids[i])
+        elif is_original[i] and is_original[j]:
+            different.append(distances[i, j])
+    return distances, np.array(same), np.array(different), np.array(source)
+
+
+def against_previous(pictures, ids, is_original, threads, ours: dict) -> None:
+    """The recall of the edits at each share of different pairs, today's default minus the previous one, each at
+    its own cut, paired over the same pairs (95 % bootstrap resampling the originals)."""
+    with Embedder(PREVIOUS_CONFIG, threads=threads) as embedder:
+        vectors = np.stack([v.combined for v in embedder.embed_images(pictures)]).astype(np.float64)
+    _, same, different, source = pairs(vectors, ids, is_original)
+    print(f"\n| share of different pairs | recall: default / previous ({PREVIOUS_CONFIG.config_id}) | difference |\n"
+          "|---|---|---:|")
+    for share, caught in ours.items():
+        before = (same <= calibrate_threshold(list(same), list(different), share)).astype(float)
+        diff, half = metrics.paired_difference(caught, before, source)
+        print(f"| {share:.1%} | {caught.mean():.3f} / {before.mean():.3f} | {diff:+.3f} ± {half:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--vectors", help="keep the vectors in this .npz (reused when it exists)")
+    parser.add_argument("--against-previous", action="store_true",
+                        help="also embed with the previous default and print the paired difference of recall")
     args = parser.parse_args()
     started = time.time()
     if args.vectors and Path(args.vectors).exists():
@@ -78,18 +109,9 @@ def main() -> None:
         if args.vectors:
             np.savez(args.vectors, vectors=vectors, ids=ids, is_original=is_original, edits=edits)
     ids, is_original, edits = np.array(ids), np.array(is_original), np.array(edits)
-    distances = np.sqrt(np.maximum(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(-1), 0))
-    same, different, photograph = [], [], []
-    upper = np.triu_indices(len(vectors), 1)
-    for i, j in zip(*upper):
-        if ids[i] == ids[j]:
-            if is_original[i] or is_original[j]:
-                same.append(distances[i, j])
-                photograph.append(ids[i] < len(CONTENT))
-        elif is_original[i] and is_original[j]:
-            different.append(distances[i, j])
-    threshold = calibrate_threshold(same, different)
-    same, different, photograph = np.array(same), np.array(different), np.array(photograph)
+    distances, same, different, source = pairs(vectors, ids, is_original)
+    photograph = source < len(CONTENT)
+    threshold = calibrate_threshold(list(same), list(different))
     edited = [(i, first) for first in np.flatnonzero(is_original) for i in np.flatnonzero(ids == ids[first])
               if not is_original[i]]
     print(f"{len(vectors)} pictures ({DEFAULT_CONFIG.config_id}), {time.time() - started:.0f} s")
@@ -107,6 +129,12 @@ def main() -> None:
     for label, cut in cuts:
         print(f"| {label} {cut:.3f} | {np.mean(same <= cut):.3f} / {np.mean(same[photograph] <= cut):.3f} / "
               f"{np.mean(same[~photograph] <= cut):.3f} | {np.mean(different <= cut):.4f} ({int(np.sum(different <= cut))}) |")
+    if args.against_previous:
+        if args.vectors and Path(args.vectors).exists():
+            pictures = sets()[0]
+        ours = {share: (same <= calibrate_threshold(list(same), list(different), share)).astype(float)
+                for share in (0.01, 0.025, 0.05)}
+        against_previous(pictures, ids, is_original, args.threads, ours)
 
 
 if __name__ == "__main__":
