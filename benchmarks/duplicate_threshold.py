@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artvec import demo_pictures  # noqa: E402
-from artvec.duplicates import DEFAULT_THRESHOLD, calibrate_threshold  # noqa: E402
+from artvec.duplicates import DEFAULT_THRESHOLD, MAX_FALSE_SHARE, calibrate_threshold  # noqa: E402
 from artvec import metrics  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, Embedder  # noqa: E402
 from artvec.edits import EDITS as LIBRARY_EDITS, jpeg as _jpeg  # noqa: E402
@@ -61,6 +61,10 @@ def sets() -> tuple[list[Image.Image], list[int], list[bool], list[str]]:
         is_original.append(True)
         edits.append("original")
     return pictures, ids, is_original, edits
+
+
+#: the shares of different pairs a cut is computed for (the first: calibrate_threshold's own, MAX_FALSE_SHARE)
+SHARES = (MAX_FALSE_SHARE, 0.025, 0.05)
 
 
 def pairs(vectors: np.ndarray, ids: np.ndarray, is_original: np.ndarray):
@@ -111,7 +115,7 @@ def main() -> None:
     ids, is_original, edits = np.array(ids), np.array(is_original), np.array(edits)
     distances, same, different, source = pairs(vectors, ids, is_original)
     photograph = source < len(CONTENT)
-    threshold = calibrate_threshold(list(same), list(different))
+    cut_at = {share: calibrate_threshold(list(same), list(different), share) for share in SHARES}
     edited = [(i, first) for first in np.flatnonzero(is_original) for i in np.flatnonzero(ids == ids[first])
               if not is_original[i]]
     print(f"{len(vectors)} pictures ({DEFAULT_CONFIG.config_id}), {time.time() - started:.0f} s")
@@ -124,16 +128,15 @@ def main() -> None:
         values = [distances[i, first] for i, first in edited if edits[i] == name]
         print(f"| {name} | {np.median(values):.3f} | {np.max(values):.3f} |")
     print("\n| cut | recall: all / photographs / demo renderings | different pairs within |\n|---|---|---:|")
-    cuts = [("calibrated", threshold)] + [(f"{share:.1%} of different pairs", calibrate_threshold(list(same), list(different), share))
-                                          for share in (0.025, 0.05)] + [("DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)]
+    cuts = [("calibrated" if share == MAX_FALSE_SHARE else f"{share:.1%} of different pairs", cut)
+            for share, cut in cut_at.items()] + [("DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)]
     for label, cut in cuts:
         print(f"| {label} {cut:.3f} | {np.mean(same <= cut):.3f} / {np.mean(same[photograph] <= cut):.3f} / "
               f"{np.mean(same[~photograph] <= cut):.3f} | {np.mean(different <= cut):.4f} ({int(np.sum(different <= cut))}) |")
     if args.against_previous:
         if args.vectors and Path(args.vectors).exists():
             pictures = sets()[0]
-        ours = {share: (same <= calibrate_threshold(list(same), list(different), share)).astype(float)
-                for share in (0.01, 0.025, 0.05)}
+        ours = {share: (same <= cut).astype(float) for share, cut in cut_at.items()}
         against_previous(pictures, ids, is_original, args.threads, ours)
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import reference  # noqa: E402
 from artvec import whitening  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, Embedder  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, Embedder, shipped_with  # noqa: E402
 from cards import require  # noqa: E402
 from clipart import missing_tools  # noqa: E402
 
@@ -58,8 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     require(missing_tools())
     # the parts a basis was fitted on: the configuration that ships with it, unwhitened (a new name: the default's)
-    fitted_for = {c.whitening: dataclasses.replace(c, whitening="") for c in (PREVIOUS_CONFIG, DEFAULT_CONFIG) if c.whitening}
-    base = fitted_for.get(args.name, dataclasses.replace(DEFAULT_CONFIG, whitening=""))
+    base = dataclasses.replace(shipped_with(args.name) or DEFAULT_CONFIG, whitening="")
     parts, files = reference_parts(base, args.device)
     artists = len({name.split("--")[0] for name in files})
     fitted = {part: whitening.fit(x, ALPHA, SHRINKAGE, RANK) for part, x in parts.items()}
