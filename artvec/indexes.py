@@ -43,10 +43,13 @@ def active_configuration(connection: "Connection") -> "Configuration":
 # ---- HNSW and B-tree indexes ---------------------------------------------------------------------------
 
 def hnsw_indexes(table_name: str, dims: Mapping[str, int]) -> list[tuple[str, str, str]]:
-    """(index name, indexed expression, operator class) for the three vector columns."""
+    """(index name, indexed expression, operator class) for the vector columns (the copy vector's where the
+    configuration has one)."""
     specs = []
     for column_name in tables.VECTOR_COLUMNS:
-        d = dims[column_name]
+        d = dims.get(column_name)
+        if not d:
+            continue
         if d > HNSW_MAX_VECTOR_DIMS:
             specs.append((f"{table_name}_{column_name}_hnsw", f"(({column_name})::halfvec({d}))", "halfvec_l2_ops"))
         else:

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from .config import Settings
     from .embedding import EmbeddingConfig
 
-BY_COLUMN = {"both": "embedding", "style": "style", "colour": "colour"}
+#: ``--by`` -> the column compared; "copy": the copy vector, made to find copies of one picture (rescans,
+#: crops, greyscale copies), not pictures alike in style
+BY_COLUMN = {"both": "embedding", "style": "style", "colour": "colour", "copy": tables.COPY_COLUMN}
 embeddings = tables.embeddings        # the view: the active configuration
 
 
@@ -60,6 +62,16 @@ def check_by(by: str) -> str:
     if by not in BY_COLUMN:
         raise SearchError(f"--by must be one of {', '.join(BY_COLUMN)}, not {by!r}")
     return BY_COLUMN[by]
+
+
+def part_dims(connection: "Connection", by: str) -> int:
+    """The size of the active configuration's column that ``by`` compares; a clear error where it has no copy vector."""
+    column = check_by(by)
+    dims = column_dims(connection).get(column)
+    if dims is None:
+        raise SearchError(f"--by {by}: the active configuration has no copy vector (its copy_vector is none); "
+                          "search --by both, style or colour, or sync and activate one that has (the default has)")
+    return dims
 
 
 # ---- filters -----------------------------------------------------------------------
@@ -230,7 +242,7 @@ def search(settings: "Settings", artwork_id: Any = None, vector: Any = None, con
     engine = engine or store.engine_for_schema(settings)
     try:
         with engine.connect() as connection:
-            dims = column_dims(connection)[check_by(by)]
+            dims = part_dims(connection, by)
             if artwork_id is not None:
                 artwork_id = known_artwork(connection, artwork_id)
                 statement = similar(artwork_id, k, by, filters, excludes, offset=offset,
@@ -298,7 +310,7 @@ def embed_picture(settings: "Settings", config: "EmbeddingConfig", path: str, by
         result = embedder.embed_paths([path])[0]
     if isinstance(result, Exception):
         raise SearchError(f"cannot embed {path}: {result}")
-    return {"both": result.combined, "style": result.style, "colour": result.colour}[by]
+    return {"both": result.combined, "style": result.style, "colour": result.colour, "copy": result.copy}[by]
 
 
 def find_similar(engine: "Engine", settings: "Settings", artwork_id: str | None = None, image: str | None = None,

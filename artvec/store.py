@@ -42,7 +42,8 @@ def column_dimensions(connection: "Connection", relation: str = tables.qualified
         select a.attname, a.atttypmod
         from pg_attribute a
         where a.attrelid = to_regclass(:relation)
-          and a.attname in ('embedding', 'style', 'colour') and not a.attisdropped
+          and a.attname in ('embedding', 'style', 'colour', 'copy') and not a.attisdropped
+          and a.atttypmod > 0
     """), {"relation": relation})
     return {name: typmod for name, typmod in rows}
 
@@ -54,9 +55,14 @@ def check_dimensions(connection: "Connection", configuration: "Configuration") -
     if have and have != want:
         raise ConfigError(
             f"the embedding configuration {configuration.config_id} makes vectors of {want['embedding']} dims "
-            f"(style {want['style']}, colour {want['colour']}) but its table {configuration.table} holds "
-            f"{have['embedding']} (style {have['style']}, colour {have['colour']}); the vectors were computed "
-            "differently: run artvec prune (after activating another configuration) and sync again")
+            f"({sizes(want)}) but its table {configuration.table} holds {have['embedding']} ({sizes(have)}); the "
+            "vectors were computed differently: run artvec prune (after activating another configuration) and sync again")
+
+
+def sizes(dims: dict[str, int]) -> str:
+    """'style 1360, colour 512, copy 512' ('no copy vector' where there is none)."""
+    copy = f"copy {dims['copy']}" if dims.get("copy") else "no copy vector"
+    return f"style {dims['style']}, colour {dims['colour']}, {copy}"
 
 
 def engine_for_schema(settings: "Settings") -> "Engine":
@@ -193,7 +199,7 @@ class BatchWriter:
         # autocommit: each write is its own explicit transaction, and Claims can share the session
         self.connection = connection or psycopg.connect(db.libpq_url(url), autocommit=True)
         register_vector(self.connection)
-        types = {"artwork_id": COPY_TYPES[id_type], "embedding": "vector", "style": "vector", "colour": "vector",
+        types = {"artwork_id": COPY_TYPES[id_type], **{name: "vector" for name in tables.VECTOR_COLUMNS},
                  "image_sha256": "bytea", "source_updated_at": "timestamptz", "facets": "jsonb"}
         self.copy_types = [types.get(name, "text") for name in tables.WRITTEN_COLUMNS]
         with self.connection.transaction():

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sqlalchemy import text
 
-from . import configurations, store
+from . import configurations, store, tables
 from .catalogue import Catalogue, CatalogueRow
 from .errors import first_line
 from .images import ImageError
@@ -479,6 +479,7 @@ class Runner:
             row = task.row
             batch.embedded.append({"artwork_id": row.artwork_id, "config_id": self.config.config_id,
                                    "embedding": result.combined, "style": result.style, "colour": result.colour,
+                                   tables.COPY_COLUMN: result.copy,
                                    "image_sha256": sha, "image_location": row.image, "source_stamp": task.stamp,
                                    "source_updated_at": row.updated_at, "facets": row.facets})
         batch.pending -= 1

@@ -23,7 +23,10 @@ ID_TYPES = {"bigint": BigInteger, "text": Text, "uuid": UUID}
 #: 8 kB heap page with every other column at its largest (long text ids, paths and facets go to TOAST;
 #: measured: 1,985 dims still fit, 1,990 do not); tests/test_configurations.py inserts such a row
 MAX_INLINE_DIMS = 1948
-VECTOR_COLUMNS = ("embedding", "style", "colour")
+#: the copy vector (artvec.embedding's ``copy_vector``): null in the tables of configurations without one,
+#: and last in every table, so tables made before it (given the column by migration 0006) keep their order
+COPY_COLUMN = "copy"
+VECTOR_COLUMNS = ("embedding", "style", "colour", COPY_COLUMN)
 
 metadata = MetaData(schema=SCHEMA)
 
@@ -87,7 +90,7 @@ def embedding_columns(id_type: str | None, dims: Mapping[str, int] | None, refer
     return [
         id_column(id_type, primary_key=True),
         Column("config_id", Text, *([ForeignKey(references)] if references is not None else []), nullable=False),
-        *(Column(name, VECTOR(dims.get(name)), nullable=False) for name in VECTOR_COLUMNS),
+        *(Column(name, VECTOR(dims.get(name)), nullable=False) for name in VECTOR_COLUMNS if name != COPY_COLUMN),
         Column("image_sha256", LargeBinary, nullable=False),
         Column("image_location", Text, nullable=False),
         Column("source_stamp", Text),
@@ -95,6 +98,7 @@ def embedding_columns(id_type: str | None, dims: Mapping[str, int] | None, refer
         Column("facets", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column(COPY_COLUMN, VECTOR(dims.get(COPY_COLUMN))),
     ]
 
 

@@ -24,29 +24,32 @@ import numpy as np
 from .errors import ConfigError, first_line
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-PARTS = ("style", "colour")
+#: the kinds of shipped basis: the file name's prefix, the setting that names one, and the parts it holds
+#: (``whitening``: the style and colour parts; ``copies``: the copy vector, see artvec.embedding)
+KINDS = {"whitening": ("whitening", ("style", "colour")), "copies": ("copy_vector", ("copy",))}
+PARTS = KINDS["whitening"][1]
 
 
-def path_of(name: str) -> Path:
-    return DATA_DIR / f"whitening-{name}.npz"
+def path_of(name: str, kind: str = "whitening") -> Path:
+    return DATA_DIR / f"{kind}-{name}.npz"
 
 
-def available() -> list[str]:
-    return sorted(p.name[len("whitening-"):-len(".npz")] for p in DATA_DIR.glob("whitening-*.npz"))
+def available(kind: str = "whitening") -> list[str]:
+    return sorted(p.name[len(kind) + 1:-len(".npz")] for p in DATA_DIR.glob(f"{kind}-*.npz"))
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, kind: str = "whitening") -> None:
     """ValueError naming the shipped bases unless ``name`` is none or one of them."""
-    if name not in ("", "none") and not path_of(name).is_file():
-        raise ValueError(f"unknown embedding whitening {name!r}; expected none or a basis shipped with artvec: "
-                         f"{', '.join(available()) or '(none found: the package lacks artvec/data)'}")
+    if name not in ("", "none") and not path_of(name, kind).is_file():
+        raise ValueError(f"unknown embedding {KINDS[kind][0]} {name!r}; expected none or a basis shipped with artvec: "
+                         f"{', '.join(available(kind)) or '(none found: the package lacks artvec/data)'}")
 
 
 @lru_cache(maxsize=None)
-def file_sha256(name: str) -> str:
+def file_sha256(name: str, kind: str = "whitening") -> str:
     """The basis file's content hash (part of every config_id that uses it)."""
-    check_name(name)
-    return hashlib.sha256(path_of(name).read_bytes()).hexdigest()
+    check_name(name, kind)
+    return hashlib.sha256(path_of(name, kind).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -109,15 +112,15 @@ def save(path: Path, parts: dict[str, PartWhitening], meta: dict) -> None:
 
 
 @lru_cache(maxsize=4)
-def load(name: str) -> Whitening:
-    check_name(name)
+def load(name: str, kind: str = "whitening") -> Whitening:
+    check_name(name, kind)
     try:
-        with np.load(path_of(name)) as z:
+        with np.load(path_of(name, kind)) as z:
             meta = json.loads(str(z["meta"]))
             parts = {part: PartWhitening(z[f"{part}_mean"].astype(np.float64), z[f"{part}_directions"].astype(np.float64),
                                          z[f"{part}_scales"].astype(np.float64), float(z[f"{part}_rest"]))
-                     for part in PARTS}
+                     for part in KINDS[kind][1]}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"the whitening basis {path_of(name)} cannot be read ({type(exc).__name__}: "
-                          f"{first_line(exc)}); reinstall artvec, or set embedding.whitening = \"none\"") from None
+        raise ConfigError(f"the {kind} basis {path_of(name, kind)} cannot be read ({type(exc).__name__}: "
+                          f"{first_line(exc)}); reinstall artvec, or set embedding.{KINDS[kind][0]} = \"none\"") from None
     return Whitening(name, parts, meta)

@@ -6,11 +6,17 @@ default configuration *unwhitened* (``whitening = none``), exactly as ``artvec s
 each part (style, colour) is then fitted apart (``artvec.whitening.fit``: α = 0.25, shrinkage 0.1, the
 256 leading directions), and the file records the parts' configuration it fits (``parts_id``).
 
+``--kind copies`` fits the copy vector's basis instead (``artvec/data/copies-<name>.npz``): relu4_4's pooled
+channels of the same drawings (square-rooted, L2, as the Embedder computes them before the basis), fitted
+with α = 0.5 (a stronger whitening: the copy vector should tell one drawing from every other, not group
+them), shrinkage 0.1, the 256 leading directions.
+
 This is run once, when the embedding changes — never on a user's pictures. ``--check`` refits and
 compares with the shipped file instead of writing it (the eigenvectors of another machine's BLAS differ
 in the last digits, so the check is on the transforms' output, not the file's bytes).
 
-Needs what benchmarks/clipart.py needs. Usage: python benchmarks/fit_whitening.py [--name clipart-v2] [--check]
+Needs what benchmarks/clipart.py needs.
+Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v2] [--check]
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import reference  # noqa: E402
 from artvec import whitening  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, Embedder, shipped_with  # noqa: E402
+from artvec.embedding import COPY_LAYER, DEFAULT_CONFIG, Embedder, pooled_channels, shipped_with  # noqa: E402
 from cards import require  # noqa: E402
 from clipart import missing_tools  # noqa: E402
 
 ALPHA, SHRINKAGE, RANK = 0.25, 0.1, 256
+COPY_ALPHA = 0.5
 
 
 def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -50,36 +57,61 @@ def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], list[st
     return {"style": np.stack(style), "colour": np.stack(colour)}, [p.stem for p in pngs]
 
 
+def reference_copies(config, device: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The reference drawings' copy vectors before the basis: relu4_4's pooled channels as the Embedder
+    computes them (its own decoding, resizing and model input)."""
+    import torch
+
+    pngs = reference.reference_set()
+    rows = []
+    with Embedder(dataclasses.replace(config, copy_vector=""), device=device) as embedder, torch.inference_mode():
+        for path in pngs:
+            prepared = embedder._decode(path, str(path))
+            if isinstance(prepared, Exception):
+                raise SystemExit(f"error: {prepared}")
+            maps = embedder.feature_maps(prepared[0][None], (COPY_LAYER,))
+            rows.append(pooled_channels(maps[COPY_LAYER]).cpu().numpy()[0])
+    return {"copy": np.stack(rows)}, [p.stem for p in pngs]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", default=DEFAULT_CONFIG.whitening or "clipart-v1")
+    ap.add_argument("--kind", default="whitening", choices=sorted(whitening.KINDS),
+                    help="whitening: the style and colour parts' basis; copies: the copy vector's")
+    ap.add_argument("--name", default=None, help="the basis's name (default: the default configuration's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--check", action="store_true", help="refit and compare with the shipped file")
     args = ap.parse_args()
     require(missing_tools())
+    copies = args.kind == "copies"
+    name = args.name or (DEFAULT_CONFIG.copy_vector if copies else DEFAULT_CONFIG.whitening) or "clipart-v1"
     # the parts a basis was fitted on: the configuration that ships with it, unwhitened (a new name: the default's)
-    base = dataclasses.replace(shipped_with(args.name) or DEFAULT_CONFIG, whitening="")
-    parts, files = reference_parts(base, args.device)
-    artists = len({name.split("--")[0] for name in files})
-    fitted = {part: whitening.fit(x, ALPHA, SHRINKAGE, RANK) for part, x in parts.items()}
-    count = len(parts["style"])
+    base = dataclasses.replace(DEFAULT_CONFIG if copies else (shipped_with(name) or DEFAULT_CONFIG), whitening="",
+                               copy_vector="")
+    parts, files = (reference_copies if copies else reference_parts)(base, args.device)
+    artists = len({file.split("--")[0] for file in files})
+    alpha = COPY_ALPHA if copies else ALPHA
+    fitted = {part: whitening.fit(x, alpha, SHRINKAGE, RANK) for part, x in parts.items()}
+    count = len(files)
     if args.check:
-        shipped = whitening.load(args.name)
+        shipped = whitening.load(name, args.kind)
         worst = max(float(np.abs(fitted[p].apply(x) - shipped.parts[p].apply(x)).max()) for p, x in parts.items())
-        same = shipped.parts_id == base.parts_id
+        same = copies or shipped.parts_id == base.parts_id
         same_files = shipped.meta.get("files") == files
         print(f"refitted on {count} pictures: largest difference of a whitened element {worst:.2e}; "
               f"parts_id {'matches' if same else 'DIFFERS'}; the reference pictures "
               f"{'are the same' if same_files else 'DIFFER'} ({shipped.meta.get('source')} then, {reference.package_version()} now)")
         raise SystemExit(0 if same and same_files and worst < 1e-3 else 1)
-    meta = {"parts_id": base.parts_id, "fitted_for": base.config_id, "alpha": ALPHA, "shrinkage": SHRINKAGE,
+    fitted_for = f"{COPY_LAYER} pooled (square-rooted, L2) of {base.config_id}'s input" if copies else base.config_id
+    meta = {"parts_id": "" if copies else base.parts_id, "fitted_for": fitted_for, "alpha": alpha, "shrinkage": SHRINKAGE,
             "rank": RANK, "pictures": count, "artists": artists, "files": files, "source": reference.package_version(),
             "reference": "Open Clip Art Library (openclipart-svg, public domain): artists outside the clip-art "
                          f"benchmark, at most {reference.PER_ARTIST} drawings each (benchmarks/reference.py)"}
+    path = whitening.path_of(name, args.kind)
     whitening.DATA_DIR.mkdir(exist_ok=True)
-    whitening.save(whitening.path_of(args.name), fitted, meta)
-    print(f"wrote {whitening.path_of(args.name)}: fitted on {count} drawings by {artists} artists, parts of "
-          f"{base.config_id} ({whitening.path_of(args.name).stat().st_size / 1e6:.1f} MB)")
+    whitening.save(path, fitted, meta)
+    print(f"wrote {path}: fitted on {count} drawings by {artists} artists, "
+          f"{meta['fitted_for']} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -317,6 +317,11 @@ def with_colour(style_part, B, weight=0.5, bins=8):
     return np.concatenate([style_part, weight * B[f"c{bins}"]], 1) if weight else style_part
 
 
+def pooled(B, block: str) -> np.ndarray:
+    """A pooled deep feature square-rooted, unit norm: the copy vector (and the content piece) before its basis."""
+    return l2n(np.sqrt(np.maximum(B[block], 0)))
+
+
 def tone(B, bins=32):
     """The Hellinger tone histogram at ``bins`` (≤ 32) steps, merged from the 32-step one."""
     counts = B["t32"].astype(np.float64) ** 2
@@ -351,7 +356,7 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
         pieces.append(layout_weight * B["l8"])
     if content:
         block, weight, dims, seed = (*content, 0)[:4]
-        feature = l2n(np.sqrt(np.maximum(B[block], 0)))
+        feature = pooled(B, block)
         pieces.append(weight * (projected_content(feature, dims, seed) if dims else feature))
     if colour:
         pieces.append(colour * B[f"c{bins}"])
@@ -387,6 +392,13 @@ def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: 
         return {"all": whitening.fit(train, alpha, shrinkage, rank)}
     return {"style": whitening.fit(train[:, :ns] / norm, alpha, shrinkage, rank),
             "colour": whitening.fit(train[:, ns:] / 0.45, alpha, shrinkage, rank)}
+
+
+def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: float = STYLE_NORM, **fit) -> np.ndarray:
+    """``whitened`` by a basis refitted on ``reference`` (the reference set's rows of the same recipe, parts of
+    norm ``norm``; ``fit``: fit_parts's alpha, shrinkage, rank): what a shipped basis would do for a layout or
+    weights none ships for."""
+    return whitened(x, fit_parts(reference, norm=norm, **fit), colour, norm=norm)
 
 
 # ---- scoring -------------------------------------------------------------------------------
@@ -497,6 +509,7 @@ def sharp_kernel(x: np.ndarray, fingerprint: np.ndarray, sx: float, s0: float, w
 DEFAULT = "DEFAULT before the whitening: tone×0.55, edges×0.7, coherence×0.4, c8×0.45"
 WHITE = "WHITENED: the same, each part whitened (clipart-v1), colour×0.6"
 NEW = "THE DEFAULT: whitened (clipart-v2), tone×0.2, colour×0.7"
+COPY = "THE DEFAULT's copy vector: relu4_4 pooled, whitened (copies-clipart-v1)"
 #: blocks each input shape needs; sq224 also gives the baselines (colour only, content CNN)
 HEADS_FOR = {"sq224": ("cs256",), "area256g": ("cs160", "st160", "cs128", "st128")}
 CACHE = Path.home() / ".cache" / "artvec-bench" / "lab2"
@@ -621,7 +634,7 @@ def main():
     add("channel quantiles as a third view", "area256g", recipe(G, views={"qt": 0.5}))
     add("firing rates instead of the statistics", "area256g", recipe(G, share=0, views={"fr": 1}))
     lines.append("---- content: a pooled deep feature of the default's input beside the style part (not settings) ----")
-    add("relu5_4 mean-pooled alone (content CNN on the default's input)", "area256g", l2n(np.sqrt(np.maximum(G["mean5_4"], 0))))
+    add("relu5_4 mean-pooled alone (content CNN on the default's input)", "area256g", pooled(G, "mean5_4"))
     for block, weights in (("mean5_4", (0.15, 0.2, 0.25, 0.3)), ("max5_4", (0.25,)), ("gem5_4", (0.25,)), ("mean4_4", (0.25,))):
         for w in weights:
             add(f"{block} ×{w}", "area256g", recipe(G, content=(block, w, 0)))
@@ -657,7 +670,7 @@ def main():
     for alpha, shrinkage, rank in ((0.25, 0.1, 256), (0.15, 0.1, 256), (0.35, 0.1, 256), (0.25, 0.03, 256), (0.25, 0.3, 256),
                                    (0.25, 0.1, 128), (0.25, 0.1, 1000)):
         add(f"refitted here: alpha {alpha}, shrinkage {shrinkage}, rank {rank}", "area256g",
-            whitened(x, fit_parts(xr, alpha, shrinkage, rank)))
+            refitted(x, xr, alpha=alpha, shrinkage=shrinkage, rank=rank))
     add("the whole vector whitened as one (not per part)", "area256g", whitened(x, fit_parts(xr, per_part=False), per_part=False))
     # the content piece beside the whitened default, with a basis refitted for its wider layout (not shipped)
     Rf.update(extract_cached(ref_items, "area256g", lambda: MoreExtractor(args.device),
@@ -666,7 +679,7 @@ def main():
         norm = math.sqrt(STYLE_NORM ** 2 + w * w)
         xc, xrc = recipe(G, content=("mean5_4", w, 76)), recipe(Rf, content=("mean5_4", w, 76))
         add(f"content piece ×{w} (76 dims), a basis refitted for it", "area256g",
-            whitened(xc, fit_parts(xrc, norm=norm), norm=norm))
+            refitted(xc, xrc, norm=norm))
     add("only the style part whitened (colour×0.45 as it was)", "area256g",
         np.concatenate([whitened(x, shipped)[:, :-512], 0.45 * x[:, -512:] / 0.45], 1))
     # leave one set out: each set's vectors whitened by a basis fitted on every *other* set's pictures (no
@@ -692,9 +705,25 @@ def main():
         for colour in (0.6, 0.7):
             norm = style_norm(tone_weight)
             add(f"tone×{tone_weight}, colour×{colour}, a basis refitted for it", "area256g",
-                whitened(recipe(G, tone_weight=tone_weight), fit_parts(recipe(Rf, tone_weight=tone_weight), norm=norm),
-                         colour, norm=norm))
+                refitted(recipe(G, tone_weight=tone_weight), recipe(Rf, tone_weight=tone_weight), colour, norm))
     white_rows = list(scored)[first_white:]
+    # the copy vector (artvec's copy_vector: searched apart from the combined vector, by artvec duplicates and
+    # --by copy): pooled deep features of the default's input, square-rooted, L2, whitened on the reference set.
+    # Read its near-duplicate columns; the style sets' show why it is not the combined vector.
+    lines.append("---- copy vectors, searched apart (read the near-duplicate columns) ----")
+    first_copy = len(scored)
+    copies = whitening.load("clipart-v1", "copies").parts["copy"].apply(pooled(G, "mean4_4"))
+    add(COPY, "area256g", copies)
+    add("the copy vector beside THE DEFAULT × 0.3 (2,384 dims: past an HNSW index's 2,000)", "area256g",
+        np.concatenate([copies, 0.3 * whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7,
+                                               norm=style_norm(0.2))], 1))
+    for block in ("mean4_4", "mean5_4", "gem5_4", "max5_4"):
+        add(f"{block} square-rooted, L2, unwhitened", "area256g", pooled(G, block))
+    for block, alpha in (("mean4_4", 0.25), ("mean4_4", 1.0), ("mean5_4", 0.5)):
+        add(f"{block} whitened α {alpha} (refitted)", "area256g",
+            whitening.fit(pooled(Rf, block), alpha, 0.1, 256).apply(pooled(G, block)))
+    add("the luma layout 8×8 alone", "area256g", G["l8"])
+    copy_rows = list(scored)[first_copy:]
 
     seed_pairs: list[tuple[str, str]] = []
     if args.seeds:
@@ -707,12 +736,12 @@ def main():
         Rs = {**Rf, **extract_cached(ref_items, "area256g",
                                      lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed),
                                      Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
-        add(f"whitened, projection seed {seed} (basis refitted)", "area256g", whitened(recipe(B), fit_parts(recipe(Rs))))
+        add(f"whitened, projection seed {seed} (basis refitted)", "area256g", refitted(recipe(B), recipe(Rs)))
         seed_pairs.append((f"whitened, projection seed {seed} (basis refitted)", f"the default, projection seed {seed}"))
         # today's weights (tone × 0.2, colour × 0.7) under that draw, against the first whitened default's
         norm = style_norm(0.2)
         add(f"tone×0.2, colour×0.7, projection seed {seed} (basis refitted)", "area256g",
-            whitened(recipe(B, tone_weight=0.2), fit_parts(recipe(Rs, tone_weight=0.2), norm=norm), 0.7, norm=norm))
+            refitted(recipe(B, tone_weight=0.2), recipe(Rs, tone_weight=0.2), 0.7, norm))
         seed_pairs.append((f"tone×0.2, colour×0.7, projection seed {seed} (basis refitted)",
                            f"whitened, projection seed {seed} (basis refitted)"))
 
@@ -735,6 +764,8 @@ def main():
     new = scored[(NEW, "area256g")]
     lines += [paired_row(name, variant, scored[(name, variant)], new) for name, variant in white_rows
               if name.startswith("tone×")]
+    lines.append("---- the copy vectors paired to THE DEFAULT's combined vector (near-duplicate columns) ----")
+    lines += [paired_row(name, variant, scored[(name, variant)], new) for name, variant in copy_rows]
     if seed_pairs:
         lines.append("---- under other projection seeds: the whitening's gain (whitened minus unwhitened) and today's "
                      "weights' (tone×0.2, colour×0.7 minus the first whitened default), same seed ----")

@@ -17,9 +17,11 @@ Sets (benchmarks/sets.py; all reproducible offline):
   library of illustrations by a few dozen artists.
 Metrics: precision@10, mAP@R, nearest-neighbour accuracy, near-duplicate top-1, with 95 % cluster-bootstrap
 half-widths (whole decks / whole source pictures resampled) and the paired difference to each baseline.
-The default (and, for the paired difference, the previous default (clipart-v1) and artvec 0.1's) is
-computed by artvec's own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec
-0.1's 224×224 input.
+The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
+apart; and, for the paired difference, artvec 0.1's default) is computed by artvec's own Embedder, exactly as
+`artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input. The previous default
+(vgg19-style-d45103eacdb8) is today's without the copy vector: its combined vectors are the default's to the
+bit (tests/test_embedding.py), so it is not embedded again.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]
@@ -41,17 +43,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
 def build_sets(names, cards_choice: str, cards_dir=None):
     return lab.Bench(*sets.build(names, cards_choice, cards_dir))
 
 
-def embed_both(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict, dict]:
+def embed_both(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict, dict, dict]:
     """Every picture through artvec's Embedder for each configuration, exactly as `artvec sync` does:
-    ({name: combined vectors}, {name: seconds per picture}). The configurations take turns chunk by
-    chunk, so a shared machine's drift affects them alike."""
+    ({name: combined vectors}, {name: copy vectors, for configurations with a copy vector},
+    {name: seconds per picture}). The configurations take turns chunk by chunk, so a shared machine's drift
+    affects them alike."""
     embedders = {name: Embedder(config, device=device) for name, config in configs.items()}
     pictures = [item.load() for item in bench.items]
     vectors = {name: [] for name in configs}
@@ -68,6 +71,7 @@ def embed_both(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict
         for embedder in embedders.values():
             embedder.close()
     return ({name: np.stack([v.combined for v in vs]) for name, vs in vectors.items()},
+            {name: np.stack([v.copy for v in vs]) for name, vs in vectors.items() if configs[name].copy_vector},
             {name: total / len(pictures) for name, total in seconds.items()})
 
 
@@ -90,10 +94,12 @@ def main():
           f"built in {time.time() - t0:.0f}s", flush=True)
 
     results, dims = {}, {}
-    vectors, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "previous": PREVIOUS_CONFIG, "v1": V1}, args.device)
-    for key, name in (("default", "artvec default"), ("previous", "previous default (clipart-v1)"), ("v1", "artvec 0.1 default")):
+    vectors, copies, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "v1": V1}, args.device)
+    for key, name in (("default", "artvec default"), ("v1", "artvec 0.1 default")):
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
+    results[COPY] = bench.score(copies["default"])
+    dims[COPY] = copies["default"].shape[1]
     print(f"embedded: default {speed['default'] * 1000:.0f} ms/picture, artvec 0.1 {speed['v1'] * 1000:.0f} ms/picture",
           flush=True)
     B = lab.extract(bench.items, "sq224", lab.Extractor(args.device, heads=(), literal=True), log_every=0)
@@ -111,6 +117,9 @@ def main():
     print(f"\nseconds per picture (embedding decoded pictures, {args.device}, the two taking turns): default "
           f"{speed['default']:.3f}, artvec 0.1 {speed['v1']:.3f} (ratio {speed['default'] / speed['v1']:.2f}); "
           f"total {time.time() - t0:.0f}s")
+
+
+COPY = "the default's copy vector (searched apart)"
 
 
 def report(bench, results: dict, dims: dict) -> bool:
@@ -134,6 +143,11 @@ def report(bench, results: dict, dims: dict) -> bool:
             parts.append(f"{key} {diff:+.3f}±{half:.3f}{mark}")
             ahead_everywhere &= diff - half > 0 or not name.startswith("baseline")
         print(f"  vs {name[:40]:40s} " + "  ".join(parts))
+    copy_vector = results.get(COPY)
+    if copy_vector is not None:  # what artvec duplicates and --by copy find: copies, not pictures alike in style
+        paired = {task: bench.paired(copy_vector, default, task) for task in bench.tasks}
+        print("near-duplicates by the copy vector, top-1 (copy vector minus the combined vector, paired): " + ", ".join(
+            f"{task} {copy_vector[task].mean():.3f} ({diff:+.3f}±{half:.3f})" for task, (diff, half) in paired.items()))
     print(f"default ahead of every baseline on every set by more than the noise: {ahead_everywhere}")
     old = results["artvec 0.1 default"]
     for key in bench.names:
@@ -152,6 +166,15 @@ def report(bench, results: dict, dims: dict) -> bool:
     print("near-duplicate top-1 by the original's set (default): " + ", ".join(
         f"{name}={default['dup'][bench.dup_sources == name].mean():.2f} ({int(np.sum(bench.dup_sources == name))})"
         for name in dict.fromkeys(bench.dup_sources)))
+    if copy_vector is not None:
+        kinds = np.array(bench.dups.kinds)
+        print("by the copy vector, top-1 by edit: " + ", ".join(
+            f"{k}={copy_vector['dup'][kinds == k].mean():.2f}" for k in sets.EDITS) + "; by the original's set: " + ", ".join(
+            f"{name}={copy_vector['dup'][bench.dup_sources == name].mean():.2f}" for name in dict.fromkeys(bench.dup_sources)))
+        if bench.drawing_dups:
+            kinds = np.array(bench.drawing_dups.kinds)
+            print("by the copy vector among the drawings, top-1 by edit: " + ", ".join(
+                f"{k}={copy_vector['drawdup'][kinds == k].mean():.2f}" for k in sets.EDITS))
     return ahead_everywhere
 
 

@@ -74,7 +74,8 @@ def row(artwork_id: int, config, rng, sha: bytes, image: str, image_stamp, facet
     return {"artwork_id": artwork_id, "config_id": config.config_id,
             "embedding": rng.random(config.dim, dtype=np.float32),
             "style": rng.random(config.style_dim, dtype=np.float32),
-            "colour": rng.random(config.colour_dim, dtype=np.float32), "image_sha256": sha,
+            "colour": rng.random(config.colour_dim, dtype=np.float32),
+            "copy": rng.random(config.copy_dim, dtype=np.float32) if config.copy_dim else None, "image_sha256": sha,
             "image_location": image, "source_stamp": image_stamp, "source_updated_at": None, "facets": facets}
 
 

@@ -192,7 +192,7 @@ def test_dimension_mismatch_is_a_clear_error(engine, settings):
     with engine.begin() as connection:
         current = configurations.active(connection)
         current.colour_dim = 100                   # what a configuration whose vectors changed size would say
-        with pytest.raises(ConfigError, match=r"makes vectors of .* dims \(style \d+, colour 100\) but its table"):
+        with pytest.raises(ConfigError, match=r"makes vectors of .* dims \(style \d+, colour 100, [^)]*\) but its table"):
             store.check_dimensions(connection, current)
 
 
@@ -204,9 +204,12 @@ def unit(size: int, seed: int) -> list[float]:
 
 
 def test_migration_upgrades_a_0001_store_in_place_without_re_embedding(catalogue, engine, env,  # noqa: F811
-                                                                        database_url):
+                                                                        database_url, monkeypatch):
     """A store made by 0001 (a table artvec.embeddings, an HNSW index, a grant to the site, and a
-    few rows of an older configuration) keeps every vector; the sync then has nothing to embed."""
+    few rows of an older configuration) keeps every vector; the sync then has nothing to embed
+    (under a configuration of its day: one without a copy vector, which came later)."""
+    monkeypatch.setenv("ARTVEC_EMBEDDING_COPY_VECTOR", "none")
+    env = {**env, "ARTVEC_EMBEDDING_COPY_VECTOR": "none"}
     settings = Settings.load()
     migrate.downgrade(settings, database_url, "base")
     migrate.upgrade(settings, database_url, "0001")
@@ -263,3 +266,53 @@ def test_migration_upgrades_a_0001_store_in_place_without_re_embedding(catalogue
         assert dict(connection.execute(text("select artwork_id, embedding::text from artvec.embeddings")).all()) \
             == after
 
+
+
+# ---- migration 0006: the copy vector's column -----------------------------------------------------
+
+def copy_column_types(connection) -> dict[str, str | None]:
+    """relation name -> the type of its ``copy`` column (None where it has none), for artvec's tables and view."""
+    rows = connection.execute(text("""
+        select c.relname, (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+                           where a.attrelid = c.oid and a.attname = 'copy' and not a.attisdropped)
+        from pg_class c where c.relnamespace = 'artvec'::regnamespace and c.relname like 'embeddings%'
+          and c.relkind in ('r', 'v')"""))
+    return dict(rows.all())
+
+
+def test_migration_0006_gives_every_table_a_copy_column_and_the_view_keeps_its_grant(engine, settings, env,
+                                                                                     database_url):
+    """Tables made before the copy vector (0006 undone) get the column: typed where the configuration has a
+    copy vector, untyped and empty where it has none; the view is made again with it, the site's grant kept;
+    `similar --by copy` under a configuration without one is a one-line error."""
+    import dataclasses
+
+    store.init(settings)
+    with_copy = settings.embedding_config()
+    without = dataclasses.replace(with_copy, copy_vector="none")
+    role = "site_" + uuid.uuid4().hex[:6]
+    with engine.begin() as connection:
+        older = configurations.register(connection, without, "bigint")
+        configurations.make_active(connection, older)
+        connection.execute(text(f'create role "{role}"'))
+        connection.execute(text(f'grant usage on schema artvec to "{role}"'))
+        connection.execute(text(f'grant select on artvec.embeddings to "{role}"'))
+    newer = table_name_for(with_copy.config_id)
+    migrate.downgrade(settings, database_url, "0005_clusters")
+    with engine.connect() as connection:
+        assert set(copy_column_types(connection).values()) == {None}
+    migrate.upgrade(settings, database_url)
+    with engine.begin() as connection:
+        types = copy_column_types(connection)
+        assert types == {newer: "vector(512)", older.table_name: "vector", "embeddings": "vector"}
+        for configuration in configurations.read(connection):
+            store.check_dimensions(connection, configuration)
+        connection.execute(text(f'set role "{role}"'))
+        assert connection.execute(text("select count(copy) from artvec.embeddings")).scalar() == 0
+        connection.execute(text("reset role"))
+        connection.execute(text(f'drop owned by "{role}"'))
+        connection.execute(text(f'drop role "{role}"'))
+    env = {**env, "ARTVEC_EMBEDDING_COPY_VECTOR": "none"}
+    result = run_cli("similar", "1", "--by", "copy", env=env, check=False)
+    assert result.returncode != 0 and "has no copy vector" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

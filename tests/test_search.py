@@ -292,7 +292,8 @@ def test_every_recipe_is_tested():
     searched = {name for name in recipes() if not name.startswith("clusters-")}   # those: test_clusters.py
     assert searched == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
                         "by-colour", "within-distance", "next-page", "uploaded-picture",
-                        "joined-catalogue", "explain", "by-palette"}   # by-palette: tests/test_palette.py
+                        "joined-catalogue", "explain", "by-palette", "copies"}
+    # by-palette: tests/test_palette.py; copies: tests/test_duplicates.py (real copies, real copy vectors)
 
 
 def test_recipes_run_verbatim(searchable, fresh):
@@ -374,7 +375,7 @@ def test_index_command_is_safe_to_run_again_and_rebuilds(searchable, fresh):
     assert f"{table}_embedding_hnsw: rebuilt" in rebuilt.stdout
     with fresh.connect() as connection:
         indexes = search.existing_indexes(connection)
-    assert {f"{table}_embedding_hnsw", f"{table}_style_hnsw", f"{table}_colour_hnsw",
+    assert {f"{table}_embedding_hnsw", f"{table}_style_hnsw", f"{table}_colour_hnsw", f"{table}_copy_hnsw",
             f"{table}_facet_era", f"{table}_facet_artist", f"{table}_pkey"} == set(indexes)
     assert all(info["valid"] for info in indexes.values())
     assert indexes[f"{table}_embedding_hnsw"]["options"] == [

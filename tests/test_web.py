@@ -160,6 +160,17 @@ def test_openapi_lists_the_api(client):
     assert set(paths["/api/decisions"]) == {"get", "post"}
 
 
+def test_api_similar_by_copy_finds_the_planted_copies(client, demo_store):
+    """by=copy (the copy vector), by id and by upload: a planted rescan or crop finds its original first."""
+    for copy, original in PLANTED.items():
+        rows = client.get("/api/similar", params={"id": copy, "k": 2, "by": "copy"}).json()["rows"]
+        assert rows[0]["artwork_id"] == original, (copy, rows)
+    data = (demo_store["images"] / "903-cropped.png").read_bytes()
+    rows = client.post("/api/similar/upload", files={"picture": ("mine.png", data, "image/png")},
+                       data={"k": "2", "by": "copy"}).json()["rows"]
+    assert rows[0]["artwork_id"] == 903 and rows[0]["distance"] < 1e-4 and rows[1]["artwork_id"] == PLANTED[903]
+
+
 def test_api_duplicates_and_a_decision(client, demo_store):
     groups = client.get("/api/duplicates").json()["groups"]
     pairs = {(pair["a"], pair["b"]) for group in groups for pair in group["pairs"]}

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from artvec import whitening
-from artvec.embedding import DEFAULT_CONFIG, PREVIOUS_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
+from artvec.embedding import DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
 from artvec.errors import ConfigError
 from helpers import run_cli
 
@@ -24,11 +24,11 @@ def _pictures() -> list[Image.Image]:
 def test_the_shipped_basis_fits_the_default_and_records_its_fit():
     basis = whitening.load(DEFAULT_CONFIG.whitening)
     assert DEFAULT_CONFIG.whitening == "clipart-v2" and basis.parts_id == DEFAULT_CONFIG.parts_id
-    assert basis.meta["fitted_for"] == dataclasses.replace(DEFAULT_CONFIG, whitening="").config_id
+    assert basis.meta["fitted_for"] == dataclasses.replace(DEFAULT_CONFIG, whitening="", copy_vector="").config_id
     assert basis.meta["pictures"] >= 1000
-    # the previous default's basis still ships and fits it (its layout: the tone histogram × 0.55), not today's
-    previous = whitening.load(PREVIOUS_CONFIG.whitening)
-    assert previous.parts_id == PREVIOUS_CONFIG.parts_id != DEFAULT_CONFIG.parts_id
+    # the first whitened default's basis still ships and fits it (its layout: the tone histogram × 0.55), not today's
+    previous = whitening.load(FIRST_WHITENED_CONFIG.whitening)
+    assert previous.parts_id == FIRST_WHITENED_CONFIG.parts_id != DEFAULT_CONFIG.parts_id
     assert previous.meta["fitted_for"] == UNWHITENED_CONFIG.config_id and previous.meta["files"] == basis.meta["files"]
     assert basis.meta["artists"] >= 400 and basis.meta["alpha"] == 0.25
     assert len(basis.meta["files"]) == basis.meta["pictures"] and basis.meta["source"].startswith("openclipart-svg ")
@@ -40,14 +40,14 @@ def test_the_shipped_basis_fits_the_default_and_records_its_fit():
         assert np.all(np.diff(w.scales) >= -1e-6) and 0 < w.scales[0] < w.scales[-1] <= 1 <= w.rest + 1e-6
     # the basis's content is part of the id: the same settings without it are another configuration
     assert dataclasses.replace(DEFAULT_CONFIG, whitening="none").config_id != DEFAULT_CONFIG.config_id
-    assert dataclasses.replace(PREVIOUS_CONFIG, whitening="none", colour_weight=0.322) == UNWHITENED_CONFIG
+    assert dataclasses.replace(FIRST_WHITENED_CONFIG, whitening="none", colour_weight=0.322) == UNWHITENED_CONFIG
 
 
-@pytest.mark.parametrize("shipped", [DEFAULT_CONFIG, PREVIOUS_CONFIG], ids=["default", "previous"])
+@pytest.mark.parametrize("shipped", [DEFAULT_CONFIG, FIRST_WHITENED_CONFIG], ids=["default", "first-whitened"])
 def test_the_default_whitens_each_part_with_the_basis(shipped):
     """The basis applied to the unwhitened parts, computed here independently: L2(U·diag(s)·Uᵀ(x − μ) +
     r·(x − μ − UUᵀ(x − μ))) for the style part, and for the colour part inside combined = [style, w · colour]
-    (w: 0.7 for today's default, 0.6 for the previous one). The three pictures go through the model and the
+    (w: 0.7 for today's default, 0.6 for the first whitened one). The three pictures go through the model and the
     whitening as one batch."""
     config = dataclasses.replace(shipped, image_size=96)     # same layout, small input: fast
     pictures = _pictures()
@@ -104,7 +104,7 @@ def test_whitening_errors_are_one_line(tmp_path):
     other_layout = EmbeddingConfig(image_size=64, layers=("relu2_1",))
     with pytest.raises(ConfigError, match='laid out as vgg19-style-6218f7b54a73.*layers .* here.*whitening = "none"'):
         Embedder(other_layout)
-    # the previous default's basis with today's tone weight: the message names the setting that differs
+    # the first whitened default's basis with today's tone weight: the message names the setting that differs
     with pytest.raises(ConfigError, match=r"clipart-v1.*\(tone_weight 0\.2 here, 0\.55 for it\)") as info:
         Embedder(dataclasses.replace(DEFAULT_CONFIG, whitening="clipart-v1"))
     assert "\n" not in str(info.value)

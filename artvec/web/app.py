@@ -1,7 +1,7 @@
 """The curators' page and its JSON API, over artvec's own store.
 
 Pages: ``/`` "more like this" (by artwork id, uploaded picture or palette; by both, style,
-colour; facet filters and exclusions; a click on a result searches from it), ``/duplicates``
+colour or copy; facet filters and exclusions; a click on a result searches from it), ``/duplicates``
 (the review queue, one click per decision), ``/thumb/{artwork_id}`` (thumbnails of stored
 pictures only). API: ``/api/similar``, ``/api/similar/upload``, ``/api/duplicates``,
 ``/api/decisions`` (GET, POST); OpenAPI at ``/openapi.json``. The same validation as the CLI
@@ -36,7 +36,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_FACET_VALUES = 200
 MULTIPART_OVERHEAD = 64 * 1024          # form fields and boundaries beside the picture
 UPLOAD_PATHS = ("/upload", "/api/similar/upload")
-BY = ("both", "style", "colour", "palette")
+BY = ("both", "style", "colour", "copy", "palette")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -89,7 +89,9 @@ class Curator:
         elif upload:
             vectors = self.embed_upload(upload)
             parts = {"style": vectors.style.tolist(), "colour": vectors.colour.tolist()}
-            part = {"both": vectors.combined, "style": vectors.style, "colour": vectors.colour}[by]
+            part = {"both": vectors.combined, "style": vectors.style, "colour": vectors.colour, "copy": vectors.copy}[by]
+            if part is None:
+                raise BadRequest("by=copy: the active configuration has no copy vector")
             rows = search.search(self.settings, vector=part.tolist(), config_id=self.config.config_id, by=by,
                                  engine=self.engine, **wanted)
             query = {"upload": True}
@@ -258,7 +260,7 @@ def create_app(settings: "Settings", engine: "Engine | None" = None, cache: Path
     @app.get("/api/similar", tags=["search"])
     def api_similar(id: Optional[str] = Query(None, max_length=200, description="artwork id of the query"),
                     colours: Optional[str] = Query(None, max_length=2000, description="palette, e.g. #8b4513:60,#f5deb3:40"),
-                    by: Literal["both", "style", "colour", "palette"] = "both",
+                    by: Literal["both", "style", "colour", "copy", "palette"] = "both",
                     filter: list[str] = Query(default=[], description="facet=value (repeatable)"),
                     exclude: list[str] = Query(default=[], description="facet=value to leave out (repeatable)"),
                     k: int = Query(12, ge=1, le=MAX_K)) -> dict:
@@ -267,7 +269,7 @@ def create_app(settings: "Settings", engine: "Engine | None" = None, cache: Path
 
     @app.post("/api/similar/upload", tags=["search"])
     async def api_similar_upload(picture: UploadFile = File(..., description=f"at most {max_upload_bytes} bytes"),
-                                 by: Literal["both", "style", "colour"] = Form("both"),
+                                 by: Literal["both", "style", "colour", "copy"] = Form("both"),
                                  k: int = Form(12, ge=1, le=MAX_K),
                                  filter: list[str] = Form(default=[]), exclude: list[str] = Form(default=[])) -> dict:
         """The k pictures nearest an uploaded picture."""
