@@ -456,11 +456,11 @@ def configs(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     if as_json:
         echo_json(rows)
         return
-    typer.echo(f"{'':2}{'config_id':<32} {'dims':>16} {'embedded':>17}  {'indexes':<8} {'created':<16}  last used")
+    typer.echo(f"{'':2}{'config_id':<32} {'dims':>20} {'embedded':>17}  {'indexes':<8} {'created':<16}  last used")
     for row in rows:
-        dims = "{embedding}/{style}/{colour}".format(**row["dims"])
+        dims = "{embedding}/{style}/{colour}".format(**row["dims"]) + (f"+{row['dims']['copy']}" if "copy" in row["dims"] else "")
         size = row["catalogue_size"] if row["catalogue_size"] is not None else "?"
-        typer.echo(f"{'*' if row['active'] else ' '} {row['config_id']:<32} {dims:>16} "
+        typer.echo(f"{'*' if row['active'] else ' '} {row['config_id']:<32} {dims:>20} "
                    f"{str(row['embedded']) + ' / ' + str(size):>17}  {'ready' if row['indexes_ready'] else '-':<8} "
                    f"{row['created_at']:%Y-%m-%d %H:%M}  {row['last_used_at']:%Y-%m-%d %H:%M}")
     typer.echo("* active: what artvec.embeddings shows")

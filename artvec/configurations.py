@@ -216,20 +216,22 @@ def record_missing(connection: "Connection", configuration: Configuration, missi
     configuration.missing = missing
 
 
-def hnsw_index_names(table_name: str) -> list[str]:
-    return [f"{table_name}_{column}_hnsw" for column in tables.VECTOR_COLUMNS]
+def hnsw_index_names(configuration: Configuration) -> list[str]:
+    """Its HNSW indexes' names: one per vector column it fills (the copy vector's only where it has one)."""
+    return [f"{configuration.table_name}_{column}_hnsw" for column in configuration.dims]
 
 
 def indexes_ready(connection: "Connection", configuration: Configuration) -> bool:
-    """Its three HNSW indexes exist and are valid (not a build that was interrupted)."""
+    """Its HNSW indexes exist and are valid (not a build that was interrupted)."""
     if not configuration.table_name:
         return False
+    names = hnsw_index_names(configuration)
     valid = connection.execute(text("""
         select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid
         join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = :schema and c.relname = any(:names) and i.indisvalid"""),
-        {"schema": tables.SCHEMA, "names": hnsw_index_names(configuration.table_name)}).scalar()
-    return valid == len(tables.VECTOR_COLUMNS)
+        {"schema": tables.SCHEMA, "names": names}).scalar()
+    return valid == len(names)
 
 
 # ---- the commands: configs, activate, prune ----------------------------------------------

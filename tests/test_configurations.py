@@ -312,7 +312,21 @@ def test_migration_0006_gives_every_table_a_copy_column_and_the_view_keeps_its_g
         connection.execute(text("reset role"))
         connection.execute(text(f'drop owned by "{role}"'))
         connection.execute(text(f'drop role "{role}"'))
+    # a configuration without a copy vector is ready with its three HNSW indexes (none is asked of its null column)
+    from artvec import indexes
+
+    with engine.connect() as connection:
+        older = configurations.find(connection, without.config_id)
+        assert configurations.hnsw_index_names(older) == [f"{older.table_name}_{c}_hnsw" for c in ("embedding", "style", "colour")]
+        assert not configurations.indexes_ready(connection, older)
+    indexes.index(settings, progress=lambda line: None, engine=engine, configuration=older)
+    with engine.connect() as connection:
+        assert configurations.indexes_ready(connection, older)
+        newer_configuration = configurations.find(connection, with_copy.config_id)
+        assert f"{newer}_copy_hnsw" in configurations.hnsw_index_names(newer_configuration)
     env = {**env, "ARTVEC_EMBEDDING_COPY_VECTOR": "none"}
+    listed = run_cli("configs", env=env).stdout
+    assert "1872/1360/512+512" in listed and re.search(rf"{without.config_id} +1872/1360/512 ", listed)
     result = run_cli("similar", "1", "--by", "copy", env=env, check=False)
     assert result.returncode != 0 and "has no copy vector" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
