@@ -136,12 +136,13 @@ def embed(
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per model batch.")] = 8,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
+    by: Annotated[str, typer.Option("--by", help="both (the combined vector) | style | colour | copy (the copy vector)")] = "both",
 ) -> None:
     """Embed pictures with the configured model and print or save their vectors."""
     from .embedding import embed as embed_pictures
 
     result = embed_pictures(paths, out=out, device=device, batch_size=batch_size, threads=threads,
-                            config=load_settings().embedding_config())
+                            config=load_settings().embedding_config(), by=by)
     for line in embed_lines(result, as_json):
         typer.echo(line)
 
@@ -155,7 +156,7 @@ def embed_lines(result, as_json: bool) -> list[str]:
             lines.append(json.dumps({**result.meta(), "out": str(result.out), "names_file": str(result.names_file)}))
         else:
             lines.extend(f"{i}\t{name}" for i, name in enumerate(result.names))
-            lines.append(f"wrote {len(result.names)}×{config.dim} float32 to {result.out}, names in order to "
+            lines.append(f"wrote {len(result.names)}×{result.vectors.shape[1]} float32 to {result.out}, names in order to "
                          f"{result.names_file} ({config.config_id})")
     elif as_json:
         for name, row in zip(result.names, result.vectors):

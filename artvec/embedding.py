@@ -930,6 +930,21 @@ class Embedder:
         return [r for _, r in self.embed_stream(((i, p) for i, p in enumerate(paths)), batch_size)]
 
 
+#: ``--by`` -> the Vectors field it reads and the configuration's size of it
+PARTS = {"both": ("combined", "dim"), "style": ("style", "style_dim"), "colour": ("colour", "colour_dim"),
+         "copy": ("copy", "copy_dim")}
+
+
+def part_dim(config: EmbeddingConfig, by: str) -> int:
+    """The size of the part ``by`` names; ValueError for an unknown part or a copy vector the configuration lacks."""
+    if by not in PARTS:
+        raise ValueError(f"--by must be one of {', '.join(PARTS)}, not {by!r}")
+    dim = getattr(config, PARTS[by][1])
+    if not dim:
+        raise ValueError(f"--by {by}: the configuration has no copy vector (its copy_vector is none)")
+    return dim
+
+
 def embed_files(
     paths,
     config: EmbeddingConfig = DEFAULT_CONFIG,
@@ -938,13 +953,14 @@ def embed_files(
     threads: int | None = None,
     decode_workers: int = 2,
     embedder: Embedder | None = None,
+    by: str = "both",
 ) -> tuple[np.ndarray, list[str], list[ImageError]]:
-    """Files and folders -> (N×D float32 combined vectors of the good pictures,
-    their names in the same order, the errors of the bad ones)."""
+    """Files and folders -> (N×D float32 vectors of the good pictures: the combined vectors, or the part ``by``
+    names; their names in the same order, the errors of the bad ones)."""
+    dim = part_dim(embedder.config if embedder else config, by)
     files = iter_image_files(paths)
     own = embedder is None
     emb = embedder or Embedder(config, device=device, threads=threads, decode_workers=decode_workers)
-    dim = emb.config.dim
     rows: list[np.ndarray] = []
     names: list[str] = []
     errors: list[ImageError] = []
@@ -953,7 +969,7 @@ def embed_files(
             if isinstance(result, ImageError):
                 errors.append(result)
             else:
-                rows.append(result.combined)
+                rows.append(getattr(result, PARTS[by][0]))
                 names.append(path)
     finally:
         if own:
@@ -972,14 +988,18 @@ class EmbedResult:
     config: EmbeddingConfig
     out: Path | None = None
     names_file: Path | None = None
+    by: str = "both"
 
     def meta(self) -> dict[str, Any]:
         return {
             "config_id": self.config.config_id,
             "config": self.config.to_dict(),
+            "by": self.by,
+            "vector_dim": part_dim(self.config, self.by),
             "dim": self.config.dim,
             "style_dim": self.config.style_dim,
             "colour_dim": self.config.colour_dim,
+            "copy_dim": self.config.copy_dim,
             "count": len(self.names),
             "names": self.names,
             "errors": [{"name": e.name, "error": type(e).__name__, "reason": e.reason} for e in self.errors],
@@ -993,20 +1013,26 @@ def embed(
     batch_size: int = 8,
     threads: int | None = None,
     config: EmbeddingConfig = DEFAULT_CONFIG,
+    by: str = "both",
 ) -> EmbedResult:
-    """Everything behind ``artvec embed PATH... [--out vectors.npy]`` but the printing (cli.py).
+    """Everything behind ``artvec embed PATH... [--out vectors.npy] [--by PART]`` but the printing (cli.py).
 
     ``out`` gets the N×D float32 array (input order) and, beside it, ``<out>.json``
     (``vectors.npy`` -> ``vectors.json``) with the config, the names in row order and the
     errors.  Bad pictures do not stop the others.  Raises :class:`ArtvecError` if nothing
     could be embedded."""
-    array, names, errors = embed_files(paths, config=config, device=device, batch_size=batch_size, threads=threads)
+    try:
+        part_dim(config, by)
+    except ValueError as error:
+        raise ArtvecError(str(error)) from None
+    array, names, errors = embed_files(paths, config=config, device=device, batch_size=batch_size, threads=threads,
+                                       by=by)
     if not names:
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise ArtvecError(f"no picture could be embedded: {errors[0]}{more}")
         raise ArtvecError("no pictures found in the given paths")
-    result = EmbedResult(array, names, errors, config)
+    result = EmbedResult(array, names, errors, config, by=by)
     if out is not None:
         out = Path(out)
         if out.suffix != ".npy":

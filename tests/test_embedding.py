@@ -568,6 +568,28 @@ def test_pictures_of_different_shapes_in_one_stream(files):
         np.testing.assert_allclose(a.combined, b.combined, atol=1e-5)
 
 
+def test_embed_writes_the_part_asked_for(tmp_path, pictures):
+    """`artvec embed --by copy --out`: the copy vectors, as the Embedder makes them, with the part in the names
+    file; `--by copy` under a configuration without one, or an unknown part, is one line and a non-zero exit."""
+    picture = tmp_path / "coffee.png"
+    pictures["coffee"].save(picture)
+    env = {**os.environ, "ARTVEC_HOME": str(tmp_path / "home"), "ARTVEC_EMBEDDING_IMAGE_SIZE": "64"}
+    run_cli("embed", str(picture), "--by", "copy", "--out", str(tmp_path / "copy.npy"), env=env, cwd=tmp_path)
+    run_cli("embed", str(picture), "--by", "style", "--out", str(tmp_path / "style.npy"), env=env, cwd=tmp_path)
+    config = dataclasses.replace(DEFAULT_CONFIG, image_size=64)
+    with Embedder(config) as emb:
+        (v,) = emb.embed_paths([picture])
+    np.testing.assert_allclose(np.load(tmp_path / "copy.npy"), v.copy[None], atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "style.npy"), v.style[None], atol=1e-5)
+    meta = json.loads((tmp_path / "copy.json").read_text())
+    assert meta["by"] == "copy" and meta["vector_dim"] == meta["copy_dim"] == 512
+    for extra, args, message in (({"ARTVEC_EMBEDDING_COPY_VECTOR": "none"}, ["--by", "copy"], "has no copy vector"),
+                                 ({}, ["--by", "shape"], "--by must be one of both, style, colour, copy")):
+        bad = run_cli("embed", str(picture), *args, env={**env, **extra}, cwd=tmp_path, check=False)
+        assert bad.returncode != 0 and bad.stdout == "" and message in bad.stderr
+        assert bad.stderr.strip().count("\n") == 0
+
+
 def test_the_content_piece_from_the_command_line(tmp_path, pictures):
     """`artvec embed` with ARTVEC_EMBEDDING_CONTENT_WEIGHT: the wider vector under its own id; a bad
     content_dims is one line naming the setting, and a non-zero exit."""
