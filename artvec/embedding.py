@@ -93,6 +93,7 @@ CONTENT_LAYER = "relu5_4"
 #: the layer whose average-pooled activations, whitened, form the copy vector (``copy_vector``): the model
 #: passes it on its way to relu5_1, so the copy vector costs no more model time
 COPY_LAYER = "relu4_4"
+COPY_DIM = STYLE_LAYERS[COPY_LAYER]     # its channels: the copy vector's size
 
 K = TypeVar("K")
 
@@ -100,7 +101,7 @@ K = TypeVar("K")
 def stored_copy_dim(stored: dict) -> int:
     """The copy vector's size in a stored configuration's row (0 where it has none): read without rebuilding
     the configuration, so a row naming a basis this artvec lacks still tells its tables' shape."""
-    return STYLE_LAYERS[COPY_LAYER] if str(stored.get("copy_vector") or "").lower() not in ("", "none") else 0
+    return COPY_DIM if str(stored.get("copy_vector") or "").lower() not in ("", "none") else 0
 
 
 #: the settings that change the numbers but not which element of a part means what (a whitening basis fits
@@ -276,7 +277,7 @@ class EmbeddingConfig:
     @property
     def copy_dim(self) -> int:
         """The copy vector's size (0 without one): searched apart, never part of the combined vector."""
-        return STYLE_LAYERS[COPY_LAYER] if self.copy_vector else 0
+        return COPY_DIM if self.copy_vector else 0
 
     # ---- identity ----------------------------------------------------------------
     def identity_dict(self) -> dict[str, Any]:
@@ -413,6 +414,11 @@ V1_CONFIG = EmbeddingConfig(name="gram-vgg19", layers=("relu1_1", "relu2_1", "re
                             image_size=224, style_dims_per_layer=256, colour_weight=1.0, **V1_VALUES)
 
 
+#: ``--by`` -> the Vectors field it reads and the configuration's size of it
+PARTS = {"both": ("combined", "dim"), "style": ("style", "style_dim"), "colour": ("colour", "colour_dim"),
+         "copy": ("copy", "copy_dim")}
+
+
 @dataclass
 class Vectors:
     """The vectors of one picture (float32, unit-norm parts): the style part (whitened where the configuration
@@ -423,6 +429,10 @@ class Vectors:
     colour: np.ndarray
     combined: np.ndarray
     copy: np.ndarray | None = None   # the copy vector (None where the configuration has none)
+
+    def part(self, by: str) -> np.ndarray | None:
+        """The vector ``by`` (both, style, colour, copy) names: what a search ``--by`` that part compares."""
+        return getattr(self, PARTS[by][0])
 
 
 def colour_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
@@ -930,11 +940,6 @@ class Embedder:
         return [r for _, r in self.embed_stream(((i, p) for i, p in enumerate(paths)), batch_size)]
 
 
-#: ``--by`` -> the Vectors field it reads and the configuration's size of it
-PARTS = {"both": ("combined", "dim"), "style": ("style", "style_dim"), "colour": ("colour", "colour_dim"),
-         "copy": ("copy", "copy_dim")}
-
-
 def part_dim(config: EmbeddingConfig, by: str) -> int:
     """The size of the part ``by`` names; ValueError for an unknown part or a copy vector the configuration lacks."""
     if by not in PARTS:
@@ -969,7 +974,7 @@ def embed_files(
             if isinstance(result, ImageError):
                 errors.append(result)
             else:
-                rows.append(getattr(result, PARTS[by][0]))
+                rows.append(result.part(by))
                 names.append(path)
     finally:
         if own:

@@ -220,8 +220,7 @@ def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, coun
             kinds.append(kind)
     with Embedder(config, device=settings.get("sync.device") or "cpu") as embedder:
         vectors = embedder.embed_images(copies)
-    part = {"both": "combined", "style": "style", "colour": "colour", "copy": "copy"}[by]
-    copy_vectors = np.stack([getattr(v, part) for v in vectors])
+    copy_vectors = np.stack([v.part(by) for v in vectors])
     distances = np.linalg.norm(copy_vectors - data.vectors[owners], axis=1)
     kinds_arr = np.asarray(kinds)
     found = metrics.top1(copy_vectors, data.vectors, owners)

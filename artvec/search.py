@@ -310,7 +310,7 @@ def embed_picture(settings: "Settings", config: "EmbeddingConfig", path: str, by
         result = embedder.embed_paths([path])[0]
     if isinstance(result, Exception):
         raise SearchError(f"cannot embed {path}: {result}")
-    return {"both": result.combined, "style": result.style, "colour": result.colour, "copy": result.copy}[by]
+    return result.part(by)
 
 
 def find_similar(engine: "Engine", settings: "Settings", artwork_id: str | None = None, image: str | None = None,

@@ -89,7 +89,7 @@ class Curator:
         elif upload:
             vectors = self.embed_upload(upload)
             parts = {"style": vectors.style.tolist(), "colour": vectors.colour.tolist()}
-            part = {"both": vectors.combined, "style": vectors.style, "colour": vectors.colour, "copy": vectors.copy}[by]
+            part = vectors.part(by)
             if part is None:
                 raise BadRequest("by=copy: the active configuration has no copy vector")
             rows = search.search(self.settings, vector=part.tolist(), config_id=self.config.config_id, by=by,
