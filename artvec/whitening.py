@@ -75,11 +75,18 @@ class PartWhitening:
         return out[0] if np.ndim(x) == 1 else out
 
 
-def fit(vectors: np.ndarray, alpha: float, shrinkage: float, rank: int) -> PartWhitening:
-    """The transform fitted on ``vectors`` (reference rows of one part)."""
+def fit(vectors: np.ndarray, alpha: float, shrinkage: float, rank: int, groups=None, within: float = 0.0) -> PartWhitening:
+    """The transform fitted on ``vectors`` (reference rows of one part). With ``groups`` (a label per row: the
+    drawing's artist; "" for rows of no known hand) and ``within`` > 0, the scales come from
+    (1 − within)·the covariance + within·the *within-artist* covariance (each labelled row less its artist's
+    mean, artists of one row left out): directions along which one hand's drawings vary among themselves
+    (what they show) count less, those along which hands differ and each keeps to itself count more."""
     x = np.asarray(vectors, dtype=np.float64)
     mean = x.mean(0)
-    eigenvalues, eigenvectors = np.linalg.eigh(np.cov((x - mean).T))
+    covariance = np.cov((x - mean).T)
+    if within:
+        covariance = (1 - within) * covariance + within * within_covariance(x, groups)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]
     floor = shrinkage * eigenvalues.mean()
@@ -88,6 +95,20 @@ def fit(vectors: np.ndarray, alpha: float, shrinkage: float, rank: int) -> PartW
     rest = float((eigenvalues[rank:].mean() + floor) ** -alpha)
     top = scales.max()
     return PartWhitening(mean, eigenvectors[:, :rank], scales / top, rest / top)
+
+
+def within_covariance(x: np.ndarray, groups) -> np.ndarray:
+    """The pooled covariance of rows about their group's mean (groups "" and groups of one row left out)."""
+    labels = np.asarray(groups)
+    centred = []
+    for label in sorted(set(labels.tolist()) - {""}):
+        rows = x[labels == label]
+        if len(rows) > 1:
+            centred.append(rows - rows.mean(0))
+    if not centred:
+        raise ValueError("a within-artist whitening needs groups with two rows or more")
+    c = np.concatenate(centred)
+    return c.T @ c / (len(c) - len(centred))
 
 
 @dataclass(frozen=True)

@@ -31,21 +31,22 @@ Every row but the last block is the default *before the whitening* with one thin
 ranks, the whole vector whitened as one, and a leave-one-set-out fit on the other sets; those rows are also
 paired to WHITENED (the first whitened default, clipart-v1). Then THE DEFAULT (clipart-v2: the tone histogram
 × 0.2, colour × 0.7) and the tone weights around it, each with a basis refitted for it, paired to both. They
-need the clip art (clipart.py) for the reference set. With ``--seeds``, the whitening is also scored under
+need the clip art (clipart.py) for the reference set. Then the whitening *within artists*: bases refitted
+with their scales from the covariance of the reference drawings about their own artist's mean (``--only within``
+runs THE DEFAULT and these rows alone, from the area256g features: one model pass of each picture). With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -383,15 +384,18 @@ def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = Tr
 
 
 def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: bool = True,
-              norm: float = STYLE_NORM) -> dict:
-    """``artvec.whitening.fit`` on reference rows of ``recipe`` vectors, per part (or as one vector)."""
+              norm: float = STYLE_NORM, groups=None, within: float = 0.0, colour_within: float | None = None) -> dict:
+    """``artvec.whitening.fit`` on reference rows of ``recipe`` vectors, per part (or as one vector); ``groups``,
+    ``within``: the reference rows' artists and the share of the within-artist covariance (``colour_within``:
+    the colour part's, if not the same)."""
     from artvec import whitening
 
     ns = train.shape[1] - 512
     if not per_part:
-        return {"all": whitening.fit(train, alpha, shrinkage, rank)}
-    return {"style": whitening.fit(train[:, :ns] / norm, alpha, shrinkage, rank),
-            "colour": whitening.fit(train[:, ns:] / 0.45, alpha, shrinkage, rank)}
+        return {"all": whitening.fit(train, alpha, shrinkage, rank, groups, within)}
+    colour_within = within if colour_within is None else colour_within
+    return {"style": whitening.fit(train[:, :ns] / norm, alpha, shrinkage, rank, groups, within),
+            "colour": whitening.fit(train[:, ns:] / 0.45, alpha, shrinkage, rank, groups, colour_within)}
 
 
 def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: float = STYLE_NORM, **fit) -> np.ndarray:
@@ -399,6 +403,38 @@ def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: fl
     norm ``norm``; ``fit``: fit_parts's alpha, shrinkage, rank): what a shipped basis would do for a layout or
     weights none ships for."""
     return whitened(x, fit_parts(reference, norm=norm, **fit), colour, norm=norm)
+
+
+def within_artists(lines: list, add, G: dict, Rf: dict, ref_items: list) -> None:
+    """Rows of THE DEFAULT's recipe whitened by bases refitted with the scales from the covariance *within* the
+    reference set's artists (its drawings are labelled by hand; the unnamed uploads are no one's): what one hand
+    varies among its drawings (what they show) counts less."""
+    lines.append("---- whitening within artists: the reference set's hands as labels (each a basis refitted) ----")
+    hands = [it.key.split("/", 1)[1].split("--")[0] for it in ref_items]
+    hands = ["" if hand == "unnamed" else hand for hand in hands]
+    x2, xr2, norm2 = recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), style_norm(0.2)
+    for within, alpha, shrinkage, colour_within, rank in (
+            (0.5, 0.25, 0.1, None, 256), (1.0, 0.25, 0.1, None, 256), (1.0, 0.25, 0.1, 0.0, 256), (1.0, 0.35, 0.1, None, 256),
+            (1.0, 0.5, 0.1, None, 256), (1.0, 0.5, 0.3, None, 256), (1.0, 0.25, 0.03, None, 256), (1.0, 0.25, 0.3, None, 256),
+            (1.0, 0.25, 0.1, None, 1000), (1.0, 0.35, 0.3, None, 1000)):
+        cw = "" if colour_within is None else f", colour part {colour_within}"
+        add(f"within {within}{cw}, α {alpha}, shrinkage {shrinkage}, rank {rank}", "area256g",
+            refitted(x2, xr2, 0.7, norm2, alpha=alpha, shrinkage=shrinkage, rank=rank, groups=hands, within=within,
+                     colour_within=colour_within))
+
+
+def reference_blocks(args) -> tuple[list, dict]:
+    """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
+    import clipart
+    import reference
+
+    if clipart.missing_tools():
+        sys.exit(f"error: the whitening rows need the reference set: {clipart.missing_tools()}")
+    ref_items = [sets.Item(key=f"reference/{p.stem}", label="", group="", path=p) for p in reference.reference_set()]
+    Rf = extract_cached(ref_items, "area256g", lambda: Extractor(args.device, heads=HEADS_FOR["area256g"]),
+                        Path(args.cache) / "area256g.npz" if args.cache else None)
+    Rf.update(pixel_blocks(ref_items, "area256g"))
+    return ref_items, Rf
 
 
 # ---- scoring -------------------------------------------------------------------------------
@@ -491,6 +527,15 @@ def row(bench: Bench, name, variant, r, dims, width: int = 58):
     return f"{name[:width]:{width}s} {variant:8s}{cols}{tasks} {dims if dims else '-':>6}"
 
 
+def paired(bench: Bench, name, variant, r, base) -> str:
+    """A row of paired differences (mAP@R; near-duplicates: top-1) of result ``r`` to ``base``, * beyond the noise."""
+    parts = []
+    for key in bench.names + bench.tasks:
+        diff, half = bench.paired(r, base, key)
+        parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
+    return f"{name[:44]:44s} {variant:8s} " + "  ".join(parts)
+
+
 def sharp_kernel(x: np.ndarray, fingerprint: np.ndarray, sx: float, s0: float, weight: float, features: int = 0):
     """The squared distances of ``x`` plus ``weight``·(2 − 2k), k a Gaussian kernel that is near 1 only
     where both the fingerprints (bandwidth² ``sx``) and the vectors ``x`` (``s0``) are near: a bonus for
@@ -526,6 +571,8 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
+    ap.add_argument("--only", default="", choices=("", "within"),
+                    help="within: only THE DEFAULT and the whitening within artists (area256g features alone)")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -549,13 +596,6 @@ def main():
         print(f"features {name} ({weights}): {time.time() - t:.0f}s", flush=True)
         return out
 
-    F = {v: features(v) for v in args.variants.split(",")}
-    for v in F:
-        if v != "sq224":
-            F[v].update(pixel_blocks(bench.items, v))
-    R = features("sq224", "random")
-    F["area256g"].update(features("area256g", heads=tuple(POWER), name="area256g-p1"))
-    F["area256g"].update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
     lines = [header(bench)]
     scored = {}
 
@@ -567,6 +607,28 @@ def main():
     def add(name, variant, x):
         record(name, variant, bench.score(x.astype(np.float32)), x.shape[1])
 
+    if args.only == "within":  # THE DEFAULT and the whitening within artists alone: one model pass of each picture
+        G = features("area256g")
+        G.update(pixel_blocks(bench.items, "area256g"))
+        ref_items, Rf = reference_blocks(args)
+        from artvec import whitening
+
+        add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2)))
+        within_artists(lines, add, G, Rf, ref_items)
+        lines.append("---- paired to THE DEFAULT (clipart-v2) ----")
+        new = scored[(NEW, "area256g")]
+        lines += [paired(bench, name, variant, r, new) for (name, variant), r in list(scored.items())[1:]]
+        lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
+            f"{key} ±{bench.half_width(new, key):.3f}" for key in bench.names))
+        print("\n" + "\n".join(lines) + f"\n\ntotal {time.time() - t0:.0f}s")
+        return
+    F = {v: features(v) for v in args.variants.split(",")}
+    for v in F:
+        if v != "sq224":
+            F[v].update(pixel_blocks(bench.items, v))
+    R = features("sq224", "random")
+    F["area256g"].update(features("area256g", heads=tuple(POWER), name="area256g-p1"))
+    F["area256g"].update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
     def add_distances(name, variant, d, dims):
         record(name, variant, bench.score_distances(d), dims)
 
@@ -650,18 +712,10 @@ def main():
     add("mean5_4 ×0.3, c8×0.5, tone×0.4", "area256g", recipe(G, colour=0.5, tone_weight=0.4, content=("mean5_4", 0.3, 0)))
 
     lines.append("---- whitening fitted on the reference set (clip art by 476 other artists: benchmarks/reference.py) ----")
-    import clipart
-    import reference
-
     from artvec import whitening
 
-    if clipart.missing_tools():
-        sys.exit(f"error: the whitening rows need the reference set: {clipart.missing_tools()}")
     first_white = len(scored)
-    ref_items = [sets.Item(key=f"reference/{p.stem}", label="", group="", path=p) for p in reference.reference_set()]
-    Rf = extract_cached(ref_items, "area256g", lambda: Extractor(args.device, heads=HEADS_FOR["area256g"]),
-                        Path(args.cache) / "area256g.npz" if args.cache else None)
-    Rf.update(pixel_blocks(ref_items, "area256g"))
+    ref_items, Rf = reference_blocks(args)
     x, xr = recipe(G), recipe(Rf)
     shipped = whitening.load("clipart-v1").parts
     add(WHITE, "area256g", whitened(x, shipped))
@@ -706,7 +760,10 @@ def main():
             norm = style_norm(tone_weight)
             add(f"tone×{tone_weight}, colour×{colour}, a basis refitted for it", "area256g",
                 refitted(recipe(G, tone_weight=tone_weight), recipe(Rf, tone_weight=tone_weight), colour, norm))
-    white_rows = list(scored)[first_white:]
+    first_within = len(scored)
+    within_artists(lines, add, G, Rf, ref_items)
+    within_rows = list(scored)[first_within:]
+    white_rows = list(scored)[first_white:first_within]
     # the copy vector (artvec's copy_vector: searched apart from the combined vector, by artvec duplicates and
     # --by copy): pooled deep features of the default's input, square-rooted, L2, whitened on the reference set.
     # Read its near-duplicate columns; the style sets' show why it is not the combined vector.
@@ -745,31 +802,26 @@ def main():
         seed_pairs.append((f"tone×0.2, colour×0.7, projection seed {seed} (basis refitted)",
                            f"whitened, projection seed {seed} (basis refitted)"))
 
-    def paired_row(name, variant, r, base):
-        parts = []
-        for key in bench.names + bench.tasks:
-            diff, half = bench.paired(r, base, key)
-            parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
-        return f"{name[:44]:44s} {variant:8s} " + "  ".join(parts)
-
     lines.append("---- paired differences of mAP@R (dup: top-1) to the default; 95 % cluster bootstrap, * beyond noise ----")
     default = scored[(DEFAULT, "area256g")]
-    lines += [paired_row(name, variant, r, default) for (name, variant), r in scored.items()]
+    lines += [paired(bench, name, variant, r, default) for (name, variant), r in scored.items()]
     lines.append("the default's own 95 % half-widths: " + ", ".join(
         f"{key} ±{bench.half_width(default, key):.3f}" for key in bench.names))
     lines.append("---- the whitening rows paired to WHITENED (clipart-v1: the previous default) ----")
     white = scored[(WHITE, "area256g")]
-    lines += [paired_row(name, variant, scored[(name, variant)], white) for name, variant in white_rows[1:]]
+    lines += [paired(bench, name, variant, scored[(name, variant)], white) for name, variant in white_rows[1:]]
     lines.append("---- the tone rows paired to THE DEFAULT (clipart-v2) ----")
     new = scored[(NEW, "area256g")]
-    lines += [paired_row(name, variant, scored[(name, variant)], new) for name, variant in white_rows
+    lines += [paired(bench, name, variant, scored[(name, variant)], new) for name, variant in white_rows
               if name.startswith("tone×")]
+    lines.append("---- whitening within artists paired to THE DEFAULT (clipart-v2) ----")
+    lines += [paired(bench, name, variant, scored[(name, variant)], new) for name, variant in within_rows]
     lines.append("---- the copy vectors paired to THE DEFAULT's combined vector (near-duplicate columns) ----")
-    lines += [paired_row(name, variant, scored[(name, variant)], new) for name, variant in copy_rows]
+    lines += [paired(bench, name, variant, scored[(name, variant)], new) for name, variant in copy_rows]
     if seed_pairs:
         lines.append("---- under other projection seeds: the whitening's gain (whitened minus unwhitened) and today's "
                      "weights' (tone×0.2, colour×0.7 minus the first whitened default), same seed ----")
-    lines += [paired_row(w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
+    lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
     lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
         f"{key} ±{bench.half_width(new, key):.3f}" for key in bench.names))
     print("\n" + "\n".join(lines))

@@ -95,6 +95,42 @@ def test_fit_evens_out_the_directions_of_variation():
     assert partial.directions.shape == (6, 2) and partial.scales[0] < partial.scales[1] < partial.rest
 
 
+def test_fit_within_groups_counts_what_each_group_varies_in_less():
+    """Rows in groups: along 8 axes every group spreads widely (what one hand varies: subjects), along 8 others
+    the groups sit apart and each keeps to its place (what tells hands apart). The plain fit (α ½, full rank)
+    evens out the total variance and so still finds a row's nearest neighbour mostly in another group; the
+    within-group fit (``within`` 1) scales the first axes down, the second up, and finds it in the same group.
+    Groups labelled "" and groups of one row are left out of the within covariance."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(100), 5)
+    x = np.concatenate([rng.standard_normal((len(groups), 8)) * 2.0,                               # within each group
+                        rng.standard_normal((100, 8))[groups] + 0.2 * rng.standard_normal((len(groups), 8))], 1)
+    labels = [str(g) for g in groups]
+    plain = whitening.fit(x, alpha=0.5, shrinkage=0.0, rank=15)
+    within = whitening.fit(x, alpha=0.5, shrinkage=0.0, rank=15, groups=labels, within=1.0)
+
+    def scale_along(w, axis):  # the length of the transform's image of that axis (the leading directions and the rest)
+        d = w.directions
+        m = d @ np.diag(w.scales) @ d.T + w.rest * (np.eye(len(d)) - d @ d.T)
+        return float(np.linalg.norm(m[:, axis]))
+
+    assert 0.5 < scale_along(plain, 0) / scale_along(plain, 8) < 2
+    assert scale_along(within, 0) / scale_along(within, 8) < 0.2
+
+    def same_group_nearest(w):
+        y = w.apply(x)
+        d = np.linalg.norm(y[:, None] - y[None], axis=2)
+        np.fill_diagonal(d, np.inf)
+        return float(np.mean(groups[d.argmin(1)] == groups))
+
+    assert same_group_nearest(plain) < 0.5 < 0.9 < same_group_nearest(within)
+    # unlabelled rows and single rows do not enter the within covariance
+    np.testing.assert_allclose(whitening.within_covariance(x, labels[:-2] + ["", "lonely"]),
+                               whitening.within_covariance(x[:-2], labels[:-2]))
+    with pytest.raises(ValueError, match="groups with two rows"):
+        whitening.fit(x[:3], 0.5, 0.0, 2, groups=["a", "b", ""], within=1.0)
+
+
 def test_whitening_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="unknown embedding whitening 'bogus'.*clipart-v1, clipart-v2"):
         EmbeddingConfig.from_dict({"whitening": "bogus"})
