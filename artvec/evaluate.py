@@ -21,8 +21,6 @@ from .errors import ArtvecError, ConfigError, first_line
 if TYPE_CHECKING:
     from .config import Settings
 
-#: --by -> the stored column holding that part (never user text in SQL)
-COLUMNS = {"both": "embedding", "style": "style", "colour": "colour", "copy": "copy"}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -44,9 +42,11 @@ VIEW = "artvec.embeddings"       # the active configuration's vectors
 
 
 def check_by(by: str) -> str:
-    if by not in COLUMNS:
-        raise ConfigError(f"--by must be one of {', '.join(COLUMNS)}, got {by!r}")
-    return COLUMNS[by]
+    from .search import BY_COLUMN   # --by -> the stored column holding that part (never user text in SQL)
+
+    if by not in BY_COLUMN:
+        raise ConfigError(f"--by must be one of {', '.join(BY_COLUMN)}, got {by!r}")
+    return BY_COLUMN[by]
 
 
 def choose_config(connection, config_id: str | None, configured: str) -> tuple[str, str]:

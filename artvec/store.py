@@ -42,9 +42,9 @@ def column_dimensions(connection: "Connection", relation: str = tables.qualified
         select a.attname, a.atttypmod
         from pg_attribute a
         where a.attrelid = to_regclass(:relation)
-          and a.attname in ('embedding', 'style', 'colour', 'copy') and not a.attisdropped
+          and a.attname = any(:columns) and not a.attisdropped
           and a.atttypmod > 0
-    """), {"relation": relation})
+    """), {"relation": relation, "columns": list(tables.VECTOR_COLUMNS)})
     return {name: typmod for name, typmod in rows}
 
 

@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
-from artvec import metrics  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
@@ -156,26 +155,25 @@ def report(bench, results: dict, dims: dict) -> bool:
                       for f in np.unique(labels))
         print(f"worst labels of {key} (mAP@R, artvec 0.1 beside): " + ", ".join(
             f"{fam} {new:.2f} ({was:.2f})" for new, was, fam in rows[:5]))
-    kinds = np.array(bench.dups.kinds)
-    print("near-duplicate top-1 by edit (default): " + ", ".join(
-        f"{k}={default['dup'][kinds == k].mean():.2f}" for k in sets.EDITS))
+    print("near-duplicate top-1 by edit (default): " + by_edit(bench, default, "dup"))
     if bench.drawing_dups:
-        kinds = np.array(bench.drawing_dups.kinds)
-        print("near-duplicates among the clip-art drawings, top-1 by edit (default): " + ", ".join(
-            f"{k}={default['drawdup'][kinds == k].mean():.2f}" for k in sets.EDITS))
+        print("near-duplicates among the clip-art drawings, top-1 by edit (default): " + by_edit(bench, default, "drawdup"))
     print("near-duplicate top-1 by the original's set (default): " + ", ".join(
         f"{name}={default['dup'][bench.dup_sources == name].mean():.2f} ({int(np.sum(bench.dup_sources == name))})"
         for name in dict.fromkeys(bench.dup_sources)))
     if copy_vector is not None:
-        kinds = np.array(bench.dups.kinds)
-        print("by the copy vector, top-1 by edit: " + ", ".join(
-            f"{k}={copy_vector['dup'][kinds == k].mean():.2f}" for k in sets.EDITS) + "; by the original's set: " + ", ".join(
-            f"{name}={copy_vector['dup'][bench.dup_sources == name].mean():.2f}" for name in dict.fromkeys(bench.dup_sources)))
+        print("by the copy vector, top-1 by edit: " + by_edit(bench, copy_vector, "dup") + "; by the original's set: "
+              + ", ".join(f"{name}={copy_vector['dup'][bench.dup_sources == name].mean():.2f}"
+                          for name in dict.fromkeys(bench.dup_sources)))
         if bench.drawing_dups:
-            kinds = np.array(bench.drawing_dups.kinds)
-            print("by the copy vector among the drawings, top-1 by edit: " + ", ".join(
-                f"{k}={copy_vector['drawdup'][kinds == k].mean():.2f}" for k in sets.EDITS))
+            print("by the copy vector among the drawings, top-1 by edit: " + by_edit(bench, copy_vector, "drawdup"))
     return ahead_everywhere
+
+
+def by_edit(bench, result: dict, task: str) -> str:
+    """Near-duplicate top-1 of ``task`` ("dup", or "drawdup": among the drawings) per kind of edit."""
+    kinds = np.array((bench.dups if task == "dup" else bench.drawing_dups).kinds)
+    return ", ".join(f"{k}={result[task][kinds == k].mean():.2f}" for k in sets.EDITS)
 
 
 if __name__ == "__main__":

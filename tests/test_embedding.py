@@ -242,12 +242,12 @@ def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(picture
         np.testing.assert_allclose(v.copy, expected / np.linalg.norm(expected), atol=2e-4)
     rng = np.random.default_rng(0)
     stack = np.stack([v.copy for v in vectors])
-    for kind in ("greyscale", "crop", "cast+crop", "rescan"):
-        with Embedder(config) as emb:
+    with Embedder(config) as emb:
+        for kind in ("greyscale", "crop", "cast+crop", "rescan"):
             copies = emb.embed_images([EDITS[kind](picture, rng) for picture in originals])
-        for i, copy in enumerate(copies):
-            d = np.linalg.norm(stack - copy.copy, axis=1)
-            assert d.argmin() == i, (kind, names[i], d)
+            for i, copy in enumerate(copies):
+                d = np.linalg.norm(stack - copy.copy, axis=1)
+                assert d.argmin() == i, (kind, names[i], d)
     with pytest.raises(ValueError, match="copy_vector"):
         EmbeddingConfig.from_dict({"copy_vector": "no-such-basis"})
     assert PREVIOUS_CONFIG == dataclasses.replace(DEFAULT_CONFIG, copy_vector="none")
