@@ -165,8 +165,9 @@ def demo(settings: "Settings", engine: "Engine", say: Callable[[str], None] = pr
     report = sync(settings, SyncOptions(device=device, batch_size=8), engine=engine)
     say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
         f"({report.seconds:.1f} s)")
-    indexes.index(settings, engine=engine, progress=lambda message: None)
-    say("index: HNSW on embedding, style and colour; database defaults for iterative scans set")
+    built = indexes.index(settings, engine=engine, progress=lambda message: None)
+    columns = [entry["index"].removesuffix("_hnsw").rsplit("_", 1)[1] for entry in built if entry["index"].endswith("_hnsw")]
+    say(f"index: HNSW on {', '.join(columns)}; database defaults for iterative scans set")
     examples = run_examples(settings, engine)
     out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")
     # one group per manner: on 40 pictures silhouette settles on 4 groups for the 5 manners (README)

@@ -122,8 +122,8 @@ def progress_detail(row) -> str:
 def index(settings: "Settings", rebuild: bool = False, progress: Progress = print,
                    maintenance_work_mem: str | None = None, engine: "Engine | None" = None,
                    configuration: "Configuration | None" = None) -> list[dict]:
-    """HNSW indexes on embedding, style and colour, a B-tree on each facet, on the table of
-    ``configuration`` (default: the active one).
+    """HNSW indexes on embedding, style and colour (and copy, where the configuration has a copy vector), a
+    B-tree on each facet, on the table of ``configuration`` (default: the active one).
 
     Safe to run again: existing valid indexes with the configured parameters are kept;
     with ``rebuild`` (or when m/ef_construction changed, or a build was interrupted) a new

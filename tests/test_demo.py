@@ -22,6 +22,8 @@ def test_demo_end_to_end_and_again(private_home, env):
     result = run_cli("demo", env=demo_env)
     out = result.stdout
     assert "sync: 40 embedded" in out
+    # every vector column the default fills gets its HNSW index, the copy vector's too
+    assert "index: HNSW on embedding, style, colour, copy;" in out
 
     sections = re.findall(r"\n(More like this[^\n]*)\n((?:  #.*\n?)+)", out)
     assert len(sections) == 3
