@@ -14,6 +14,12 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
                         90, 97 %) and per-channel firing rates (share of positions > 0)
   mean5_4, max5_4,      relu5_4 (and relu4_4) pooled over positions, on the default's input (area256g):
   gem5_4, mean4_4       content features tried *beside* the style part (``area256g-more``)
+  ms160, mq160, ms160s, the Gram normalised as a matrix (G^½, G^¼, G^½ then each entry's square root, the
+  cv160                 covariance^½), count-sketched as cs160 (area256g only, cached apart as ``area256g-mpn``)
+  vlad, bow             per layer (relu2_1–5_1) the VLAD of the local descriptors against a 16-word codebook fitted
+                        on the reference set, projected to 160, and the word counts (``area256g-vlad``)
+  *_margin, *_flat      cs160, st160 pooled over the drawn positions only, and the histograms (t32, e16, h32, c8)
+                        over the drawn pixels, the blank paper left out (``area256g-paper``)
   t32, e16, h32         tone (luma), edge (gradient magnitude) and tone coherence histograms; l8 a
                         luma thumbnail 8×8 (a layout fingerprint, tried for near-duplicates): no
                         model, so computed afresh on every run (``pixel_blocks``), never cached
@@ -33,14 +39,16 @@ paired to WHITENED (the first whitened default, clipart-v1). Then THE DEFAULT (c
 × 0.2, colour × 0.7) and the tone weights around it, each with a basis refitted for it, paired to both. They
 need the clip art (clipart.py) for the reference set. Then the whitening *within artists*: bases refitted
 with their scales from the covariance of the reference drawings about their own artist's mean (``--only within``
-runs THE DEFAULT and these rows alone, from the area256g features: one model pass of each picture). With ``--seeds``, the whitening is also scored under
+runs THE DEFAULT and these rows alone, from the area256g features: one model pass of each picture). ``--only
+mpn``, ``--only vlad``, ``--only paper``: THE DEFAULT and the layers pooled otherwise (the Gram normalised as a
+matrix; VLAD; the blank paper left out), each row with a basis refitted for it (one more model pass each). With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper]
 """
 
 from __future__ import annotations
@@ -80,6 +88,10 @@ HEADS = {
     "stfull": dict(stats_share=1.0, stats_dims_per_layer=1024),
     "cs160p1": dict(reduction="countsketch", style_dims_per_layer=160),
     "st160p1": dict(stats_share=1.0, stats_dims_per_layer=160),
+    "ms160": dict(reduction="countsketch", style_dims_per_layer=160),
+    "mq160": dict(reduction="countsketch", style_dims_per_layer=160),
+    "ms160s": dict(reduction="countsketch", style_dims_per_layer=160),
+    "cv160": dict(reduction="countsketch", style_dims_per_layer=160),
 }
 #: blocks made without the power normalisation (``StyleHead.power`` 1.0 instead of the signed square root)
 POWER = {"cs160p1": 1.0, "st160p1": 1.0}
@@ -146,6 +158,17 @@ class Extractor:
         return result
 
 
+    def layer_maps(self, arr: np.ndarray, grey: bool):
+        """(layer, 1×C×H×W activations) at each layer of ``self.at``, in order (call in inference mode)."""
+        import torch
+
+        x = self.source.preprocess(torch.from_numpy((luminance(arr) if grey else arr)[None].copy()).to(self.device))
+        for idx, module in enumerate(self.features):
+            x = module(x)
+            if idx in self.at:
+                yield self.at[idx], x
+
+
 class MoreExtractor(Extractor):
     """The ``area256g-more`` blocks: activation distributions beyond mean and std, and content features."""
 
@@ -187,6 +210,212 @@ class MoreExtractor(Extractor):
                           gem5_4=top.clamp_min(1e-6).pow(3).mean(1).pow(1 / 3).cpu().numpy(),
                           mean4_4=maps["relu4_4"].mean(1).cpu().numpy())
         return result
+
+
+class MatrixPowerExtractor(Extractor):
+    """The ``area256g-mpn`` blocks: the Gram matrix normalised as a matrix, not entry by entry (the matrix power
+    normalisation of second-order pooling: G^p = V·diag(λ^p)·Vᵀ), then cs160's upper triangle and count-sketch.
+    ms160: G^½; mq160: G^¼; ms160s: G^½ then the signed square root of each entry; cv160: the covariance
+    (G − μμᵀ)^½."""
+
+    def __init__(self, device: str):
+        super().__init__(device, heads=())
+        self.plain = StyleHead(head_config("cs160"), self.device)
+        self.plain.power = 1.0
+        self.rooted = StyleHead(head_config("cs160"), self.device)
+
+    @staticmethod
+    def matrix_power(g, p: float):
+        import torch
+
+        w, v = torch.linalg.eigh(g)
+        return (v * w.clamp_min(0).pow(p).unsqueeze(1)) @ v.transpose(1, 2)
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out: dict[str, list] = {"ms160": [], "mq160": [], "ms160s": [], "cv160": []}
+            for layer, x in self.layer_maps(arr, grey):
+                a = x.flatten(2).float()
+                g = StyleHead._gram(a)
+                mean = a.mean(2)
+                root = self.matrix_power(g, 0.5)
+                out["ms160"].append(self.plain._reduced_gram(layer, root)[0])
+                out["mq160"].append(self.plain._reduced_gram(layer, self.matrix_power(g, 0.25))[0])
+                out["ms160s"].append(self.rooted._reduced_gram(layer, root)[0])
+                cov = g - mean.unsqueeze(2) * mean.unsqueeze(1)
+                out["cv160"].append(self.plain._reduced_gram(layer, self.matrix_power(cov, 0.5))[0])
+            return {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
+
+
+def paper_mask(arr: np.ndarray, kind: str, tolerance: float = 12.0) -> np.ndarray:
+    """H×W bool: the picture's blank paper — pixels within ``tolerance`` luma levels of the median luma of its
+    outermost two pixels; ``margin``: only those connected (4-neighbours) to that frame, ``flat``: all of them."""
+    from scipy import ndimage
+
+    y = luminance(arr)[..., 0].astype(np.float32)
+    frame = np.concatenate([y[:2].ravel(), y[-2:].ravel(), y[:, :2].ravel(), y[:, -2:].ravel()])
+    paper = np.abs(y - np.median(frame)) <= tolerance
+    if kind == "flat":
+        return paper
+    labels, _ = ndimage.label(paper)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, edge[edge > 0])
+
+
+def masked_histograms(arr: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The tone, edge, coherence and colour histograms over the pixels ``keep`` only (artvec's arithmetic)."""
+    y = luminance(arr)[..., 0].astype(np.float32)
+    flat = arr.reshape(-1, 3)[keep.ravel()]
+    gx, gy = np.zeros_like(y), np.zeros_like(y)
+    gx[:, 1:-1] = (y[:, 2:] - y[:, :-2]) / 2
+    gy[1:-1] = (y[2:] - y[:-2]) / 2
+    steps = np.minimum((np.log2(1 + np.hypot(gx, gy)) * 2).astype(np.int64), 15)[keep]
+    edges = np.bincount(steps, minlength=16).astype(np.float64)
+    tones = y.astype(np.int32) * 32 // 256
+    same, total = np.zeros(32), np.zeros(32)
+    for here, there, k in ((tones[:, :-1], tones[:, 1:], keep[:, :-1]), (tones[:-1], tones[1:], keep[:-1])):
+        total += np.bincount(here[k], minlength=32)
+        same += np.bincount(here[k & (here == there)], minlength=32)
+    coherence = same / np.maximum(total, 1.0)
+    hellinger = lambda c: np.sqrt(c / max(c.sum(), 1.0)).astype(np.float32)  # noqa: E731
+    return {"t32": tone_histogram(flat[None], 32), "e16": hellinger(edges), "h32": l2n(coherence[None])[0].astype(np.float32),
+            "c8": colour_histogram(flat[None], 8)}
+
+
+class PaperMaskExtractor(Extractor):
+    """The ``area256g-paper`` blocks: cs160 and st160 pooled over the drawn positions only — each layer's cells
+    not wholly blank paper (``paper_mask``), grown by one cell — and the histograms over the drawn pixels; for
+    both mask kinds (``…_margin``, ``…_flat``). A picture with under 2 % drawn keeps all its positions."""
+
+    def __init__(self, device: str):
+        super().__init__(device, heads=("cs160", "st160"))
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        masks = {kind: paper_mask(arr, kind) for kind in ("margin", "flat")}
+        out: dict[str, list] = {}
+        for kind, paper in masks.items():
+            drawn = ~paper if (~paper).mean() >= 0.02 else np.ones_like(paper)
+            for k, v in masked_histograms(arr, drawn).items():
+                out[f"{k}_{kind}"] = [v]
+        with torch.inference_mode():
+            for layer, x in self.layer_maps(arr, grey):
+                a = x.flatten(2).float()
+                for kind, paper in masks.items():
+                    blank = torch.from_numpy(paper.astype(np.float32))[None, None]
+                    stride = arr.shape[0] // x.shape[2]
+                    cells = F.avg_pool2d(blank, stride) >= 1.0  # wholly blank cells
+                    drawn = F.max_pool2d((~cells).float(), 3, 1, 1).flatten() > 0
+                    if drawn.sum() < max(4, 0.02 * drawn.numel()):
+                        drawn[:] = True
+                    part = a[:, :, drawn]
+                    gram = StyleHead._gram(part)
+                    out.setdefault(f"cs160_{kind}", []).append(self.heads["cs160"]._reduced_gram(layer, gram)[0])
+                    out.setdefault(f"st160_{kind}", []).append(self.heads["st160"]._stats(layer, part)[0])
+        return {k: (torch.cat(v).cpu().numpy() if isinstance(v[0], torch.Tensor) else v[0]) for k, v in out.items()}
+
+
+VLAD_LAYERS, VLAD_K, VLAD_SAMPLE = GATYS[1:], 16, 64
+
+
+def local_features(a):
+    """C × positions activations -> positions × C local descriptors: square-rooted, unit norm each."""
+    import torch.nn.functional as F
+
+    return F.normalize(a.clamp_min(0).sqrt().T, dim=1)
+
+
+class LocalSampler(Extractor):
+    """VLAD_SAMPLE seeded positions' local descriptors per layer of one picture: what the codebooks are fitted on."""
+
+    def __init__(self, device: str):
+        super().__init__(device, heads=())
+        self.count = 0
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+
+        self.count += 1
+        rng = np.random.default_rng([11, self.count])
+        with torch.inference_mode():
+            out = {}
+            for layer, x in self.layer_maps(arr, grey):
+                if layer in VLAD_LAYERS:
+                    d = local_features(x[0].flatten(1).float())
+                    out[layer] = d[torch.from_numpy(rng.choice(len(d), min(VLAD_SAMPLE, len(d)), replace=False))].cpu().numpy()
+        return out
+
+
+def kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
+    """Lloyd's k-means (k-means++ seeding) on unit rows; the centres."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(k - 1):
+        d = np.min(np.stack([((x - c) ** 2).sum(1) for c in centres]), 0)
+        centres.append(x[rng.choice(len(x), p=d / d.sum())])
+    c = np.stack(centres)
+    for _ in range(iterations):
+        assign = np.argmax(x @ c.T - 0.5 * (c * c).sum(1), 1)
+        for j in range(k):
+            members = x[assign == j]
+            if len(members):
+                c[j] = members.mean(0)
+    return c.astype(np.float32)
+
+
+def vlad_codebooks(ref_items: list, device: str, cache: Path) -> dict[str, np.ndarray]:
+    """Per layer a VLAD_K-word codebook of local descriptors, fitted on the reference set (cached)."""
+    if cache.exists():
+        with np.load(cache) as z:
+            return {layer: z[layer] for layer in z.files}
+    sampler = LocalSampler(device)
+    samples: dict[str, list] = {}
+    for item in ref_items:
+        for layer, d in sampler(prepare(item.load(), "area256g"), grey=True).items():
+            samples.setdefault(layer, []).append(d)
+    books = {layer: kmeans(np.concatenate(v), VLAD_K) for layer, v in samples.items()}
+    np.savez(cache, **books)
+    return books
+
+
+class VladExtractor(Extractor):
+    """The ``area256g-vlad`` blocks: per layer (relu2_1–5_1) the VLAD of the local descriptors against the
+    reference set's codebook (residuals summed per word, each word's sum unit norm, signed square root, unit
+    norm), through a seeded Gaussian projection to 160, unit norm. ``vlad``: the words' residual sums;
+    ``bow``: the word counts (a bag of visual words, square-rooted, unit norm, 16 dims padded to 160)."""
+
+    def __init__(self, device: str, books: dict):
+        import torch
+
+        super().__init__(device, heads=())
+        self.books = {layer: torch.from_numpy(b).to(self.device) for layer, b in books.items()}
+        self.proj = {layer: torch.from_numpy(np.random.default_rng([13, LAYER_INDEX[layer]]).standard_normal(
+            (VLAD_K * CHANNELS[layer], 160)).astype(np.float32)).to(self.device) for layer in VLAD_LAYERS}
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        with torch.inference_mode():
+            out: dict[str, list] = {"vlad": [], "bow": []}
+            for layer, x in self.layer_maps(arr, grey):
+                if layer not in VLAD_LAYERS:
+                    continue
+                d = local_features(x[0].flatten(1).float())
+                c = self.books[layer]
+                assign = torch.argmax(d @ c.T - 0.5 * (c * c).sum(1), 1)
+                onehot = F.one_hot(assign, VLAD_K).float()
+                residual = onehot.T @ d - onehot.sum(0)[:, None] * c  # K × C
+                v = F.normalize(residual, dim=1).reshape(-1)
+                v = F.normalize(torch.sign(v) * v.abs().sqrt(), dim=0)
+                out["vlad"].append(F.normalize(v @ self.proj[layer], dim=0))
+                bow = F.normalize(onehot.sum(0).sqrt(), dim=0)
+                out["bow"].append(F.pad(bow, (0, 160 - VLAD_K)))
+            return {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
 
 
 def extract_cached(items: list, variant: str, make_extractor, cache: Path | None) -> dict[str, np.ndarray]:
@@ -300,6 +529,8 @@ def projected_content(feature: np.ndarray, dims: int, seed: int = 0) -> np.ndarr
 def distribution(B, kind: str) -> dict[str, np.ndarray]:
     """Per-layer unit vectors (relu2_1–5_1) of an ``area256g-more`` block: ``sw`` signed-square-rooted;
     ``sw1`` sw without it; ``qt``, ``fr`` square-rooted, then projected to 160 like the statistics."""
+    if kind in ("vlad", "bow"):  # area256g-vlad: 160 a layer, relu2_1–5_1, unit norm already
+        return {layer: B[kind][:, 160 * i:160 * (i + 1)] for i, layer in enumerate(VLAD_LAYERS)}
     block = B["sw" if kind == "sw1" else kind]
     widths = {"sw": 160, "sw1": 160, "qt": 4, "fr": 1}[kind]
     bounds = np.cumsum([0] + [widths * (CHANNELS[layer] if kind in ("qt", "fr") else 1) for layer in GATYS[1:]])
@@ -421,6 +652,55 @@ def within_artists(lines: list, add, G: dict, Rf: dict, ref_items: list) -> None
         add(f"within {within}{cw}, α {alpha}, shrinkage {shrinkage}, rank {rank}", "area256g",
             refitted(x2, xr2, 0.7, norm2, alpha=alpha, shrinkage=shrinkage, rank=rank, groups=hands, within=within,
                      colour_within=colour_within))
+
+
+def matrix_power_rows(lines: list, add, G: dict, Rf: dict) -> None:
+    """Rows of THE DEFAULT's recipe with the Gram normalised as a matrix (``area256g-mpn`` blocks), each
+    whitened by a basis refitted on the reference set for it."""
+    lines.append("---- the Gram normalised as a matrix (matrix power normalisation; each a basis refitted) ----")
+    norm2 = style_norm(0.2)
+    add("THE DEFAULT refitted here (a control: = THE DEFAULT)", "area256g",
+        refitted(recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), 0.7, norm2))
+    for gram, share, alpha, label in (("ms160", 0.5, 0.25, "G^½"), ("mq160", 0.5, 0.25, "G^¼"),
+                                      ("ms160s", 0.5, 0.25, "G^½, then each entry's square root"),
+                                      ("cv160", 0.5, 0.25, "covariance^½"), ("ms160", 0.25, 0.25, "G^½"),
+                                      ("ms160", 0.0, 0.25, "G^½"), ("ms160", 0.5, 0.15, "G^½"),
+                                      ("ms160", 0.5, 0.35, "G^½")):
+        add(f"{label}, statistics share {share}, α {alpha}", "area256g",
+            refitted(recipe(G, tone_weight=0.2, gram=gram, share=share),
+                     recipe(Rf, tone_weight=0.2, gram=gram, share=share), 0.7, norm2, alpha=alpha))
+
+
+def vlad_rows(lines: list, add, G: dict, Rf: dict) -> None:
+    """Rows of THE DEFAULT's recipe with the VLAD of each layer's local descriptors (``area256g-vlad``) beside or
+    instead of the Gram or the statistics, each whitened by a basis refitted on the reference set for it."""
+    lines.append("---- VLAD of the local descriptors, a codebook fitted on the reference set (each a basis refitted) ----")
+    norm2 = style_norm(0.2)
+    add("THE DEFAULT refitted here (a control: = THE DEFAULT)", "area256g",
+        refitted(recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), 0.7, norm2))
+    for label, share, views in (("VLAD a third view, share 0.25", 0.5, {"vlad": 1 / 3}),
+                                ("VLAD a third view, share 0.5", 0.5, {"vlad": 1.0}),
+                                ("VLAD instead of the statistics", 0.0, {"vlad": 1.0}),
+                                ("VLAD instead of the Gram", 1.0, {"vlad": 1.0}),
+                                ("word counts a third view, share 0.2", 0.5, {"bow": 0.25})):
+        add(label, "area256g", refitted(recipe(G, tone_weight=0.2, share=share, views=views),
+                                        recipe(Rf, tone_weight=0.2, share=share, views=views), 0.7, norm2))
+
+
+def paper_rows(lines: list, add, G: dict, Rf: dict) -> None:
+    """Rows of THE DEFAULT's recipe pooled over the drawn positions only (``area256g-paper``), the histograms
+    too or not, each whitened by a basis refitted on the reference set for it."""
+    lines.append("---- pooled over what is drawn, the blank paper left out (each a basis refitted) ----")
+    norm2 = style_norm(0.2)
+    add("THE DEFAULT refitted here (a control: = THE DEFAULT)", "area256g",
+        refitted(recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), 0.7, norm2))
+    for kind in ("margin", "flat"):
+        for label, blocks in (("the layers", ("cs160", "st160")), ("the layers and style histograms", ("cs160", "st160", "t32", "e16", "h32")),
+                              ("everything (colour too)", ("cs160", "st160", "t32", "e16", "h32", "c8")),
+                              ("the style histograms only", ("t32", "e16", "h32"))):
+            swap = lambda B: {**B, **{b: B[f"{b}_{kind}"] for b in blocks}}  # noqa: E731
+            add(f"paper ({kind}) left out of {label}", "area256g",
+                refitted(recipe(swap(G), tone_weight=0.2), recipe(swap(Rf), tone_weight=0.2), 0.7, norm2))
 
 
 def reference_blocks(args) -> tuple[list, dict]:
@@ -571,8 +851,9 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
-    ap.add_argument("--only", default="", choices=("", "within"),
-                    help="within: only THE DEFAULT and the whitening within artists (area256g features alone)")
+    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper"),
+                    help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
+                         "mpn: only THE DEFAULT and the Gram normalised as a matrix (one more model pass)")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -607,14 +888,34 @@ def main():
     def add(name, variant, x):
         record(name, variant, bench.score(x.astype(np.float32)), x.shape[1])
 
-    if args.only == "within":  # THE DEFAULT and the whitening within artists alone: one model pass of each picture
+    if args.only:  # THE DEFAULT and one block of rows alone, from the area256g features (and, for mpn, its own pass)
         G = features("area256g")
         G.update(pixel_blocks(bench.items, "area256g"))
         ref_items, Rf = reference_blocks(args)
         from artvec import whitening
 
         add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2)))
-        within_artists(lines, add, G, Rf, ref_items)
+        if args.only == "within":
+            within_artists(lines, add, G, Rf, ref_items)
+        elif args.only == "paper":
+            make = lambda: PaperMaskExtractor(args.device)  # noqa: E731
+            cache = Path(args.cache) / "area256g-paper.npz" if args.cache else None
+            Rf.update(extract_cached(ref_items, "area256g", make, cache))
+            G.update(features("area256g", name="area256g-paper", make=make))
+            paper_rows(lines, add, G, Rf)
+        elif args.only == "vlad":
+            books = vlad_codebooks(ref_items, args.device, Path(args.cache or "/tmp") / "vlad-codebooks.npz")
+            make = lambda: VladExtractor(args.device, books)  # noqa: E731
+            cache = Path(args.cache) / "area256g-vlad.npz" if args.cache else None
+            Rf.update(extract_cached(ref_items, "area256g", make, cache))
+            G.update(features("area256g", name="area256g-vlad", make=make))
+            vlad_rows(lines, add, G, Rf)
+        else:
+            make = lambda: MatrixPowerExtractor(args.device)  # noqa: E731
+            cache = Path(args.cache) / "area256g-mpn.npz" if args.cache else None
+            Rf.update(extract_cached(ref_items, "area256g", make, cache))
+            G.update(features("area256g", name="area256g-mpn", make=make))
+            matrix_power_rows(lines, add, G, Rf)
         lines.append("---- paired to THE DEFAULT (clipart-v2) ----")
         new = scored[(NEW, "area256g")]
         lines += [paired(bench, name, variant, r, new) for (name, variant), r in list(scored.items())[1:]]
