@@ -819,10 +819,18 @@ class Embedder:
             histograms.append((c.coherence_weight, coherence_histogram(arr, c.coherence_bins)))
         return model_input, colour_histogram(arr, c.colour_bins), histograms
 
+    def model_input(self, source, name: str | None = None) -> np.ndarray:
+        """The H×W×3 uint8 array the model sees for one picture (decoded, resized and, by default, made
+        luminance as for embedding it), for tools that read the model's layers themselves; a bad picture
+        raises its ``ImageError``."""
+        return self._prepare(self._load(source, str(source) if name is None else name))[0]
+
+    def _load(self, source, name: str):
+        return load_image(source, name, fit=self.config.input_size, max_pixels=self.config.max_image_pixels)
+
     def _decode(self, source, name: str):
         try:
-            img = load_image(source, name, fit=self.config.input_size, max_pixels=self.config.max_image_pixels)
-            return self._prepare(img)
+            return self._prepare(self._load(source, name))
         except ImageError as exc:
             return exc
         except Exception as exc:  # never let one picture stop the stream

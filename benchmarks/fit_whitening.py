@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import reference  # noqa: E402
 from artvec import whitening  # noqa: E402
 from artvec.embedding import COPY_LAYER, DEFAULT_CONFIG, Embedder, pooled_channels, shipped_with  # noqa: E402
+from artvec.images import ImageError  # noqa: E402
 from cards import require  # noqa: E402
 from clipart import missing_tools  # noqa: E402
 
@@ -66,10 +67,11 @@ def reference_copies(config, device: str) -> tuple[dict[str, np.ndarray], list[s
     rows = []
     with Embedder(dataclasses.replace(config, copy_vector=""), device=device) as embedder, torch.inference_mode():
         for path in pngs:
-            prepared = embedder._decode(path, str(path))
-            if isinstance(prepared, Exception):
-                raise SystemExit(f"error: {prepared}")
-            maps = embedder.feature_maps(prepared[0][None], (COPY_LAYER,))
+            try:
+                model_input = embedder.model_input(path)
+            except ImageError as exc:
+                raise SystemExit(f"error: {exc}") from None
+            maps = embedder.feature_maps(model_input[None], (COPY_LAYER,))
             rows.append(pooled_channels(maps[COPY_LAYER]).cpu().numpy()[0])
     return {"copy": np.stack(rows)}, [p.stem for p in pngs]
 

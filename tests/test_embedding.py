@@ -207,6 +207,26 @@ def test_the_content_piece_is_the_pooled_deep_feature_beside_the_style(pictures)
         dataclasses.replace(config, content_weight=-1.0)
 
 
+def test_model_input_is_the_resized_luminance_the_model_sees(pictures, tmp_path):
+    """Embedder.model_input (what fit_whitening's copy vectors read the layers of): the picture decoded, resized
+    to the configuration's input size and made luminance; a corrupt file raises CorruptImage naming it."""
+    from artvec.embedding import luminance
+
+    picture = pictures["chelsea"]
+    path = tmp_path / "chelsea.png"
+    picture.save(path)
+    with Embedder(DEFAULT_CONFIG) as emb:
+        got = emb.model_input(path)
+        size = DEFAULT_CONFIG.input_size(picture.size)
+        arr = np.asarray(picture.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0), dtype=np.uint8)
+        assert got.shape == (size[1], size[0], 3) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, luminance(arr))
+        bad = tmp_path / "torn.png"
+        bad.write_bytes(path.read_bytes()[:200])
+        with pytest.raises(CorruptImage, match="torn.png"):
+            emb.model_input(bad)
+
+
 def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(pictures):
     """copy_vector: relu4_4's channel means of the model's input (square root, L2), whitened by the shipped copies
     basis (computed here independently), unit norm; searched apart, so the combined vector is the previous
