@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import text
 
-from . import clusters, db, demo_pictures, indexes, maps, search, sheet, store
+from . import clusters, db, demo_pictures, indexes, maps, search, sheet, store, tables
 from .errors import ArtvecError
 from .sync import SyncOptions, SyncReport, sync
 
@@ -166,7 +166,8 @@ def demo(settings: "Settings", engine: "Engine", say: Callable[[str], None] = pr
     say(f"sync: {report.embedded} embedded, {report.unchanged} unchanged, {report.failed} failed "
         f"({report.seconds:.1f} s)")
     built = indexes.index(settings, engine=engine, progress=lambda message: None)
-    columns = [entry["index"].removesuffix("_hnsw").rsplit("_", 1)[1] for entry in built if entry["index"].endswith("_hnsw")]
+    names = [entry["index"] for entry in built]
+    columns = [c for c in tables.VECTOR_COLUMNS if any(name.endswith(f"_{c}_hnsw") for name in names)]
     say(f"index: HNSW on {', '.join(columns)}; database defaults for iterative scans set")
     examples = run_examples(settings, engine)
     out = contact_sheet(settings, engine, examples[0], home / "contact-sheet.png")

@@ -654,53 +654,53 @@ def within_artists(lines: list, add, G: dict, Rf: dict, ref_items: list) -> None
                      colour_within=colour_within))
 
 
+CONTROL = "THE DEFAULT refitted here (a control: = THE DEFAULT)"
+
+
+def refitted_default(G: dict, Rf: dict, alpha: float = 0.25, **changes) -> np.ndarray:
+    """THE DEFAULT's recipe (tone × 0.2, colour × 0.7) with ``changes`` (``recipe``'s keywords), whitened by a basis
+    refitted for it on the reference set's blocks ``Rf`` (exponent ``alpha``)."""
+    return refitted(recipe(G, tone_weight=0.2, **changes), recipe(Rf, tone_weight=0.2, **changes), 0.7,
+                    style_norm(0.2), alpha=alpha)
+
+
 def matrix_power_rows(lines: list, add, G: dict, Rf: dict) -> None:
     """Rows of THE DEFAULT's recipe with the Gram normalised as a matrix (``area256g-mpn`` blocks), each
     whitened by a basis refitted on the reference set for it."""
     lines.append("---- the Gram normalised as a matrix (matrix power normalisation; each a basis refitted) ----")
-    norm2 = style_norm(0.2)
-    add("THE DEFAULT refitted here (a control: = THE DEFAULT)", "area256g",
-        refitted(recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), 0.7, norm2))
+    add(CONTROL, "area256g", refitted_default(G, Rf))
     for gram, share, alpha, label in (("ms160", 0.5, 0.25, "G^½"), ("mq160", 0.5, 0.25, "G^¼"),
                                       ("ms160s", 0.5, 0.25, "G^½, then each entry's square root"),
                                       ("cv160", 0.5, 0.25, "covariance^½"), ("ms160", 0.25, 0.25, "G^½"),
                                       ("ms160", 0.0, 0.25, "G^½"), ("ms160", 0.5, 0.15, "G^½"),
                                       ("ms160", 0.5, 0.35, "G^½")):
-        add(f"{label}, statistics share {share}, α {alpha}", "area256g",
-            refitted(recipe(G, tone_weight=0.2, gram=gram, share=share),
-                     recipe(Rf, tone_weight=0.2, gram=gram, share=share), 0.7, norm2, alpha=alpha))
+        add(f"{label}, statistics share {share}, α {alpha}", "area256g", refitted_default(G, Rf, alpha, gram=gram, share=share))
 
 
 def vlad_rows(lines: list, add, G: dict, Rf: dict) -> None:
     """Rows of THE DEFAULT's recipe with the VLAD of each layer's local descriptors (``area256g-vlad``) beside or
     instead of the Gram or the statistics, each whitened by a basis refitted on the reference set for it."""
     lines.append("---- VLAD of the local descriptors, a codebook fitted on the reference set (each a basis refitted) ----")
-    norm2 = style_norm(0.2)
-    add("THE DEFAULT refitted here (a control: = THE DEFAULT)", "area256g",
-        refitted(recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), 0.7, norm2))
+    add(CONTROL, "area256g", refitted_default(G, Rf))
     for label, share, views in (("VLAD a third view, share 0.25", 0.5, {"vlad": 1 / 3}),
                                 ("VLAD a third view, share 0.5", 0.5, {"vlad": 1.0}),
                                 ("VLAD instead of the statistics", 0.0, {"vlad": 1.0}),
                                 ("VLAD instead of the Gram", 1.0, {"vlad": 1.0}),
                                 ("word counts a third view, share 0.2", 0.5, {"bow": 0.25})):
-        add(label, "area256g", refitted(recipe(G, tone_weight=0.2, share=share, views=views),
-                                        recipe(Rf, tone_weight=0.2, share=share, views=views), 0.7, norm2))
+        add(label, "area256g", refitted_default(G, Rf, share=share, views=views))
 
 
 def paper_rows(lines: list, add, G: dict, Rf: dict) -> None:
     """Rows of THE DEFAULT's recipe pooled over the drawn positions only (``area256g-paper``), the histograms
     too or not, each whitened by a basis refitted on the reference set for it."""
     lines.append("---- pooled over what is drawn, the blank paper left out (each a basis refitted) ----")
-    norm2 = style_norm(0.2)
-    add("THE DEFAULT refitted here (a control: = THE DEFAULT)", "area256g",
-        refitted(recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), 0.7, norm2))
+    add(CONTROL, "area256g", refitted_default(G, Rf))
     for kind in ("margin", "flat"):
         for label, blocks in (("the layers", ("cs160", "st160")), ("the layers and style histograms", ("cs160", "st160", "t32", "e16", "h32")),
                               ("everything (colour too)", ("cs160", "st160", "t32", "e16", "h32", "c8")),
                               ("the style histograms only", ("t32", "e16", "h32"))):
             swap = lambda B: {**B, **{b: B[f"{b}_{kind}"] for b in blocks}}  # noqa: E731
-            add(f"paper ({kind}) left out of {label}", "area256g",
-                refitted(recipe(swap(G), tone_weight=0.2), recipe(swap(Rf), tone_weight=0.2), 0.7, norm2))
+            add(f"paper ({kind}) left out of {label}", "area256g", refitted_default(swap(G), swap(Rf)))
 
 
 def reference_blocks(args) -> tuple[list, dict]:
@@ -897,25 +897,16 @@ def main():
         add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2)))
         if args.only == "within":
             within_artists(lines, add, G, Rf, ref_items)
-        elif args.only == "paper":
-            make = lambda: PaperMaskExtractor(args.device)  # noqa: E731
-            cache = Path(args.cache) / "area256g-paper.npz" if args.cache else None
-            Rf.update(extract_cached(ref_items, "area256g", make, cache))
-            G.update(features("area256g", name="area256g-paper", make=make))
-            paper_rows(lines, add, G, Rf)
-        elif args.only == "vlad":
-            books = vlad_codebooks(ref_items, args.device, Path(args.cache or "/tmp") / "vlad-codebooks.npz")
-            make = lambda: VladExtractor(args.device, books)  # noqa: E731
-            cache = Path(args.cache) / "area256g-vlad.npz" if args.cache else None
-            Rf.update(extract_cached(ref_items, "area256g", make, cache))
-            G.update(features("area256g", name="area256g-vlad", make=make))
-            vlad_rows(lines, add, G, Rf)
-        else:
-            make = lambda: MatrixPowerExtractor(args.device)  # noqa: E731
-            cache = Path(args.cache) / "area256g-mpn.npz" if args.cache else None
-            Rf.update(extract_cached(ref_items, "area256g", make, cache))
-            G.update(features("area256g", name="area256g-mpn", make=make))
-            matrix_power_rows(lines, add, G, Rf)
+        else:  # one more model pass of every picture and reference drawing, then its rows
+            if args.only == "vlad":
+                books = vlad_codebooks(ref_items, args.device, Path(args.cache or "/tmp") / "vlad-codebooks.npz")
+            make, rows = {"mpn": (lambda: MatrixPowerExtractor(args.device), matrix_power_rows),
+                          "vlad": (lambda: VladExtractor(args.device, books), vlad_rows),
+                          "paper": (lambda: PaperMaskExtractor(args.device), paper_rows)}[args.only]
+            name = f"area256g-{args.only}"
+            Rf.update(extract_cached(ref_items, "area256g", make, Path(args.cache) / f"{name}.npz" if args.cache else None))
+            G.update(features("area256g", name=name, make=make))
+            rows(lines, add, G, Rf)
         lines.append("---- paired to THE DEFAULT (clipart-v2) ----")
         new = scored[(NEW, "area256g")]
         lines += [paired(bench, name, variant, r, new) for (name, variant), r in list(scored.items())[1:]]
