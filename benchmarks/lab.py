@@ -41,14 +41,15 @@ need the clip art (clipart.py) for the reference set. Then the whitening *within
 with their scales from the covariance of the reference drawings about their own artist's mean (``--only within``
 runs THE DEFAULT and these rows alone, from the area256g features: one model pass of each picture). ``--only
 mpn``, ``--only vlad``, ``--only paper``: THE DEFAULT and the layers pooled otherwise (the Gram normalised as a
-matrix; VLAD; the blank paper left out), each row with a basis refitted for it (one more model pass each). With ``--seeds``, the whitening is also scored under
+matrix; VLAD; the blank paper left out), each row with a basis refitted for it (one more model pass each);
+``--only copy``: THE DEFAULT with the copy vector (or a 128-dim cut of it) inside the combined vector. With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy]
 """
 
 from __future__ import annotations
@@ -703,6 +704,26 @@ def paper_rows(lines: list, add, G: dict, Rf: dict) -> None:
             add(f"paper ({kind}) left out of {label}", "area256g", refitted_default(swap(G), swap(Rf)))
 
 
+def copy_inside_rows(lines: list, add, G: dict, Rf: dict) -> None:
+    """Rows of THE DEFAULT's combined vector with the copy vector (or a 128-dim cut of it: 1,872 + 128 = an HNSW
+    index's 2,000) inside it at a small weight: copies found by the combined vector itself, if no style set loses."""
+    from artvec import whitening
+
+    lines.append("---- the copy vector inside the combined vector (not a setting) ----")
+    default = whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2))
+    basis = whitening.load("clipart-v1", "copies").parts["copy"]
+    copies = basis.apply(pooled(G, "mean4_4"))
+    add(COPY, "area256g", copies)
+    cuts = {"its whitened leading 128 coordinates": l2n(((pooled(G, "mean4_4") - basis.mean) @ basis.directions[:, :128])
+                                                        * basis.scales[:128]),
+            "a seeded Gaussian projection to 128": l2n(copies @ np.random.default_rng(0).standard_normal((512, 128)))}
+    for weight in (0.2, 0.3, 0.45):
+        add(f"the copy vector (512) × {weight} beside THE DEFAULT", "area256g", np.concatenate([default, weight * copies], 1))
+        for name, cut in cuts.items():
+            add(f"the copy vector cut to {name} × {weight} beside THE DEFAULT", "area256g",
+                np.concatenate([default, weight * cut], 1))
+
+
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
     import clipart
@@ -851,9 +872,10 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
-    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper"),
+    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
-                         "mpn: only THE DEFAULT and the Gram normalised as a matrix (one more model pass)")
+                         "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
+                         "copy: only THE DEFAULT with the copy vector inside the combined vector")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -897,6 +919,9 @@ def main():
         add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2)))
         if args.only == "within":
             within_artists(lines, add, G, Rf, ref_items)
+        elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
+            G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
+            copy_inside_rows(lines, add, G, Rf)
         else:  # one more model pass of every picture and reference drawing, then its rows
             if args.only == "vlad":
                 books = vlad_codebooks(ref_items, args.device, Path(args.cache or "/tmp") / "vlad-codebooks.npz")
