@@ -722,6 +722,14 @@ def copy_inside_rows(lines: list, add, G: dict, Rf: dict) -> None:
         for name, cut in cuts.items():
             add(f"the copy vector cut to {name} × {weight} beside THE DEFAULT", "area256g",
                 np.concatenate([default, weight * cut], 1))
+    # the colour weight raised beside it: tiles gain with colour where copies and icons lose
+    cut = cuts["its whitened leading 128 coordinates"]
+    for colour in (0.8, 0.9):
+        recoloured = whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, colour, norm=style_norm(0.2))
+        add(f"colour × {colour} (not 0.7)", "area256g", recoloured)
+        for weight in (0.3, 0.45):
+            add(f"colour × {colour}, the copy vector's leading 128 coordinates × {weight}", "area256g",
+                np.concatenate([recoloured, weight * cut], 1))
 
 
 def reference_blocks(args) -> tuple[list, dict]:
