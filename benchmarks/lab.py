@@ -42,14 +42,16 @@ with their scales from the covariance of the reference drawings about their own 
 runs THE DEFAULT and these rows alone, from the area256g features: one model pass of each picture). ``--only
 mpn``, ``--only vlad``, ``--only paper``: THE DEFAULT and the layers pooled otherwise (the Gram normalised as a
 matrix; VLAD; the blank paper left out), each row with a basis refitted for it (one more model pass each);
-``--only copy``: THE DEFAULT with the copy vector (or a 128-dim cut of it) inside the combined vector. With ``--seeds``, the whitening is also scored under
+``--only copy``: THE DEFAULT with the copy vector (or a 128-dim cut of it) inside the combined vector; ``--only
+power``: THE DEFAULT with each whitened part raised to a signed power (``style_power``, ``colour_power``; no more
+model passes). (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power]
 """
 
 from __future__ import annotations
@@ -732,6 +734,30 @@ def copy_inside_rows(lines: list, add, G: dict, Rf: dict) -> None:
                 np.concatenate([recoloured, weight * cut], 1))
 
 
+def powered(x: np.ndarray, style_power: float, colour_power: float, colour: float = 0.7) -> np.ndarray:
+    """A whitened vector [style, colour × ``colour``] (``whitened``'s) with each part raised to a signed power."""
+    from artvec.embedding import signed_power
+
+    ns = x.shape[1] - 512
+    return np.concatenate([signed_power(x[:, :ns], style_power), colour * signed_power(x[:, ns:] / colour, colour_power)], 1)
+
+
+def power_rows(lines: list, add, G: dict, Rf: dict) -> None:
+    """Rows of THE DEFAULT (clipart-v2) with each whitened part raised to a signed power, unit norm again
+    (artvec's ``style_power`` and ``colour_power``; Jégou & Chum 2012 after a PCA whitening): the few large
+    elements of a whitened part count less against the many small ones."""
+    from artvec import whitening
+
+    lines.append("---- each whitened part raised to a signed power, unit norm again (style_power, colour_power) ----")
+    default = whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2))
+    for ps in (1.0, 0.95, 0.9, 0.85, 0.8):
+        for pc in (0.8, 0.75, 0.7, 0.65):
+            label = "THE DEFAULT since (vgg19-style-b107c1ada1e6): " if (ps, pc) == (0.85, 0.7) else ""
+            add(f"{label}power style {ps}, colour {pc}", "area256g", powered(default, ps, pc))
+    for p in (0.9, 0.75, 0.6, 0.5):
+        add(f"power {p}, both parts", "area256g", powered(default, p, p))
+
+
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
     import clipart
@@ -880,10 +906,11 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
-    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy"),
+    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
-                         "copy: only THE DEFAULT with the copy vector inside the combined vector")
+                         "copy: only THE DEFAULT with the copy vector inside the combined vector; "
+                         "power: only THE DEFAULT with its whitened parts raised to signed powers")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -927,6 +954,16 @@ def main():
         add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2)))
         if args.only == "within":
             within_artists(lines, add, G, Rf, ref_items)
+        elif args.only == "power":
+            power_rows(lines, add, G, Rf)
+            for seed in (int(x) for x in args.seeds.split(",") if x):  # the powers under another draw of the projections
+                make = lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed)  # noqa: E731
+                B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}", make=make)}
+                Rs = {**Rf, **extract_cached(ref_items, "area256g", make,
+                                             Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
+                drawn = refitted(recipe(B, tone_weight=0.2), recipe(Rs, tone_weight=0.2), 0.7, style_norm(0.2))
+                add(f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)", "area256g", drawn)
+                add(f"… with powers style 0.85, colour 0.7, projection seed {seed}", "area256g", powered(drawn, 0.85, 0.7))
         elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
             G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
             copy_inside_rows(lines, add, G, Rf)

@@ -20,8 +20,8 @@ half-widths (whole decks / whole source pictures resampled) and the paired diffe
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
 apart; and, for the paired difference, artvec 0.1's default) is computed by artvec's own Embedder, exactly as
 `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input. The previous default
-(vgg19-style-d45103eacdb8) is today's without the copy vector: its combined vectors are the default's to the
-bit (tests/test_embedding.py), so it is not embedded again.
+(vgg19-style-db9551dd9a66) is today's before the signed powers of its whitened parts: ``lab.py --only power``
+pairs the two on the lab's features, so it is not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]

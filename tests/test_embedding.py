@@ -104,6 +104,8 @@ def test_config_id_stable_and_sensitive():
         "content_weight": 0.2,
         "whitening": "none",
         "copy_vector": "none",
+        "style_power": 1.0,
+        "colour_power": 0.5,
     }
     # every field that changes vectors changes the id; the bomb limit and the
     # weights *path* (its content hash is part of the id) do not; content_dims only with a content piece
@@ -157,11 +159,26 @@ def test_stored_configurations_keep_their_ids():
     for stored in (first, PREVIOUS_CONFIG):
         row = {k: v for k, v in stored.to_dict().items() if k != "copy_vector"}
         assert EmbeddingConfig.from_stored(row) == stored
-    # today's default: the previous one and a copy vector (a configuration of its own, the same combined vector)
-    assert DEFAULT_CONFIG.copy_vector == "clipart-v1" and DEFAULT_CONFIG.copy_dim == 512
-    assert DEFAULT_CONFIG.config_id != PREVIOUS_CONFIG.config_id and DEFAULT_CONFIG.dim == PREVIOUS_CONFIG.dim
-    assert DEFAULT_CONFIG.parts_id == PREVIOUS_CONFIG.parts_id     # one whitening basis fits both
+    # the default before the powers: the previous one and a copy vector (a configuration of its own, the same
+    # combined vector); its row has no powers and comes back with none (1), with its id
+    from artvec.embedding import UNPOWERED_CONFIG
+
+    assert UNPOWERED_CONFIG.copy_vector == "clipart-v1" and UNPOWERED_CONFIG.copy_dim == 512
+    assert UNPOWERED_CONFIG.config_id == "vgg19-style-db9551dd9a66" != PREVIOUS_CONFIG.config_id
+    row = {k: v for k, v in UNPOWERED_CONFIG.to_dict().items() if k not in ("style_power", "colour_power")}
+    assert EmbeddingConfig.from_stored(row) == UNPOWERED_CONFIG
+    # today's default: that one with each whitened part raised to a signed power (a configuration of its own)
+    assert (DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power) == (0.85, 0.7)
+    assert DEFAULT_CONFIG.config_id != UNPOWERED_CONFIG.config_id and DEFAULT_CONFIG.dim == PREVIOUS_CONFIG.dim
+    assert DEFAULT_CONFIG.parts_id == UNPOWERED_CONFIG.parts_id == PREVIOUS_CONFIG.parts_id  # one whitening basis fits all
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+    assert EmbeddingConfig.from_dict({"colour_power": "0.5"}).colour_power == 0.5
+    # without a whitening the powers do nothing, and the id says so
+    unwhitened = dataclasses.replace(DEFAULT_CONFIG, whitening="none")
+    assert dataclasses.replace(unwhitened, style_power=0.5, colour_power=1.5).config_id == unwhitened.config_id
+    for bad in (0, -1, 2.5, "x", True):
+        with pytest.raises(ValueError, match="style_power"):
+            EmbeddingConfig.from_dict({"style_power": bad})
 
 
 def test_the_content_piece_is_the_pooled_deep_feature_beside_the_style(pictures):
@@ -270,7 +287,7 @@ def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(picture
                 assert d.argmin() == i, (kind, names[i], d)
     with pytest.raises(ValueError, match="copy_vector"):
         EmbeddingConfig.from_dict({"copy_vector": "no-such-basis"})
-    assert PREVIOUS_CONFIG == dataclasses.replace(DEFAULT_CONFIG, copy_vector="none")
+    assert PREVIOUS_CONFIG == dataclasses.replace(DEFAULT_CONFIG, copy_vector="none", style_power=1, colour_power=1)
 
 
 def test_a_partial_user_setting_keeps_the_other_defaults():
