@@ -945,6 +945,7 @@ def main():
     def add(name, variant, x):
         record(name, variant, bench.score(x.astype(np.float32)), x.shape[1])
 
+    seed_pairs: list[tuple[str, str]] = []  # (row, the row it is paired to) under other projection seeds
     if args.only:  # THE DEFAULT and one block of rows alone, from the area256g features (and, for mpn, its own pass)
         G = features("area256g")
         G.update(pixel_blocks(bench.items, "area256g"))
@@ -964,6 +965,8 @@ def main():
                 drawn = refitted(recipe(B, tone_weight=0.2), recipe(Rs, tone_weight=0.2), 0.7, style_norm(0.2))
                 add(f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)", "area256g", drawn)
                 add(f"… with powers style 0.85, colour 0.7, projection seed {seed}", "area256g", powered(drawn, 0.85, 0.7))
+                seed_pairs.append((f"… with powers style 0.85, colour 0.7, projection seed {seed}",
+                                   f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
         elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
             G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
             copy_inside_rows(lines, add, G, Rf)
@@ -980,6 +983,9 @@ def main():
         lines.append("---- paired to THE DEFAULT (clipart-v2) ----")
         new = scored[(NEW, "area256g")]
         lines += [paired(bench, name, variant, r, new) for (name, variant), r in list(scored.items())[1:]]
+        if seed_pairs:
+            lines.append("---- under another projection seed: the powers paired to the same seed's recipe ----")
+            lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
         lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
             f"{key} ±{bench.half_width(new, key):.3f}" for key in bench.names))
         print("\n" + "\n".join(lines) + f"\n\ntotal {time.time() - t0:.0f}s")
@@ -1144,7 +1150,6 @@ def main():
     add("the luma layout 8×8 alone", "area256g", G["l8"])
     copy_rows = list(scored)[first_copy:]
 
-    seed_pairs: list[tuple[str, str]] = []
     if args.seeds:
         lines.append("---- the default with other projection seeds (count-sketch and statistics projections) ----")
     for seed in (int(x) for x in args.seeds.split(",") if x):
