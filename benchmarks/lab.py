@@ -44,14 +44,16 @@ mpn``, ``--only vlad``, ``--only paper``: THE DEFAULT and the layers pooled othe
 matrix; VLAD; the blank paper left out), each row with a basis refitted for it (one more model pass each);
 ``--only copy``: THE DEFAULT with the copy vector (or a 128-dim cut of it) inside the combined vector; ``--only
 power``: THE DEFAULT with each whitened part raised to a signed power (``style_power``, ``colour_power``; no more
-model passes). (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
+model passes); ``--only weights``: THE DEFAULT *with* its powers and one weight changed (the colour part's weight,
+cubes and a blur of its shares; the edge and coherence weights, the statistics' share, the layers' balance), each
+with a basis refitted for it, paired to it (no more model passes). (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights]
 """
 
 from __future__ import annotations
@@ -606,25 +608,27 @@ def style_norm(tone_weight: float = 0.55) -> float:
 STYLE_NORM = style_norm()
 
 
-def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = True, norm: float = STYLE_NORM) -> np.ndarray:
+def whitened(x: np.ndarray, fits: dict, colour: float = 0.6, per_part: bool = True, norm: float = STYLE_NORM,
+             colour_dims: int = 512) -> np.ndarray:
     """A default-recipe vector (``recipe(B)``: style part then the 8³ colour histogram × 0.45) with each part
     whitened by ``fits`` ({"style"/"colour"/"all": artvec.whitening.PartWhitening}), unit norm, then
     [style, colour × ``colour``] — what artvec's ``whitening`` setting computes (per_part False: the
-    whole vector whitened as one, not a setting)."""
-    ns = x.shape[1] - 512
+    whole vector whitened as one, not a setting; ``colour_dims``: the colour part's, for other cubes than 8³)."""
+    ns = x.shape[1] - colour_dims
     if not per_part:
         return fits["all"].apply(x)
     return np.concatenate([fits["style"].apply(x[:, :ns] / norm), colour * fits["colour"].apply(x[:, ns:] / 0.45)], 1)
 
 
 def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: bool = True,
-              norm: float = STYLE_NORM, groups=None, within: float = 0.0, colour_within: float | None = None) -> dict:
+              norm: float = STYLE_NORM, groups=None, within: float = 0.0, colour_within: float | None = None,
+              colour_dims: int = 512) -> dict:
     """``artvec.whitening.fit`` on reference rows of ``recipe`` vectors, per part (or as one vector); ``groups``,
     ``within``: the reference rows' artists and the share of the within-artist covariance (``colour_within``:
     the colour part's, if not the same)."""
     from artvec import whitening
 
-    ns = train.shape[1] - 512
+    ns = train.shape[1] - colour_dims
     if not per_part:
         return {"all": whitening.fit(train, alpha, shrinkage, rank, groups, within)}
     colour_within = within if colour_within is None else colour_within
@@ -632,11 +636,13 @@ def fit_parts(train: np.ndarray, alpha=0.25, shrinkage=0.1, rank=256, per_part: 
             "colour": whitening.fit(train[:, ns:] / 0.45, alpha, shrinkage, rank, groups, colour_within)}
 
 
-def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: float = STYLE_NORM, **fit) -> np.ndarray:
+def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: float = STYLE_NORM, colour_dims: int = 512,
+             **fit) -> np.ndarray:
     """``whitened`` by a basis refitted on ``reference`` (the reference set's rows of the same recipe, parts of
     norm ``norm``; ``fit``: fit_parts's alpha, shrinkage, rank): what a shipped basis would do for a layout or
     weights none ships for."""
-    return whitened(x, fit_parts(reference, norm=norm, **fit), colour, norm=norm)
+    return whitened(x, fit_parts(reference, norm=norm, colour_dims=colour_dims, **fit), colour, norm=norm,
+                    colour_dims=colour_dims)
 
 
 def within_artists(lines: list, add, G: dict, Rf: dict, ref_items: list) -> None:
@@ -742,11 +748,12 @@ def copy_inside_rows(lines: list, add, G: dict, Rf: dict) -> None:
                 np.concatenate([recoloured, weight * cut], 1))
 
 
-def powered(x: np.ndarray, style_power: float, colour_power: float, colour: float = 0.7) -> np.ndarray:
+def powered(x: np.ndarray, style_power: float, colour_power: float, colour: float = 0.7,
+            colour_dims: int = 512) -> np.ndarray:
     """A whitened vector [style, colour × ``colour``] (``whitened``'s) with each part raised to a signed power."""
     from artvec.embedding import signed_power
 
-    ns = x.shape[1] - 512
+    ns = x.shape[1] - colour_dims
     return np.concatenate([signed_power(x[:, :ns], style_power), colour * signed_power(x[:, ns:] / colour, colour_power)], 1)
 
 
@@ -764,6 +771,59 @@ def power_rows(lines: list, add, G: dict, Rf: dict) -> None:
     for p in (0.9, 0.75, 0.6, 0.5):
         add(f"power {p}, both parts", "area256g", powered(default, p, p))
 
+
+def smoothed_cubes(h: np.ndarray, share: float, bins: int = 8) -> np.ndarray:
+    """Hellinger colour histograms (rows) with ``share`` of each cube's pixels moved to each of its six face
+    neighbours (a separable [share, 1 − 2·share, share] blur of the shares, the edge cubes keeping theirs), square
+    root again: a colour cast that carries pixels over a cube's face moves the histogram less."""
+    from scipy.ndimage import convolve1d
+
+    shares = (h.astype(np.float64) ** 2).reshape(len(h), bins, bins, bins)
+    for axis in (1, 2, 3):
+        shares = convolve1d(shares, [share, 1 - 2 * share, share], axis=axis, mode="nearest")
+    shares = shares.reshape(len(h), -1)
+    return np.sqrt(shares / shares.sum(1, keepdims=True)).astype(np.float32)
+
+
+def weight_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
+    """Rows of THE DEFAULT with its powers (``POWERED``) and one of the weights chosen before the whitening or
+    before the powers changed, each whitened by a basis refitted on the reference set for it (the shipped one
+    where only the colour weight changes): the colour part's weight, cubes and a blur of its shares over
+    neighbouring cubes; the edge and coherence histograms' weights, the statistics' share, the layers' balance.
+    Returns (row, the row it is paired to)."""
+    ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
+    add(POWERED, "area256g", powered(shipped_default(G), ps, pc))
+    rows = []
+
+    def row(name, x, colour=0.7, colour_dims=512):
+        add(name, "area256g", powered(x, ps, pc, colour, colour_dims))
+        rows.append((name, POWERED))
+
+    def refit(edge_weight=0.7, coherence_weight=0.4, **changes):
+        norm = math.sqrt(1 + 0.2**2 + edge_weight**2 + coherence_weight**2)
+        kw = dict(tone_weight=0.2, edge_weight=edge_weight, coherence_weight=coherence_weight, **changes)
+        return refitted(recipe(G, **kw), recipe(Rf, **kw), 0.7, norm)
+
+    lines.append("---- the colour part inside the combined vector, under the powers ----")
+    for colour in (0.6, 0.8):
+        row(f"colour × {colour} (not 0.7)", shipped_default(G, colour), colour)
+    for bins in (6, 4):
+        row(f"colour in {bins}³ cubes, basis refitted", refitted(recipe(G, tone_weight=0.2, bins=bins),
+            recipe(Rf, tone_weight=0.2, bins=bins), 0.7, style_norm(0.2), colour_dims=bins**3), colour_dims=bins**3)
+    for share in (0.05, 0.1, 0.2):
+        row(f"colour blurred, {share} to each face neighbour, basis refitted",
+            refitted_default({**G, "c8": smoothed_cubes(G["c8"], share)}, {**Rf, "c8": smoothed_cubes(Rf["c8"], share)}))
+    lines.append("---- the style part's weights, under the powers (each basis refitted) ----")
+    row("THE DEFAULT refitted here (a control)", refit())
+    for edge_weight in (0.5, 0.9):
+        row(f"edges × {edge_weight} (not 0.7)", refit(edge_weight=edge_weight))
+    for coherence_weight in (0.25, 0.55):
+        row(f"coherence × {coherence_weight} (not 0.4)", refit(coherence_weight=coherence_weight))
+    for share in (0.35, 0.65):
+        row(f"statistics' share {share} (not 0.5)", refit(share=share))
+    for weights in ((1.2, 1.1, 0.9, 0.8), (1.0, 1.3, 1.0, 0.8), (1.2, 1.2, 1.0, 0.6), (0.8, 0.9, 1.1, 1.2)):
+        row("layers × " + ", ".join(map(str, weights)) + " (relu2_1 … relu5_1)", refit(layer_weights=weights))
+    return rows
 
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
@@ -896,6 +956,7 @@ def sharp_kernel(x: np.ndarray, fingerprint: np.ndarray, sx: float, s0: float, w
 DEFAULT = "DEFAULT before the whitening: tone×0.55, edges×0.7, coherence×0.4, c8×0.45"
 WHITE = "WHITENED: the same, each part whitened (clipart-v1), colour×0.6"
 NEW = "THE DEFAULT: whitened (clipart-v2), tone×0.2, colour×0.7"
+POWERED = "THE DEFAULT since vgg19-style-b107c1ada1e6: clipart-v2, powers 0.85 / 0.7"
 COPY = "THE DEFAULT's copy vector: relu4_4 pooled, whitened (copies-clipart-v1)"
 #: blocks each input shape needs; sq224 also gives the baselines (colour only, content CNN)
 HEADS_FOR = {"sq224": ("cs256",), "area256g": ("cs160", "st160", "cs128", "st128")}
@@ -913,11 +974,12 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
-    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power"),
+    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
                          "copy: only THE DEFAULT with the copy vector inside the combined vector; "
-                         "power: only THE DEFAULT with its whitened parts raised to signed powers")
+                         "power: only THE DEFAULT with its whitened parts raised to signed powers; "
+                         "weights: only THE DEFAULT with its powers and one of its weights changed")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -961,6 +1023,7 @@ def main():
         record(name, variant, bench.score(x.astype(np.float32)), x.shape[1])
 
     seed_pairs: list[tuple[str, str]] = []  # (row, the row it is paired to) under other projection seeds
+    powered_pairs: list[tuple[str, str]] = []  # (row, THE DEFAULT with its powers)
     if args.only:  # THE DEFAULT and one block of rows alone, from the area256g features (and, for mpn, its own pass)
         G = features("area256g")
         G.update(pixel_blocks(bench.items, "area256g"))
@@ -978,6 +1041,8 @@ def main():
                 add(f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)", "area256g", drawn)
                 add(name, "area256g", powered(drawn, ps, pc))
                 seed_pairs.append((name, f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
+        elif args.only == "weights":
+            powered_pairs = weight_rows(lines, add, G, Rf)
         elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
             G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
             copy_inside_rows(lines, add, G, Rf)
@@ -997,6 +1062,9 @@ def main():
         if seed_pairs:
             lines.append("---- under another projection seed: the powers paired to the same seed's recipe ----")
             lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
+        if powered_pairs:
+            lines.append("---- paired to THE DEFAULT with its powers (today's vgg19-style-b107c1ada1e6) ----")
+            lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in powered_pairs]
         lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
             f"{key} ±{bench.half_width(new, key):.3f}" for key in bench.names))
         print("\n" + "\n".join(lines) + f"\n\ntotal {time.time() - t0:.0f}s")

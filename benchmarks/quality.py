@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
+from artvec import metrics  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
@@ -128,6 +129,7 @@ def report(bench, results: dict, dims: dict) -> bool:
     for name, r in results.items():
         print(lab.row(bench, name, "", r, dims[name]).replace("         ", " ", 1))
     default = results["artvec default"]
+    nearest_neighbour_table(bench, results)
     print("\nnoise (95 % cluster bootstrap of the default's mAP@R): " + ", ".join(
         f"{name} ±{bench.half_width(default, name):.3f}" for name in bench.names))
     print("default minus each (paired, 95 % cluster bootstrap); '*' = ahead by more than the noise, '-' = behind:")
@@ -168,6 +170,26 @@ def report(bench, results: dict, dims: dict) -> bool:
         if bench.drawing_dups:
             print("by the copy vector among the drawings, top-1 by edit: " + by_edit(bench, copy_vector, "drawdup"))
     return ahead_everywhere
+
+
+def nearest_neighbour_table(bench, results: dict) -> None:
+    """Nearest-neighbour accuracy (does the single nearest picture carry the query's label?) of every method on
+    every set, with the default's 95 % cluster-bootstrap half-width and its paired lead on each other method."""
+    print("\nnearest-neighbour accuracy (the nearest picture carries the query's label):")
+    print(f"{'method':58s}" + "".join(f" {name[:8]:>8s}" for name in bench.names))
+    for name, r in results.items():
+        print(f"{name[:58]:58s}" + "".join(f" {r[key].nn_correct.mean():8.3f}" for key in bench.names))
+    default = results["artvec default"]
+    groups = {key: bench.groups[key][default[key].index] for key in bench.names}
+    print("  the default's noise: " + ", ".join(
+        f"{key} ±{metrics.bootstrap_interval(default[key].nn_correct, groups[key]):.3f}" for key in bench.names))
+    for name, r in results.items():
+        if name.startswith("baseline"):
+            leads = [(key, *metrics.paired_difference(default[key].nn_correct, r[key].nn_correct, groups[key]))
+                     for key in bench.names]
+            print(f"  default minus {name.removeprefix('baseline: ')[:38]:38s} " + "  ".join(
+                f"{key} {diff:+.3f}±{half:.3f}{'*' if diff - half > 0 else '-' if diff + half < 0 else ' '}"
+                for key, diff, half in leads))
 
 
 def by_edit(bench, result: dict, task: str) -> str:
