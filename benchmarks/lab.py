@@ -45,8 +45,8 @@ matrix; VLAD; the blank paper left out), each row with a basis refitted for it (
 ``--only copy``: THE DEFAULT with the copy vector (or a 128-dim cut of it) inside the combined vector; ``--only
 power``: THE DEFAULT with each whitened part raised to a signed power (``style_power``, ``colour_power``; no more
 model passes); ``--only weights``: THE DEFAULT *with* its powers and one weight changed (the colour part's weight,
-cubes and a blur of its shares; the edge and coherence weights, the statistics' share, the layers' balance), each
-with a basis refitted for it, paired to it (no more model passes). (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
+cubes and a blur of its shares; the edge and coherence weights, the statistics' share, the layers' balance, one part's
+whitening exponent), each with a basis refitted for it, paired to it (no more model passes). (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
@@ -823,6 +823,13 @@ def weight_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
         row(f"statistics' share {share} (not 0.5)", refit(share=share))
     for weights in ((1.2, 1.1, 0.9, 0.8), (1.0, 1.3, 1.0, 0.8), (1.2, 1.2, 1.0, 0.6), (0.8, 0.9, 1.1, 1.2)):
         row("layers × " + ", ".join(map(str, weights)) + " (relu2_1 … relu5_1)", refit(layer_weights=weights))
+    lines.append("---- the whitening's exponent of one part (not ¼), under the powers ----")
+    x, xr, norm = recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), style_norm(0.2)
+    for part, alphas in (("style", (0.2, 0.3)), ("colour", (0.15, 0.35))):
+        for alpha in alphas:
+            fits = fit_parts(xr, norm=norm)
+            fits[part] = fit_parts(xr, alpha=alpha, norm=norm)[part]
+            row(f"the {part} part's exponent {alpha}", whitened(x, fits, 0.7, norm=norm))
     return rows
 
 def reference_blocks(args) -> tuple[list, dict]:
