@@ -789,8 +789,8 @@ def weight_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
     """Rows of THE DEFAULT with its powers (``POWERED``) and one of the weights chosen before the whitening or
     before the powers changed, each whitened by a basis refitted on the reference set for it (the shipped one
     where only the colour weight changes): the colour part's weight, cubes and a blur of its shares over
-    neighbouring cubes; the edge and coherence histograms' weights, the statistics' share, the layers' balance.
-    Returns (row, the row it is paired to)."""
+    neighbouring cubes; the edge and coherence histograms' weights, the statistics' share, the layers' balance;
+    one part's whitening exponent. Returns (row, the row it is paired to)."""
     ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
     add(POWERED, "area256g", powered(shipped_default(G), ps, pc))
     rows = []
@@ -825,12 +825,13 @@ def weight_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
         row("layers × " + ", ".join(map(str, weights)) + " (relu2_1 … relu5_1)", refit(layer_weights=weights))
     lines.append("---- the whitening's exponent of one part (not ¼), under the powers ----")
     x, xr, norm = recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), style_norm(0.2)
+    fitted = fit_parts(xr, norm=norm)
     for part, alphas in (("style", (0.2, 0.3)), ("colour", (0.15, 0.35))):
         for alpha in alphas:
-            fits = fit_parts(xr, norm=norm)
-            fits[part] = fit_parts(xr, alpha=alpha, norm=norm)[part]
+            fits = {**fitted, part: fit_parts(xr, alpha=alpha, norm=norm)[part]}
             row(f"the {part} part's exponent {alpha}", whitened(x, fits, 0.7, norm=norm))
     return rows
+
 
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""

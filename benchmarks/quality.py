@@ -174,7 +174,7 @@ def report(bench, results: dict, dims: dict) -> bool:
 
 def nearest_neighbour_table(bench, results: dict) -> None:
     """Nearest-neighbour accuracy (does the single nearest picture carry the query's label?) of every method on
-    every set, with the default's 95 % cluster-bootstrap half-width and its paired lead on each other method."""
+    every set, with the default's 95 % cluster-bootstrap half-width and its paired lead on each baseline."""
     print("\nnearest-neighbour accuracy (the nearest picture carries the query's label):")
     print(f"{'method':58s}" + "".join(f" {name[:8]:>8s}" for name in bench.names))
     for name, r in results.items():
