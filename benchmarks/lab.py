@@ -46,14 +46,16 @@ matrix; VLAD; the blank paper left out), each row with a basis refitted for it (
 power``: THE DEFAULT with each whitened part raised to a signed power (``style_power``, ``colour_power``; no more
 model passes); ``--only weights``: THE DEFAULT *with* its powers and one weight changed (the colour part's weight,
 cubes and a blur of its shares; the edge and coherence weights, the statistics' share, the layers' balance, one part's
-whitening exponent), each with a basis refitted for it, paired to it (no more model passes). (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
+whitening exponent), each with a basis refitted for it, paired to it (no more model passes); ``--only trim``: the
+same on the pictures with their plain margin trimmed away before the resize (``trim_margin``; one more model pass).
+(Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim]
 """
 
 from __future__ import annotations
@@ -108,13 +110,42 @@ def head_config(name: str) -> EmbeddingConfig:
 
 
 def variant_config(variant: str) -> EmbeddingConfig:
-    variant = variant.rstrip("g")  # "…g": the model sees the picture's luminance (grey), the colour part its colours
+    variant = variant.removeprefix(TRIM).rstrip("g")  # "…g": the model sees the picture's luminance (grey), the colour part its colours
     if variant.startswith("sq"):
         return dataclasses.replace(V1_CONFIG, resize="square", image_size=int(variant[2:]))
     return dataclasses.replace(V1_CONFIG, resize="area", image_size=int(variant[4:]))
 
 
+#: a variant's prefix: the plain margin around the picture trimmed away before the resize (``trim_margin``)
+TRIM = "trim-"
+
+
+def trim_margin(img: Image.Image, tolerance: int = 32, rounds: int = 3) -> Image.Image:
+    """The picture cut to the bounding box of what differs from its margin's colour (the median of its outermost
+    two pixels) by more than ``tolerance`` in a channel; again on what is left (a mat, then the paper inside
+    it), at most ``rounds`` times. A picture drawn to its edges, or blank, is kept whole. How much paper or mat
+    a scan or a crop left around a drawing then no longer sets the drawing's scale in the model's input."""
+    arr = np.asarray(img.convert("RGB"))
+    for _ in range(rounds):
+        h, w = arr.shape[:2]
+        if min(h, w) < 16:
+            break
+        frame = np.concatenate([arr[:2].reshape(-1, 3), arr[-2:].reshape(-1, 3),
+                                arr[:, :2].reshape(-1, 3), arr[:, -2:].reshape(-1, 3)])
+        ink = np.abs(arr.astype(np.int16) - np.median(frame, 0).astype(np.int16)).max(-1) > tolerance
+        if ink.mean() < 0.002:
+            break
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        if (y0, y1, x0, x1) == (0, h, 0, w) or min(y1 - y0, x1 - x0) < 8:
+            break
+        arr = arr[y0:y1, x0:x1]
+    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+
+
 def prepare(img: Image.Image, variant: str) -> np.ndarray:
+    if variant.startswith(TRIM):
+        img = trim_margin(img)
     target = variant_config(variant).input_size(img.size)
     if img.size != target:
         img = img.resize(target, Image.Resampling.BILINEAR, reducing_gap=3.0)
@@ -833,6 +864,23 @@ def weight_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def trim_rows(lines: list, add, G: dict, Rf: dict, T: dict, RT: dict) -> list[tuple[str, str]]:
+    """Rows of THE DEFAULT with its powers (``POWERED``) computed on the pictures with their plain margin trimmed
+    away (``trim_margin``; the blocks ``T``, the reference set's ``RT``): every part, the style part, or only the
+    VGG layers, each with a basis refitted on the trimmed reference set. Returns (row, the row it is paired to)."""
+    lines.append("---- the plain margin trimmed before the resize (trim_margin), under the powers ----")
+    ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
+    add(POWERED, "area256g", powered(shipped_default(G), ps, pc))
+    layers = ("cs160", "st160")
+    rows = []
+    for name, picture, reference in (
+            ("every part trimmed", T, RT),
+            ("the style part trimmed, colour whole", {**T, "c8": G["c8"]}, {**RT, "c8": Rf["c8"]}),
+            ("only the VGG layers trimmed", {**G, **{k: T[k] for k in layers}}, {**Rf, **{k: RT[k] for k in layers}})):
+        add(name, "area256g", powered(refitted_default(picture, reference), ps, pc))
+        rows.append((name, POWERED))
+    return rows
+
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
     import clipart
@@ -982,12 +1030,13 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
-    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights"),
+    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights", "trim"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
                          "copy: only THE DEFAULT with the copy vector inside the combined vector; "
                          "power: only THE DEFAULT with its whitened parts raised to signed powers; "
-                         "weights: only THE DEFAULT with its powers and one of its weights changed")
+                         "weights: only THE DEFAULT with its powers and one of its weights changed; "
+                         "trim: only THE DEFAULT with its powers on the pictures with their margin trimmed (one more model pass)")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -1051,6 +1100,12 @@ def main():
                 seed_pairs.append((name, f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
         elif args.only == "weights":
             powered_pairs = weight_rows(lines, add, G, Rf)
+        elif args.only == "trim":  # one more model pass of every picture and reference drawing, their margins trimmed
+            make = lambda: Extractor(args.device, heads=("cs160", "st160"))  # noqa: E731
+            cache = Path(args.cache) / "area256g-trim.npz" if args.cache else None
+            T = {**features(TRIM + "area256g", name="area256g-trim", make=make), **pixel_blocks(bench.items, TRIM + "area256g")}
+            RT = {**extract_cached(ref_items, TRIM + "area256g", make, cache), **pixel_blocks(ref_items, TRIM + "area256g")}
+            powered_pairs = trim_rows(lines, add, G, Rf, T, RT)
         elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
             G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
             copy_inside_rows(lines, add, G, Rf)
