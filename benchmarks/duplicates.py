@@ -142,7 +142,7 @@ def main() -> None:
     planted_ids = set(planted) | set(planted.values())
     other = sum(1 for g in report.groups if any(m["artwork_id"] not in planted_ids for m in g.members))
     pictures = args.rows + len(planted)
-    print(f"\n| pictures | threshold | workers | find_duplicates median s | recall of planted pairs | groups | groups with unplanted pictures |")
+    print("\n| pictures | threshold | workers | find_duplicates median s | recall of planted pairs | groups | groups with unplanted pictures |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {pictures:,} | {report.threshold} | {args.workers} | {statistics.median(timings):.1f} | "
           f"{found / len(planted):.4f} | {len(report.groups):,} | {other} |")
