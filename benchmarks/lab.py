@@ -631,9 +631,9 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
     return np.concatenate(pieces, 1)
 
 
-def style_norm(tone_weight: float = 0.55) -> float:
-    """The norm of the default recipe's style part (layers, tone, edges × 0.7, coherence × 0.4)."""
-    return math.sqrt(1 + tone_weight**2 + 0.7**2 + 0.4**2)
+def style_norm(tone_weight: float = 0.55, edge_weight: float = 0.7, coherence_weight: float = 0.4) -> float:
+    """The norm of the default recipe's style part (layers, tone, edges, coherence at these weights)."""
+    return math.sqrt(1 + tone_weight**2 + edge_weight**2 + coherence_weight**2)
 
 
 STYLE_NORM = style_norm()
@@ -788,6 +788,11 @@ def powered(x: np.ndarray, style_power: float, colour_power: float, colour: floa
     return np.concatenate([signed_power(x[:, :ns], style_power), colour * signed_power(x[:, ns:] / colour, colour_power)], 1)
 
 
+def with_default_powers(x: np.ndarray, colour: float = 0.7, colour_dims: int = 512) -> np.ndarray:
+    """``powered`` with THE DEFAULT's own powers (``style_power``, ``colour_power`` of DEFAULT_CONFIG)."""
+    return powered(x, DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power, colour, colour_dims)
+
+
 def power_rows(lines: list, add, G: dict, Rf: dict) -> None:
     """Rows of THE DEFAULT (clipart-v2) with each whitened part raised to a signed power, unit norm again
     (artvec's ``style_power`` and ``colour_power``; Jégou & Chum 2012 after a PCA whitening): the few large
@@ -822,16 +827,15 @@ def weight_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
     where only the colour weight changes): the colour part's weight, cubes and a blur of its shares over
     neighbouring cubes; the edge and coherence histograms' weights, the statistics' share, the layers' balance;
     one part's whitening exponent. Returns (row, the row it is paired to)."""
-    ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
-    add(POWERED, "area256g", powered(shipped_default(G), ps, pc))
+    add(POWERED, "area256g", with_default_powers(shipped_default(G)))
     rows = []
 
     def row(name, x, colour=0.7, colour_dims=512):
-        add(name, "area256g", powered(x, ps, pc, colour, colour_dims))
+        add(name, "area256g", with_default_powers(x, colour, colour_dims))
         rows.append((name, POWERED))
 
     def refit(edge_weight=0.7, coherence_weight=0.4, **changes):
-        norm = math.sqrt(1 + 0.2**2 + edge_weight**2 + coherence_weight**2)
+        norm = style_norm(0.2, edge_weight, coherence_weight)
         kw = dict(tone_weight=0.2, edge_weight=edge_weight, coherence_weight=coherence_weight, **changes)
         return refitted(recipe(G, **kw), recipe(Rf, **kw), 0.7, norm)
 
@@ -869,15 +873,14 @@ def trim_rows(lines: list, add, G: dict, Rf: dict, T: dict, RT: dict) -> list[tu
     away (``trim_margin``; the blocks ``T``, the reference set's ``RT``): every part, the style part, or only the
     VGG layers, each with a basis refitted on the trimmed reference set. Returns (row, the row it is paired to)."""
     lines.append("---- the plain margin trimmed before the resize (trim_margin), under the powers ----")
-    ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
-    add(POWERED, "area256g", powered(shipped_default(G), ps, pc))
+    add(POWERED, "area256g", with_default_powers(shipped_default(G)))
     layers = ("cs160", "st160")
     rows = []
     for name, picture, reference in (
             ("every part trimmed", T, RT),
             ("the style part trimmed, colour whole", {**T, "c8": G["c8"]}, {**RT, "c8": Rf["c8"]}),
             ("only the VGG layers trimmed", {**G, **{k: T[k] for k in layers}}, {**Rf, **{k: RT[k] for k in layers}})):
-        add(name, "area256g", powered(refitted_default(picture, reference), ps, pc))
+        add(name, "area256g", with_default_powers(refitted_default(picture, reference)))
         rows.append((name, POWERED))
     return rows
 
@@ -959,15 +962,16 @@ class Bench:
         """The near-duplicate tasks scored: "dup", and "drawdup" with the clip art."""
         return ["dup", "drawdup"] if self.drawing_dups else ["dup"]
 
-    def paired(self, a: dict, b: dict, name: str) -> tuple[float, float]:
-        """(mean difference a − b, 95 % cluster-bootstrap half-width) of mAP@R on set ``name`` (or dup top-1)."""
+    def paired(self, a: dict, b: dict, name: str, metric: str = "ap_at_r") -> tuple[float, float]:
+        """(mean difference a − b, 95 % cluster-bootstrap half-width) of mAP@R (or ``metric``, a ``PerQuery`` field)
+        on set ``name`` (or dup top-1)."""
         if name in ("dup", "drawdup"):
             return metrics.paired_difference(a[name], b[name], self.groups[name])
         groups = self.groups[name][a[name].index]
-        return metrics.paired_difference(a[name].ap_at_r, b[name].ap_at_r, groups)
+        return metrics.paired_difference(getattr(a[name], metric), getattr(b[name], metric), groups)
 
-    def half_width(self, r: dict, name: str) -> float:
-        return metrics.bootstrap_interval(r[name].ap_at_r, self.groups[name][r[name].index])
+    def half_width(self, r: dict, name: str, metric: str = "ap_at_r") -> float:
+        return metrics.bootstrap_interval(getattr(r[name], metric), self.groups[name][r[name].index])
 
 
 SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a"}
@@ -1096,7 +1100,7 @@ def main():
                 ps, pc = DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power
                 name = f"… with powers style {ps}, colour {pc}, projection seed {seed}"
                 add(f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)", "area256g", drawn)
-                add(name, "area256g", powered(drawn, ps, pc))
+                add(name, "area256g", with_default_powers(drawn))
                 seed_pairs.append((name, f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
         elif args.only == "weights":
             powered_pairs = weight_rows(lines, add, G, Rf)

@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
-from artvec import metrics  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
@@ -140,8 +139,7 @@ def report(bench, results: dict, dims: dict) -> bool:
         parts = []
         for key in bench.names + bench.tasks:
             diff, half = bench.paired(default, r, key)
-            mark = "*" if diff - half > 0 else "-" if diff + half < 0 else " "
-            parts.append(f"{key} {diff:+.3f}±{half:.3f}{mark}")
+            parts.append(lead(key, diff, half))
             ahead_everywhere &= diff - half > 0 or not name.startswith("baseline")
         print(f"  vs {name[:40]:40s} " + "  ".join(parts))
     copy_vector = results.get(COPY)
@@ -180,16 +178,17 @@ def nearest_neighbour_table(bench, results: dict) -> None:
     for name, r in results.items():
         print(f"{name[:58]:58s}" + "".join(f" {r[key].nn_correct.mean():8.3f}" for key in bench.names))
     default = results["artvec default"]
-    groups = {key: bench.groups[key][default[key].index] for key in bench.names}
     print("  the default's noise: " + ", ".join(
-        f"{key} ±{metrics.bootstrap_interval(default[key].nn_correct, groups[key]):.3f}" for key in bench.names))
+        f"{key} ±{bench.half_width(default, key, 'nn_correct'):.3f}" for key in bench.names))
     for name, r in results.items():
         if name.startswith("baseline"):
-            leads = [(key, *metrics.paired_difference(default[key].nn_correct, r[key].nn_correct, groups[key]))
-                     for key in bench.names]
             print(f"  default minus {name.removeprefix('baseline: ')[:38]:38s} " + "  ".join(
-                f"{key} {diff:+.3f}±{half:.3f}{'*' if diff - half > 0 else '-' if diff + half < 0 else ' '}"
-                for key, diff, half in leads))
+                lead(key, *bench.paired(default, r, key, "nn_correct")) for key in bench.names))
+
+
+def lead(key: str, diff: float, half: float) -> str:
+    """One set's paired difference: '*' when ahead by more than the noise, '-' when behind by more."""
+    return f"{key} {diff:+.3f}±{half:.3f}{'*' if diff - half > 0 else '-' if diff + half < 0 else ' '}"
 
 
 def by_edit(bench, result: dict, task: str) -> str:
