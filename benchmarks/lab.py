@@ -23,6 +23,8 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
   t32, e16, h32         tone (luma), edge (gradient magnitude) and tone coherence histograms; l8 a
                         luma thumbnail 8×8 (a layout fingerprint, tried for near-duplicates): no
                         model, so computed afresh on every run (``pixel_blocks``), never cached
+  o16, cvR, cjR, hgR    the strokes' direction, curvature over R px, curvature × strength, and direction
+                        pairs R px apart (``stroke_histograms``, raw counts; no model, never cached)
 Input shapes (``--variants``): ``sq224`` (224×224 square, artvec 0.1), ``areaS`` (aspect kept, S² pixels:
 the same model cost for every picture shape); a trailing ``g``: the model sees the luminance.
 Features are cached by picture key in ``~/.cache/artvec-bench/lab2`` (``--cache``), so a second run or a
@@ -47,7 +49,11 @@ power``: THE DEFAULT with each whitened part raised to a signed power (``style_p
 model passes); ``--only weights``: THE DEFAULT *with* its powers and one weight changed (the colour part's weight,
 cubes and a blur of its shares; the edge and coherence weights, the statistics' share, the layers' balance, one part's
 whitening exponent), each with a basis refitted for it, paired to it (no more model passes); ``--only trim``: the
-same on the pictures with their plain margin trimmed away before the resize (``trim_margin``; one more model pass).
+same on the pictures with their plain margin trimmed away before the resize (``trim_margin``; one more model pass);
+``--only strokes``: THE DEFAULT with its powers and histograms of the strokes' direction and curvature beside the style
+part (``stroke_histograms``: the edge-direction and edge-hinge features of writer identification; no model);
+``--only reference``: THE DEFAULT with its powers, its basis refitted on half the reference set's artists (how much its
+size matters).
 (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
@@ -55,7 +61,7 @@ Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, ti
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference]
 """
 
 from __future__ import annotations
@@ -505,6 +511,57 @@ def layout(arr: np.ndarray, side: int) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-6)
 
 
+def stroke_histograms(arr: np.ndarray, radii=(2, 4, 8)) -> dict[str, np.ndarray]:
+    """Raw (unnormalised) histograms of the luma's strokes, the features of writer identification (Bulacu &
+    Schomaker 2007) that tell one hand from another by how its lines run and bend: ``o16`` the gradient's
+    direction (mod 180°, 16 bins, soft, weighted by the gradient's magnitude, pixels over 4 levels); for edge
+    pixels (magnitude over 16) and the edge pixel R px further along the stroke (⟂ the gradient), ``cvR`` the
+    turn between their directions (0–90°, 8 bins; a straight line 0, a tight curve or a corner more), ``cjR``
+    that turn × the edge's strength (4 steps of log2), ``hgR`` their two directions jointly (8 × 8, the
+    edge-hinge). The turns do not change when the picture turns; the directions do."""
+    from scipy import ndimage
+
+    y = luminance(arr)[..., 0].astype(np.float32)
+    gx, gy = ndimage.sobel(y, 1) / 8, ndimage.sobel(y, 0) / 8
+    magnitude, direction = np.hypot(gx, gy), np.mod(np.arctan2(gy, gx), np.pi)
+    edge = magnitude > 4
+    position = direction[edge] / np.pi * 16 - 0.5
+    low = np.floor(position).astype(np.int64)
+    share = position - low
+    out = {"o16": np.bincount(low % 16, (1 - share) * magnitude[edge], 16)
+           + np.bincount((low + 1) % 16, share * magnitude[edge], 16)}
+    strong = magnitude > 16
+    ys, xs = np.nonzero(strong)
+    a = direction[ys, xs]
+    for r in radii:
+        qy = np.clip(np.rint(ys + r * np.cos(a)).astype(np.int64), 0, y.shape[0] - 1)
+        qx = np.clip(np.rint(xs - r * np.sin(a)).astype(np.int64), 0, y.shape[1] - 1)
+        on = strong[qy, qx]
+        here, there = a[on], direction[qy[on], qx[on]]
+        weight = np.minimum(magnitude[ys[on], xs[on]], magnitude[qy[on], qx[on]])
+        turn = np.abs(here - there)
+        turn = np.minimum((np.minimum(turn, np.pi - turn) / (np.pi / 2) * 8).astype(np.int64), 7)
+        strength = np.minimum(np.log2(1 + weight / 16).astype(np.int64), 3)
+        out[f"cv{r}"] = np.bincount(turn, weight, 8)
+        out[f"cj{r}"] = np.bincount(turn * 4 + strength, None, 32).astype(np.float64)
+        pair = np.minimum((here / np.pi * 8).astype(np.int64), 7) * 8 + np.minimum((there / np.pi * 8).astype(np.int64), 7)
+        out[f"hg{r}"] = np.bincount(pair, weight, 64)
+    return out
+
+
+def stroke_blocks(items: list, variant: str) -> dict[str, np.ndarray]:
+    """``stroke_histograms`` of every item (no model: 20 s for the six sets and the reference set on 2 cores)."""
+    rows: dict[str, list] = {}
+    for item in items:
+        for name, h in stroke_histograms(prepare(item.load(), variant)).items():
+            rows.setdefault(name, []).append(h)
+    return {name: np.stack(h) for name, h in rows.items()}
+
+
+def hellinger(counts: np.ndarray) -> np.ndarray:
+    return np.sqrt(counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def extract(items: list, variant: str, extractor: Extractor, log_every: int = 100) -> dict[str, np.ndarray]:
     blocks: dict[str, list] = {}
     t = time.time()
@@ -599,7 +656,7 @@ def tone(B, bins=32):
 
 def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0.4, share=0.5, layers=GATYS[1:],
            gram="cs160", stats="st160", bins=8, tone_bins=32, scales=(), layer_weights=None, layout_weight=0.0,
-           white: str | float = "", views=None, content: tuple | None = None):
+           white: str | float = "", views=None, content: tuple | None = None, strokes: tuple = ()):
     """artvec's default recipe and its variations: [style layers, tone_weight·tone, edge_weight·edges,
     coherence_weight·coherence, colour·colour histogram]. ``EmbeddingConfig(tone_weight=t, edge_weight=e,
     coherence_weight=h, colour_weight=c/√(1+t²+e²+h²))`` makes these vectors ÷ √(1+t²+e²+h²): the same
@@ -608,7 +665,8 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
     histograms of the picture after ``white_point``, or a weight: that tone histogram beside the plain one;
     ``views``: see ``style``; ``content``: (block, weight, dims[, seed]): a pooled deep feature, square-rooted,
     unit norm (projected to ``dims`` if not 0, as artvec's ``content_weight`` does with projection seed
-    ``seed``, 0), × weight beside the histograms (only that one is an artvec setting)."""
+    ``seed``, 0), × weight beside the histograms (only that one is an artvec setting); ``strokes``: (blocks,
+    weight): ``stroke_histograms`` blocks, each Hellinger, together unit norm, × weight (not a setting)."""
     parts = [style(X, gram, stats, share, layers, layer_weights, views) for X in (B, *scales)]
     layers_part = np.concatenate(parts, 1) / math.sqrt(len(parts))
     pieces = [layers_part]
@@ -622,6 +680,9 @@ def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0
         pieces.append(coherence_weight * B["h32w" if white == "both" else "h32"])
     if layout_weight:
         pieces.append(layout_weight * B["l8"])
+    if strokes:
+        blocks, weight = strokes
+        pieces.append(weight * np.concatenate([hellinger(B[b]) for b in blocks], 1) / math.sqrt(len(blocks)))
     if content:
         block, weight, dims, seed = (*content, 0)[:4]
         feature = pooled(B, block)
@@ -884,6 +945,50 @@ def trim_rows(lines: list, add, G: dict, Rf: dict, T: dict, RT: dict) -> list[tu
         rows.append((name, POWERED))
     return rows
 
+CONTROL_POWERED = "THE DEFAULT refitted here, with its powers (a control)"
+
+
+def stroke_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
+    """Rows of THE DEFAULT with its powers and ``stroke_histograms`` beside the style part's histograms, each
+    whitened by a basis refitted on the reference set for it, paired to THE DEFAULT refitted here with its powers.
+    Returns (row, the row it is paired to)."""
+    lines.append("---- the strokes' direction and curvature beside the style part, under the powers (each basis refitted) ----")
+    add(CONTROL_POWERED, "area256g", with_default_powers(refitted_default(G, Rf)))
+    rows = []
+    for blocks, label in ((("o16",), "direction"), (("cv2", "cv4"), "curvature 2, 4 px"),
+                          (("cv2", "cv4", "cv8"), "curvature 2, 4, 8 px"),
+                          (("cj2", "cj4"), "curvature × strength 2, 4 px"),
+                          (("cj2", "cj4", "cj8"), "curvature × strength 2, 4, 8 px"),
+                          (("hg2",), "edge-hinge 2 px"), (("hg4",), "edge-hinge 4 px")):
+        for weight in (0.25, 0.45, 0.7, 1.0):
+            norm = math.hypot(style_norm(0.2), weight)
+            kw = dict(tone_weight=0.2, strokes=(blocks, weight))
+            name = f"{label} × {weight}"
+            add(name, "area256g", with_default_powers(refitted(recipe(G, **kw), recipe(Rf, **kw), 0.7, norm)))
+            rows.append((name, CONTROL_POWERED))
+    return rows
+
+
+def reference_rows(lines: list, add, G: dict, Rf: dict, ref_items: list) -> list[tuple[str, str]]:
+    """Rows of THE DEFAULT with its powers, its basis refitted on half the reference set's artists (three seeded
+    splits, each half), paired to the basis refitted on all of them: would a larger reference set do better?
+    Returns (row, the row it is paired to)."""
+    lines.append("---- the basis refitted on half the reference set's artists, under the powers ----")
+    add(CONTROL_POWERED, "area256g", with_default_powers(refitted_default(G, Rf)))
+    hands = np.array([it.key.split("/", 1)[1].split("--")[0] for it in ref_items])
+    x, xr, norm = recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), style_norm(0.2)
+    rows = []
+    for seed in (0, 1, 2):
+        everyone = np.unique(hands)
+        chosen = set(np.random.default_rng(seed).choice(everyone, len(everyone) // 2, replace=False))
+        first = np.isin(hands, list(chosen))
+        for half, keep in (("A", first), ("B", ~first)):
+            name = f"half {half} of the artists, split {seed} ({keep.sum()})"
+            add(name, "area256g", with_default_powers(refitted(x, xr[keep], 0.7, norm)))
+            rows.append((name, CONTROL_POWERED))
+    return rows
+
+
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
     import clipart
@@ -1034,13 +1139,16 @@ def main():
                     help="input shapes (sqS square, areaS aspect kept on S² pixels; a trailing g: the model sees "
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
-    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights", "trim"),
+    ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights", "trim", "strokes",
+                                                        "reference"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
                          "copy: only THE DEFAULT with the copy vector inside the combined vector; "
                          "power: only THE DEFAULT with its whitened parts raised to signed powers; "
                          "weights: only THE DEFAULT with its powers and one of its weights changed; "
-                         "trim: only THE DEFAULT with its powers on the pictures with their margin trimmed (one more model pass)")
+                         "trim: only THE DEFAULT with its powers on the pictures with their margin trimmed (one more model pass); "
+                         "strokes: only THE DEFAULT with its powers and the strokes' direction and curvature histograms; "
+                         "reference: only THE DEFAULT with its powers, its basis refitted on half the reference set")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -1104,6 +1212,12 @@ def main():
                 seed_pairs.append((name, f"THE DEFAULT's recipe, projection seed {seed} (basis refitted)"))
         elif args.only == "weights":
             powered_pairs = weight_rows(lines, add, G, Rf)
+        elif args.only == "strokes":
+            G.update(stroke_blocks(bench.items, "area256g"))
+            Rf.update(stroke_blocks(ref_items, "area256g"))
+            powered_pairs = stroke_rows(lines, add, G, Rf)
+        elif args.only == "reference":
+            powered_pairs = reference_rows(lines, add, G, Rf, ref_items)
         elif args.only == "trim":  # one more model pass of every picture and reference drawing, their margins trimmed
             make = lambda: Extractor(args.device, heads=("cs160", "st160"))  # noqa: E731
             cache = Path(args.cache) / "area256g-trim.npz" if args.cache else None
@@ -1130,7 +1244,8 @@ def main():
             lines.append("---- under another projection seed: the powers paired to the same seed's recipe ----")
             lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
         if powered_pairs:
-            lines.append("---- paired to THE DEFAULT with its powers (today's vgg19-style-b107c1ada1e6) ----")
+            base = "its refit here, the control" if args.only in ("strokes", "reference") else "today's vgg19-style-b107c1ada1e6"
+            lines.append(f"---- paired to THE DEFAULT with its powers ({base}) ----")
             lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in powered_pairs]
         lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
             f"{key} ±{bench.half_width(new, key):.3f}" for key in bench.names))
