@@ -517,7 +517,7 @@ def stroke_histograms(arr: np.ndarray, radii=(2, 4, 8)) -> dict[str, np.ndarray]
     direction (mod 180°, 16 bins, soft, weighted by the gradient's magnitude, pixels over 4 levels); for edge
     pixels (magnitude over 16) and the edge pixel R px further along the stroke (⟂ the gradient), ``cvR`` the
     turn between their directions (0–90°, 8 bins; a straight line 0, a tight curve or a corner more), ``cjR``
-    that turn × the edge's strength (4 steps of log2), ``hgR`` their two directions jointly (8 × 8, the
+    that turn jointly with the edge's strength (8 × 4 steps of log2, counts), ``hgR`` their two directions jointly (8 × 8, the
     edge-hinge). The turns do not change when the picture turns; the directions do."""
     from scipy import ndimage
 
@@ -737,13 +737,17 @@ def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: fl
                     colour_dims=colour_dims)
 
 
+def reference_hands(ref_items: list) -> list[str]:
+    """The artist of each reference drawing, from its rendered file's name ("unnamed": the unnamed uploads)."""
+    return [it.key.split("/", 1)[1].split("--")[0] for it in ref_items]
+
+
 def within_artists(lines: list, add, G: dict, Rf: dict, ref_items: list) -> None:
     """Rows of THE DEFAULT's recipe whitened by bases refitted with the scales from the covariance *within* the
     reference set's artists (its drawings are labelled by hand; the unnamed uploads are no one's): what one hand
     varies among its drawings (what they show) counts less."""
     lines.append("---- whitening within artists: the reference set's hands as labels (each a basis refitted) ----")
-    hands = [it.key.split("/", 1)[1].split("--")[0] for it in ref_items]
-    hands = ["" if hand == "unnamed" else hand for hand in hands]
+    hands = ["" if hand == "unnamed" else hand for hand in reference_hands(ref_items)]
     x2, xr2, norm2 = recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), style_norm(0.2)
     for within, alpha, shrinkage, colour_within, rank in (
             (0.5, 0.25, 0.1, None, 256), (1.0, 0.25, 0.1, None, 256), (1.0, 0.25, 0.1, 0.0, 256), (1.0, 0.35, 0.1, None, 256),
@@ -945,6 +949,7 @@ def trim_rows(lines: list, add, G: dict, Rf: dict, T: dict, RT: dict) -> list[tu
         rows.append((name, POWERED))
     return rows
 
+
 CONTROL_POWERED = "THE DEFAULT refitted here, with its powers (a control)"
 
 
@@ -975,13 +980,12 @@ def reference_rows(lines: list, add, G: dict, Rf: dict, ref_items: list) -> list
     Returns (row, the row it is paired to)."""
     lines.append("---- the basis refitted on half the reference set's artists, under the powers ----")
     add(CONTROL_POWERED, "area256g", with_default_powers(refitted_default(G, Rf)))
-    hands = np.array([it.key.split("/", 1)[1].split("--")[0] for it in ref_items])
+    hands = np.array(reference_hands(ref_items))
+    everyone = np.unique(hands)
     x, xr, norm = recipe(G, tone_weight=0.2), recipe(Rf, tone_weight=0.2), style_norm(0.2)
     rows = []
     for seed in (0, 1, 2):
-        everyone = np.unique(hands)
-        chosen = set(np.random.default_rng(seed).choice(everyone, len(everyone) // 2, replace=False))
-        first = np.isin(hands, list(chosen))
+        first = np.isin(hands, np.random.default_rng(seed).choice(everyone, len(everyone) // 2, replace=False))
         for half, keep in (("A", first), ("B", ~first)):
             name = f"half {half} of the artists, split {seed} ({keep.sum()})"
             add(name, "area256g", with_default_powers(refitted(x, xr[keep], 0.7, norm)))
