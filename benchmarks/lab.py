@@ -23,6 +23,8 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
   t32, e16, h32         tone (luma), edge (gradient magnitude) and tone coherence histograms; l8 a
                         luma thumbnail 8×8 (a layout fingerprint, tried for near-duplicates): no
                         model, so computed afresh on every run (``pixel_blocks``), never cached
+  cs160_reluX_Y,        cs160 and st160 of the ReLU layers in MORE_LAYERS (``area256g-layers``, and
+  st160_reluX_Y         ``area256g-layers-seedN`` under projection seed N)
   o16, cvR, cjR, hgR    the strokes' direction, curvature over R px, curvature × strength, and direction
                         pairs R px apart (``stroke_histograms``, raw counts; no model, never cached)
 Input shapes (``--variants``): ``sq224`` (224×224 square, artvec 0.1), ``areaS`` (aspect kept, S² pixels:
@@ -54,6 +56,9 @@ same on the pictures with their plain margin trimmed away before the resize (``t
 part (``stroke_histograms``: the edge-direction and edge-hinge features of writer identification; no model);
 ``--only reference``: THE DEFAULT with its powers, its basis refitted on half the reference set's artists (how much its
 size matters).
+``--only layers``: THE DEFAULT with its powers and other ReLU layers for its style part (``LAYER_SETS``: a block's
+second convolution or its end in place of its first, relu4_4 in place of relu5_1), each with a basis refitted for it
+(one more model pass; with ``--seeds``, the likeliest sets under those projection seeds too, one more pass a seed).
 (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
 ("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
@@ -61,7 +66,7 @@ Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, ti
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference|layers]
 """
 
 from __future__ import annotations
@@ -326,6 +331,28 @@ def masked_histograms(arr: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray
             "c8": colour_histogram(flat[None], 8)}
 
 
+#: ReLU layers tried in place of the default's (``--only layers``): each block's second convolution and its end
+MORE_LAYERS = ("relu2_2", "relu3_2", "relu3_4", "relu4_2", "relu4_4")
+
+
+class LayersExtractor(Extractor):
+    """The ``area256g-layers`` blocks: cs160 and st160 of each layer of MORE_LAYERS (``cs160_relu3_4``, …), made by
+    artvec's own StyleHead configured with those layers (sketches and projections seeded by the layer, as for any)."""
+
+    def __init__(self, device: str, seed: int = 0):
+        super().__init__(device, heads=())
+        self.at = {LAYER_INDEX[layer]: layer for layer in MORE_LAYERS}
+        self.more = {name: StyleHead(dataclasses.replace(head_config(name), layers=MORE_LAYERS, projection_seed=seed),
+                                     self.device) for name in ("cs160", "st160")}
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            return {f"{name}_{layer}": head.layer_part(layer, x)[0].cpu().numpy()
+                    for layer, x in self.layer_maps(arr, grey) for name, head in self.more.items()}
+
+
 class PaperMaskExtractor(Extractor):
     """The ``area256g-paper`` blocks: cs160 and st160 pooled over the drawn positions only — each layer's cells
     not wholly blank paper (``paper_mask``), grown by one cell — and the histograms over the drawn pixels; for
@@ -579,10 +606,11 @@ def l2n(x):
 
 
 def per_layer(B, name):
-    """Split block ``name`` into its five per-layer parts."""
+    """Split block ``name`` into its five per-layer parts (and those of MORE_LAYERS where ``B`` has them)."""
     widths = [head_config(name).layer_dim(layer) for layer in GATYS]
     bounds = np.cumsum([0] + widths)
-    return {layer: B[name][:, bounds[i]:bounds[i + 1]] for i, layer in enumerate(GATYS)}
+    parts = {layer: B[name][:, bounds[i]:bounds[i + 1]] for i, layer in enumerate(GATYS)}
+    return parts | {layer: B[f"{name}_{layer}"] for layer in MORE_LAYERS if f"{name}_{layer}" in B}
 
 
 def style(B, gram="cs256", stats=None, share=0.0, layers=GATYS, weights=None, views=None):
@@ -735,6 +763,36 @@ def refitted(x: np.ndarray, reference: np.ndarray, colour: float = 0.6, norm: fl
     weights none ships for."""
     return whitened(x, fit_parts(reference, norm=norm, colour_dims=colour_dims, **fit), colour, norm=norm,
                     colour_dims=colour_dims)
+
+
+#: the style layers tried in place of the default's relu2_1, relu3_1, relu4_1, relu5_1 (``--only layers``): one
+#: block's first convolution swapped for its second or its end, then relu4_4 for relu5_1 with the others
+LAYER_SETS = (("relu2_2", "relu3_1", "relu4_1", "relu5_1"), ("relu2_1", "relu3_2", "relu4_1", "relu5_1"),
+              ("relu2_1", "relu3_4", "relu4_1", "relu5_1"), ("relu2_1", "relu3_1", "relu4_2", "relu5_1"),
+              ("relu2_1", "relu3_1", "relu4_4", "relu5_1"), ("relu2_2", "relu3_2", "relu4_2", "relu5_1"),
+              ("relu2_2", "relu3_4", "relu4_4", "relu5_1"), ("relu2_1", "relu3_1", "relu4_1", "relu4_4"),
+              ("relu2_2", "relu3_1", "relu4_1", "relu4_4"), ("relu2_1", "relu3_2", "relu4_1", "relu4_4"),
+              ("relu2_1", "relu3_1", "relu4_2", "relu4_4"), ("relu2_2", "relu3_2", "relu4_2", "relu4_4"))
+#: the sets ``--only layers --seeds`` scores again under other projection seeds
+SEEDED_LAYER_SETS = (("relu2_1", "relu3_1", "relu4_1", "relu4_4"), ("relu2_2", "relu3_1", "relu4_1", "relu4_4"),
+                     ("relu2_2", "relu3_2", "relu4_2", "relu4_4"))
+
+
+def layer_rows(lines: list, add, G: dict, Rf: dict, layer_sets=LAYER_SETS, seed: int = 0) -> list[tuple[str, str]]:
+    """Rows of THE DEFAULT with its powers and other ReLU layers of VGG-19 for its style part (``layer_sets``), each
+    with a basis refitted on the reference set for it, paired to THE DEFAULT refitted here with its powers (``G``,
+    ``Rf``: the blocks of projection seed ``seed``). No more model time for any of them: the model passes them all on
+    its way to relu5_1 (and stops earlier without relu5_1). Returns (row, the row it is paired to)."""
+    drawn = f", projection seed {seed}" if seed else ""
+    lines.append(f"---- other ReLU layers for the style part, under the powers (each basis refitted){drawn} ----")
+    control = CONTROL_POWERED + drawn
+    add(control, "area256g", with_default_powers(refitted_default(G, Rf)))
+    rows = []
+    for layers in layer_sets:
+        name = "relu" + ", ".join(layer.removeprefix("relu") for layer in layers) + (f", seed {seed}" if seed else "")
+        add(name, "area256g", with_default_powers(refitted_default(G, Rf, layers=layers)))
+        rows.append((name, control))
+    return rows
 
 
 def reference_hands(ref_items: list) -> list[str]:
@@ -1144,7 +1202,7 @@ def main():
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
     ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights", "trim", "strokes",
-                                                        "reference"),
+                                                        "reference", "layers"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
                          "copy: only THE DEFAULT with the copy vector inside the combined vector; "
@@ -1152,7 +1210,8 @@ def main():
                          "weights: only THE DEFAULT with its powers and one of its weights changed; "
                          "trim: only THE DEFAULT with its powers on the pictures with their margin trimmed (one more model pass); "
                          "strokes: only THE DEFAULT with its powers and the strokes' direction and curvature histograms; "
-                         "reference: only THE DEFAULT with its powers, its basis refitted on half the reference set")
+                         "reference: only THE DEFAULT with its powers, its basis refitted on half the reference set; "
+                         "layers: only THE DEFAULT with its powers and other ReLU layers for the style part (one more model pass)")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -1222,6 +1281,18 @@ def main():
             powered_pairs = stroke_rows(lines, add, G, Rf)
         elif args.only == "reference":
             powered_pairs = reference_rows(lines, add, G, Rf, ref_items)
+        elif args.only == "layers":  # one more model pass of every picture and reference drawing
+            make = lambda: LayersExtractor(args.device)  # noqa: E731
+            G.update(features("area256g", name="area256g-layers", make=make))
+            Rf.update(extract_cached(ref_items, "area256g", make, Path(args.cache) / "area256g-layers.npz" if args.cache else None))
+            powered_pairs = layer_rows(lines, add, G, Rf)
+            for seed in (int(x) for x in args.seeds.split(",") if x):  # the same under another draw of the projections
+                B, Rs = seeded(seed, G, Rf, ref_items)
+                make = lambda: LayersExtractor(args.device, seed)  # noqa: E731
+                name = f"area256g-layers-seed{seed}"
+                B.update(features("area256g", name=name, make=make))
+                Rs.update(extract_cached(ref_items, "area256g", make, Path(args.cache) / f"{name}.npz" if args.cache else None))
+                powered_pairs += layer_rows(lines, add, B, Rs, SEEDED_LAYER_SETS, seed)
         elif args.only == "trim":  # one more model pass of every picture and reference drawing, their margins trimmed
             make = lambda: Extractor(args.device, heads=("cs160", "st160"))  # noqa: E731
             cache = Path(args.cache) / "area256g-trim.npz" if args.cache else None
@@ -1248,7 +1319,7 @@ def main():
             lines.append("---- under another projection seed: the powers paired to the same seed's recipe ----")
             lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
         if powered_pairs:
-            base = "its refit here, the control" if args.only in ("strokes", "reference") else "today's vgg19-style-b107c1ada1e6"
+            base = "its refit here, the control" if args.only in ("strokes", "reference", "layers") else "today's vgg19-style-b107c1ada1e6"
             lines.append(f"---- paired to THE DEFAULT with its powers ({base}) ----")
             lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in powered_pairs]
         lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
