@@ -45,6 +45,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
+    "POWERED_CONFIG",
     "UNPOWERED_CONFIG",
     "PREVIOUS_CONFIG",
     "FIRST_WHITENED_CONFIG",
@@ -97,7 +98,7 @@ _POWERS = ("style_power", "colour_power")
 #: the layer whose average-pooled activations form the optional content piece (``content_weight``)
 CONTENT_LAYER = "relu5_4"
 #: the layer whose average-pooled activations, whitened, form the copy vector (``copy_vector``): the model
-#: passes it on its way to relu5_1, so the copy vector costs no more model time
+#: passes it anyway (the style part's last layer), so the copy vector costs no more model time
 COPY_LAYER = "relu4_4"
 COPY_DIM = STYLE_LAYERS[COPY_LAYER]     # its channels: the copy vector's size
 
@@ -121,7 +122,7 @@ class EmbeddingConfig:
     """Everything that determines a vector.  Vectors of different ``config_id`` are never compared."""
 
     name: str = "vgg19-style"
-    layers: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    layers: tuple[str, ...] = ("relu2_2", "relu3_1", "relu4_1", "relu4_4")
     image_size: int = 256
     colour_bins: int = 8
     style_dims_per_layer: int = 160
@@ -144,7 +145,7 @@ class EmbeddingConfig:
     coherence_weight: float = 0.4
     content_weight: float = 0.0
     content_dims: int = 76
-    whitening: str = "clipart-v2"
+    whitening: str = "clipart-v3"
     copy_vector: str = "clipart-v1"
     style_power: float = 0.85
     colour_power: float = 0.7
@@ -419,8 +420,10 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
-#: the default before the powers (config_id vgg19-style-db9551dd9a66): today's with each whitened part as it is
-UNPOWERED_CONFIG = replace(DEFAULT_CONFIG, style_power=1.0, colour_power=1.0)
+#: the default before relu4_4 (config_id vgg19-style-b107c1ada1e6): relu2_1, relu3_1, relu4_1, relu5_1, whitened by clipart-v2
+POWERED_CONFIG = replace(DEFAULT_CONFIG, layers=("relu2_1", "relu3_1", "relu4_1", "relu5_1"), whitening="clipart-v2")
+#: the default before the powers (config_id vgg19-style-db9551dd9a66): that one with each whitened part as it is
+UNPOWERED_CONFIG = replace(POWERED_CONFIG, style_power=1.0, colour_power=1.0)
 #: the default before (config_id vgg19-style-d45103eacdb8): that one without the copy vector (the same
 #: combined, style and colour vectors)
 PREVIOUS_CONFIG = replace(UNPOWERED_CONFIG, copy_vector="")
@@ -699,8 +702,8 @@ def _whitening_for(config: EmbeddingConfig):
 
 
 def shipped_with(whitening: str) -> EmbeddingConfig | None:
-    """The shipped configuration (the default or the previous one) that a whitening basis came with."""
-    return next((c for c in (DEFAULT_CONFIG, FIRST_WHITENED_CONFIG) if c.whitening == whitening), None)
+    """The shipped configuration (the default or an earlier one) that a whitening basis came with."""
+    return next((c for c in (DEFAULT_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG) if c.whitening == whitening), None)
 
 
 def _layout_difference(config: EmbeddingConfig) -> str:

@@ -16,7 +16,7 @@ compares with the shipped file instead of writing it (the eigenvectors of anothe
 in the last digits, so the check is on the transforms' output, not the file's bytes).
 
 Needs what benchmarks/clipart.py needs.
-Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v2] [--check]
+Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v3] [--check]
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ Sets (benchmarks/sets.py; all reproducible offline):
 Metrics: precision@10, mAP@R, nearest-neighbour accuracy, near-duplicate top-1, with 95 % cluster-bootstrap
 half-widths (whole decks / whole source pictures resampled) and the paired difference to each baseline.
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
-apart; and, for the paired difference, artvec 0.1's default) is computed by artvec's own Embedder, exactly as
-`artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input. The previous default
-(vgg19-style-db9551dd9a66) is today's before the signed powers of its whitened parts: ``lab.py --only power``
-pairs the two on the lab's features, so it is not embedded again here.
+apart; and, for the paired difference, the previous default and artvec 0.1's default) is computed by artvec's
+own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input.
+The previous default (vgg19-style-b107c1ada1e6) is today's with relu2_1 … relu5_1 and the basis clipart-v2;
+the one before it (vgg19-style-db9551dd9a66) is that one before the signed powers of its whitened parts:
+``lab.py --only power`` pairs those two on the lab's features, so it is not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, POWERED_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
 def build_sets(names, cards_choice: str, cards_dir=None):
@@ -93,14 +94,13 @@ def main():
           f"built in {time.time() - t0:.0f}s", flush=True)
 
     results, dims = {}, {}
-    vectors, copies, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "v1": V1}, args.device)
-    for key, name in (("default", "artvec default"), ("v1", "artvec 0.1 default")):
+    vectors, copies, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "previous": PREVIOUS, "v1": V1}, args.device)
+    for key, name in (("default", "artvec default"), ("previous", PREVIOUS_NAME), ("v1", "artvec 0.1 default")):
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
     results[COPY] = bench.score(copies["default"])
     dims[COPY] = copies["default"].shape[1]
-    print(f"embedded: default {speed['default'] * 1000:.0f} ms/picture, artvec 0.1 {speed['v1'] * 1000:.0f} ms/picture",
-          flush=True)
+    print("embedded: " + ", ".join(f"{key} {speed[key] * 1000:.0f} ms/picture" for key in speed), flush=True)
     B = lab.extract(bench.items, "sq224", lab.Extractor(args.device, heads=(), literal=True), log_every=0)
     R = lab.extract(bench.items, "sq224", lab.Extractor(args.device, weights="random", heads=("cs256",)), log_every=0)
     baselines = {
@@ -113,12 +113,13 @@ def main():
         results[name] = bench.score(vectors.astype(np.float32))
         dims[name] = vectors.shape[1]
     report(bench, results, dims)
-    print(f"\nseconds per picture (embedding decoded pictures, {args.device}, the two taking turns): default "
-          f"{speed['default']:.3f}, artvec 0.1 {speed['v1']:.3f} (ratio {speed['default'] / speed['v1']:.2f}); "
-          f"total {time.time() - t0:.0f}s")
+    print(f"\nseconds per picture (embedding decoded pictures, {args.device}, the three taking turns): default "
+          f"{speed['default']:.3f}, previous default {speed['previous']:.3f} (ratio {speed['default'] / speed['previous']:.2f}), "
+          f"artvec 0.1 {speed['v1']:.3f} (ratio {speed['default'] / speed['v1']:.2f}); total {time.time() - t0:.0f}s")
 
 
 COPY = "the default's copy vector (searched apart)"
+PREVIOUS_NAME = "previous default (relu2_1 … relu5_1)"
 
 
 def report(bench, results: dict, dims: dict) -> bool:

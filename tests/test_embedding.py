@@ -122,7 +122,7 @@ def test_config_id_stable_and_sensitive():
 
 
 def test_stored_configurations_keep_their_ids():
-    from artvec.embedding import V1_CONFIG
+    from artvec.embedding import POWERED_CONFIG, V1_CONFIG
 
     assert V1_CONFIG.config_id == "gram-vgg19-1662e531f17e"            # the id artvec 0.1 stored
     stored_by_0_1 = {k: v for k, v in V1_CONFIG.to_dict().items()
@@ -132,7 +132,7 @@ def test_stored_configurations_keep_their_ids():
     assert rebuilt == V1_CONFIG and rebuilt.dim == V1_CONFIG.dim == 1792
     assert dataclasses.replace(V1_CONFIG, stats_dims_per_layer=7).config_id == V1_CONFIG.config_id  # unused there
     # the default before the tone histogram (artvec 0.2's) is rebuilt from its row with its id
-    previous = dataclasses.replace(DEFAULT_CONFIG, colour_weight=0.45, tone_weight=0.0, edge_weight=0.0,
+    previous = dataclasses.replace(POWERED_CONFIG, colour_weight=0.45, tone_weight=0.0, edge_weight=0.0,
                                    coherence_weight=0.0, whitening="", copy_vector="")
     assert previous.config_id == "vgg19-style-88341e4d2f28" and previous.dim == 1792
     stored_before_tone = {k: v for k, v in previous.to_dict().items()
@@ -151,7 +151,7 @@ def test_stored_configurations_keep_their_ids():
     assert UNWHITENED_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and UNWHITENED_CONFIG.dim == DEFAULT_CONFIG.dim == 1872
     stored_before_whitening = {k: v for k, v in UNWHITENED_CONFIG.to_dict().items() if k != "whitening"}
     assert EmbeddingConfig.from_stored(stored_before_whitening) == UNWHITENED_CONFIG
-    # the first whitened default (clipart-v1, tone × 0.55) keeps its id beside today's (clipart-v2, tone × 0.2);
+    # the first whitened default (clipart-v1, tone × 0.55) keeps its id beside the later ones (clipart-v2, v3, tone × 0.2);
     # both were stored before the copy vector: their rows have no "copy_vector" and come back without one
     first = FIRST_WHITENED_CONFIG
     assert first.config_id == "vgg19-style-2449b08fa7b6" and first.whitening == "clipart-v1" and not first.copy_vector
@@ -167,10 +167,16 @@ def test_stored_configurations_keep_their_ids():
     assert UNPOWERED_CONFIG.config_id == "vgg19-style-db9551dd9a66" != PREVIOUS_CONFIG.config_id
     row = {k: v for k, v in UNPOWERED_CONFIG.to_dict().items() if k not in ("style_power", "colour_power")}
     assert EmbeddingConfig.from_stored(row) == UNPOWERED_CONFIG
-    # today's default: that one with each whitened part raised to a signed power (a configuration of its own)
-    assert (DEFAULT_CONFIG.style_power, DEFAULT_CONFIG.colour_power) == (0.85, 0.7)
-    assert DEFAULT_CONFIG.config_id != UNPOWERED_CONFIG.config_id and DEFAULT_CONFIG.dim == PREVIOUS_CONFIG.dim
-    assert DEFAULT_CONFIG.parts_id == UNPOWERED_CONFIG.parts_id == PREVIOUS_CONFIG.parts_id  # one whitening basis fits all
+    # the default before relu4_4: that one with each whitened part raised to a signed power (a configuration of its own)
+    assert (POWERED_CONFIG.style_power, POWERED_CONFIG.colour_power) == (0.85, 0.7)
+    assert POWERED_CONFIG.config_id == "vgg19-style-b107c1ada1e6" != UNPOWERED_CONFIG.config_id
+    assert POWERED_CONFIG.dim == PREVIOUS_CONFIG.dim
+    assert POWERED_CONFIG.parts_id == UNPOWERED_CONFIG.parts_id == PREVIOUS_CONFIG.parts_id  # one whitening basis fits all
+    assert EmbeddingConfig.from_stored(POWERED_CONFIG.to_dict()) == POWERED_CONFIG
+    # today's default: relu2_2, relu3_1, relu4_1, relu4_4 with a basis of its own (clipart-v3), the same size
+    assert DEFAULT_CONFIG.layers == ("relu2_2", "relu3_1", "relu4_1", "relu4_4") and DEFAULT_CONFIG.whitening == "clipart-v3"
+    assert DEFAULT_CONFIG.config_id not in (POWERED_CONFIG.config_id, UNPOWERED_CONFIG.config_id)
+    assert DEFAULT_CONFIG.dim == POWERED_CONFIG.dim == 1872 and DEFAULT_CONFIG.parts_id != POWERED_CONFIG.parts_id
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
     assert EmbeddingConfig.from_dict({"colour_power": "0.5"}).colour_power == 0.5
     # without a whitening the powers do nothing, and the id says so
@@ -252,7 +258,7 @@ def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(picture
 
     from artvec import whitening
     from artvec.edits import EDITS
-    from artvec.embedding import PREVIOUS_CONFIG, luminance
+    from artvec.embedding import POWERED_CONFIG, PREVIOUS_CONFIG, luminance
     from artvec.weights import LAYER_INDEX, get_source
 
     config = dataclasses.replace(DEFAULT_CONFIG, image_size=128)
@@ -287,7 +293,25 @@ def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(picture
                 assert d.argmin() == i, (kind, names[i], d)
     with pytest.raises(ValueError, match="copy_vector"):
         EmbeddingConfig.from_dict({"copy_vector": "no-such-basis"})
-    assert PREVIOUS_CONFIG == dataclasses.replace(DEFAULT_CONFIG, copy_vector="none", style_power=1, colour_power=1)
+    assert PREVIOUS_CONFIG == dataclasses.replace(POWERED_CONFIG, copy_vector="none", style_power=1, colour_power=1)
+
+
+def test_relu4_4_default_stops_the_model_there_and_keeps_the_colour_part_and_copy_vector(pictures):
+    """The default's style part ends at relu4_4 (relu5_1 before): the model is cut after relu4_4, and only the
+    style and combined vectors change — the colour part searched alone and the copy vector are the previous
+    default's to the bit, as README's upgrade section says."""
+    from artvec.embedding import POWERED_CONFIG
+    from artvec.weights import LAYER_INDEX
+
+    assert DEFAULT_CONFIG.layers[-1] == "relu4_4" and POWERED_CONFIG.layers[-1] == "relu5_1"
+    originals = [pictures[name] for name in ("coffee", "astronaut")]
+    with Embedder(dataclasses.replace(DEFAULT_CONFIG, image_size=128)) as new, \
+            Embedder(dataclasses.replace(POWERED_CONFIG, image_size=128)) as old:
+        assert len(new.features) == LAYER_INDEX["relu4_4"] + 1 < len(old.features) == LAYER_INDEX["relu5_1"] + 1
+        for a, b in zip(new.embed_images(originals), old.embed_images(originals)):
+            np.testing.assert_array_equal(a.colour, b.colour)
+            np.testing.assert_array_equal(a.copy, b.copy)
+            assert np.linalg.norm(a.style - b.style) > 0.1 and a.combined.shape == b.combined.shape
 
 
 def test_a_partial_user_setting_keeps_the_other_defaults():
