@@ -94,8 +94,8 @@ def main():
           f"built in {time.time() - t0:.0f}s", flush=True)
 
     results, dims = {}, {}
-    vectors, copies, speed = embed_each(bench, {"default": DEFAULT_CONFIG, "previous": PREVIOUS, "v1": V1}, args.device)
-    for key, name in (("default", "artvec default"), ("previous", PREVIOUS_NAME), ("v1", "artvec 0.1 default")):
+    vectors, copies, speed = embed_each(bench, {key: config for key, (_, config) in EMBEDDED.items()}, args.device)
+    for key, (name, _) in EMBEDDED.items():
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
     results[COPY] = bench.score(copies["default"])
@@ -119,7 +119,10 @@ def main():
 
 
 COPY = "the default's copy vector (searched apart)"
-PREVIOUS_NAME = "previous default (relu2_1 … relu5_1)"
+#: the configurations embedded by artvec's Embedder: key -> (the name the tables print, configuration)
+EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG),
+            "previous": ("previous default (relu2_1 … relu5_1)", PREVIOUS),
+            "v1": ("artvec 0.1 default", V1)}
 
 
 def report(bench, results: dict, dims: dict) -> bool:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from artvec.embedding import (
     DEFAULT_CONFIG,
+    POWERED_CONFIG,
     EmbeddingConfig,
     Embedder,
     Vectors,
@@ -122,7 +123,7 @@ def test_config_id_stable_and_sensitive():
 
 
 def test_stored_configurations_keep_their_ids():
-    from artvec.embedding import POWERED_CONFIG, V1_CONFIG
+    from artvec.embedding import V1_CONFIG
 
     assert V1_CONFIG.config_id == "gram-vgg19-1662e531f17e"            # the id artvec 0.1 stored
     stored_by_0_1 = {k: v for k, v in V1_CONFIG.to_dict().items()
@@ -258,7 +259,7 @@ def test_the_copy_vector_is_relu4_4_pooled_and_whitened_and_finds_copies(picture
 
     from artvec import whitening
     from artvec.edits import EDITS
-    from artvec.embedding import POWERED_CONFIG, PREVIOUS_CONFIG, luminance
+    from artvec.embedding import PREVIOUS_CONFIG, luminance
     from artvec.weights import LAYER_INDEX, get_source
 
     config = dataclasses.replace(DEFAULT_CONFIG, image_size=128)
@@ -300,7 +301,6 @@ def test_relu4_4_default_stops_the_model_there_and_keeps_the_colour_part_and_cop
     """The default's style part ends at relu4_4 (relu5_1 before): the model is cut after relu4_4, and only the
     style and combined vectors change — the colour part searched alone and the copy vector are the previous
     default's to the bit, as README's upgrade section says."""
-    from artvec.embedding import POWERED_CONFIG
     from artvec.weights import LAYER_INDEX
 
     assert DEFAULT_CONFIG.layers[-1] == "relu4_4" and POWERED_CONFIG.layers[-1] == "relu5_1"

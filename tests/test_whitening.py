@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from artvec import whitening
-from artvec.embedding import DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
+from artvec.embedding import DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, POWERED_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
 from artvec.errors import ConfigError
 from helpers import run_cli
 
@@ -25,8 +25,6 @@ def test_the_shipped_basis_fits_the_default_and_records_its_fit():
     basis = whitening.load(DEFAULT_CONFIG.whitening)
     assert DEFAULT_CONFIG.whitening == "clipart-v3" and basis.parts_id == DEFAULT_CONFIG.parts_id
     # the default before relu4_4 keeps its basis, which fits it and not today's layers
-    from artvec.embedding import POWERED_CONFIG
-
     assert whitening.load(POWERED_CONFIG.whitening).parts_id == POWERED_CONFIG.parts_id != DEFAULT_CONFIG.parts_id
     assert basis.meta["fitted_for"] == dataclasses.replace(DEFAULT_CONFIG, whitening="", copy_vector="").config_id
     assert basis.meta["pictures"] >= 1000
@@ -150,8 +148,6 @@ def test_whitening_errors_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match='laid out as vgg19-style-4eed62e08c64.*layers .* here.*whitening = "none"'):
         Embedder(other_layout)
     # the first whitened default's basis with the previous default's tone weight: the message names the setting that differs
-    from artvec.embedding import POWERED_CONFIG
-
     with pytest.raises(ConfigError, match=r"clipart-v1.*\(tone_weight 0\.2 here, 0\.55 for it\)") as info:
         Embedder(dataclasses.replace(POWERED_CONFIG, whitening="clipart-v1"))
     assert "\n" not in str(info.value)
