@@ -25,6 +25,9 @@ Blocks per picture and input shape, each made by artvec's own StyleHead / histog
                         model, so computed afresh on every run (``pixel_blocks``), never cached
   cs160_reluX_Y,        cs160 and st160 of the ReLU layers in MORE_LAYERS (``area256g-layers``, and
   st160_reluX_Y         ``area256g-layers-seedN`` under projection seed N)
+  sh2_L, sh4_L, dc4_L,  per layer L of the default (relu2_2, 3_1, 4_1, 4_4), reduced as cs160: the Gram of features
+  xl_L                  2 or 4 cells apart (shifted Gram), the Gram minus the 4-cell one, and the cross-layer Gram
+                        with the layer before (``area256g-shift``)
   o16, cvR, cjR, hgR    the strokes' direction, curvature over R px, curvature × strength, and direction
                         pairs R px apart (``stroke_histograms``, raw counts; no model, never cached)
 Input shapes (``--variants``): ``sq224`` (224×224 square, artvec 0.1), ``areaS`` (aspect kept, S² pixels:
@@ -54,7 +57,8 @@ whitening exponent), each with a basis refitted for it, paired to it (no more mo
 same on the pictures with their plain margin trimmed away before the resize (``trim_margin``; one more model pass);
 ``--only strokes``: THE DEFAULT with its powers and histograms of the strokes' direction and curvature beside the style
 part (``stroke_histograms``: the edge-direction and edge-hinge features of writer identification; no model);
-``--only reference``: THE DEFAULT with its powers, its basis refitted on half the reference set's artists (how much its
+``--only shift``: THE DEFAULT with its powers and a shifted or cross-layer Gram in place of the Gram, of the statistics,
+or beside both (``ShiftExtractor``; one more model pass); ``--only reference``: THE DEFAULT with its powers, its basis refitted on half the reference set's artists (how much its
 size matters).
 ``--only layers``: THE DEFAULT with its powers and other ReLU layers for its style part (``LAYER_SETS``: a block's
 second convolution or its end in place of its first, relu4_4 in place of relu5_1), each with a basis refitted for it
@@ -66,7 +70,7 @@ Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, ti
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference|layers]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference|layers|shift]
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG, V1_CONFIG, EmbeddingConfig, StyleHead, coherence_histogram, colour_histogram,  # noqa: E402
                               content_projection, edge_histogram, luminance, tone_histogram)
+from artvec.embedding import STYLE_LAYERS  # noqa: E402
 from artvec.weights import LAYER_INDEX, get_source, load_vgg19_features  # noqa: E402
 
 GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -390,6 +395,76 @@ class PaperMaskExtractor(Extractor):
         return {k: (torch.cat(v).cpu().numpy() if isinstance(v[0], torch.Tensor) else v[0]) for k, v in out.items()}
 
 
+#: the default's style layers, and the pairs the cross-layer Gram correlates (placed at the second layer's slot)
+SHIFT_LAYERS = DEFAULT_CONFIG.layers
+CROSS_PAIRS = (("relu2_2", "relu3_1"), ("relu3_1", "relu4_1"), ("relu4_1", "relu4_4"))
+SHIFT_KINDS = {"sh2": "shifted Gram, 2 cells", "sh4": "shifted Gram, 4 cells", "dc4": "the Gram minus the 4-cell shifted Gram",
+               "xl": "cross-layer Gram"}
+
+
+class ShiftExtractor(Extractor):
+    """The ``area256g-shift`` blocks, per layer of the default (SHIFT_LAYERS), each reduced as cs160:
+    ``sh2``/``sh4``: the shifted Gram (Berger & Memisevic 2017), Σ A(x)·A(x+δ)ᵀ over positions ÷ their number,
+    averaged over δ = s cells across and s down, made symmetric (s = 2, 4): how features co-occur a few cells
+    apart, the regularity of hatching or a pattern; ``dc4``: the Gram minus sh4 (how fast that falls off);
+    ``xl``: the cross-layer Gram (Novak & Nikulin 2016) of the layer before with this one (the earlier layer
+    average-pooled to this one's grid), signed square root, L2, count-sketched to 160 (relu2_2's slot keeps
+    its plain Gram)."""
+
+    def __init__(self, device: str):
+        import torch
+
+        super().__init__(device, heads=())
+        self.at = {LAYER_INDEX[layer]: layer for layer in SHIFT_LAYERS}
+        self.head = StyleHead(dataclasses.replace(head_config("cs160"), layers=SHIFT_LAYERS), self.device)
+        self.cross = {}
+        for first, second in CROSS_PAIRS:
+            n = STYLE_LAYERS[first] * STYLE_LAYERS[second]
+            rng = np.random.default_rng([17, LAYER_INDEX[first], LAYER_INDEX[second], 160])
+            self.cross[second] = (torch.from_numpy(rng.integers(0, 160, n)).to(self.device),
+                                  torch.from_numpy((rng.integers(0, 2, n) * 2 - 1).astype(np.float32)).to(self.device))
+
+    @staticmethod
+    def shifted_gram(x, s: int):
+        """1×C×H×W -> 1×C×C: the Gram of the positions with those s cells to the right and s below, symmetric."""
+        def corr(a, b):
+            a, b = a.flatten(2), b.flatten(2)
+            return a @ b.transpose(1, 2) / float(a.shape[2])
+
+        across = corr(x[..., :, :-s], x[..., :, s:]) if x.shape[3] > s else StyleHead._gram(x.flatten(2))
+        down = corr(x[..., :-s, :], x[..., s:, :]) if x.shape[2] > s else StyleHead._gram(x.flatten(2))
+        g = (across + down) / 2
+        return (g + g.transpose(1, 2)) / 2
+
+    def cross_gram(self, second: str, before, x):
+        import torch
+        import torch.nn.functional as F
+
+        pooled = F.adaptive_avg_pool2d(before, x.shape[2:]).flatten(2)
+        v = (pooled @ x.flatten(2).transpose(1, 2) / float(x.shape[2] * x.shape[3])).flatten(1)
+        v = F.normalize(v.clamp_min(0).sqrt(), dim=1)
+        bucket, sign = self.cross[second]
+        out = torch.zeros(1, 160, device=v.device).index_add_(1, bucket, v * sign)
+        return F.normalize(out, dim=1)
+
+    def __call__(self, arr: np.ndarray, grey: bool = False) -> dict[str, np.ndarray]:
+        import torch
+
+        out = {}
+        with torch.inference_mode():
+            maps = {layer: x.float() for layer, x in self.layer_maps(arr, grey)}
+            for layer, x in maps.items():
+                gram = StyleHead._gram(x.flatten(2))
+                sh = {s: self.shifted_gram(x, s) for s in (2, 4)}
+                out[f"sh2_{layer}"] = self.head._reduced_gram(layer, sh[2])
+                out[f"sh4_{layer}"] = self.head._reduced_gram(layer, sh[4])
+                out[f"dc4_{layer}"] = self.head._reduced_gram(layer, gram - sh[4])
+                out[f"xl_{layer}"] = self.head._reduced_gram(layer, gram)
+            for first, second in CROSS_PAIRS:
+                out[f"xl_{second}"] = self.cross_gram(second, maps[first], maps[second])
+        return {k: v[0].cpu().numpy() for k, v in out.items()}
+
+
 VLAD_LAYERS, VLAD_K, VLAD_SAMPLE = GATYS[1:], 16, 64
 
 
@@ -654,6 +729,8 @@ def distribution(B, kind: str) -> dict[str, np.ndarray]:
     ``sw1`` sw without it; ``qt``, ``fr`` square-rooted, then projected to 160 like the statistics."""
     if kind in ("vlad", "bow"):  # area256g-vlad: 160 a layer, relu2_1–5_1, unit norm already
         return {layer: B[kind][:, 160 * i:160 * (i + 1)] for i, layer in enumerate(VLAD_LAYERS)}
+    if kind in SHIFT_KINDS:  # area256g-shift: 160 a layer of the default's, unit norm already
+        return {layer: B[f"{kind}_{layer}"] for layer in SHIFT_LAYERS}
     block = B["sw" if kind == "sw1" else kind]
     widths = {"sw": 160, "sw1": 160, "qt": 4, "fr": 1}[kind]
     bounds = np.cumsum([0] + [widths * (CHANNELS[layer] if kind in ("qt", "fr") else 1) for layer in GATYS[1:]])
@@ -1033,6 +1110,24 @@ def stroke_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def shift_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
+    """Rows of THE DEFAULT with its powers and a spatial or cross-layer Gram (``area256g-shift``, SHIFT_KINDS) in
+    place of the Gram, in place of the statistics, or beside both (a third of each layer; 640 more dims), each with a
+    basis refitted for it, paired to THE DEFAULT refitted here with its powers. Returns (row, the row it is paired to)."""
+    lines.append("---- spatial and cross-layer Grams, under the powers (each basis refitted) ----")
+    control = CONTROL_POWERED + " (relu2_2, 3_1, 4_1, 4_4)"
+    add(control, "area256g", with_default_powers(refitted_default(G, Rf, layers=SHIFT_LAYERS)))
+    rows = []
+    for kind, label in SHIFT_KINDS.items():
+        for place, share, weight in (("in place of the Gram", 1.0, 1.0), ("in place of the statistics", 0.0, 1.0),
+                                     ("a third view beside both", 0.5, 0.5)):
+            name = f"{label}, {place}"
+            add(name, "area256g", with_default_powers(refitted_default(G, Rf, layers=SHIFT_LAYERS, share=share,
+                                                                       views={kind: weight})))
+            rows.append((name, control))
+    return rows
+
+
 def reference_rows(lines: list, add, G: dict, Rf: dict, ref_items: list) -> list[tuple[str, str]]:
     """Rows of THE DEFAULT with its powers, its basis refitted on half the reference set's artists (three seeded
     splits, each half), paired to the basis refitted on all of them: would a larger reference set do better?
@@ -1208,7 +1303,7 @@ def main():
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
     ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights", "trim", "strokes",
-                                                        "reference", "layers"),
+                                                        "reference", "layers", "shift"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
                          "copy: only THE DEFAULT with the copy vector inside the combined vector; "
@@ -1217,7 +1312,8 @@ def main():
                          "trim: only THE DEFAULT with its powers on the pictures with their margin trimmed (one more model pass); "
                          "strokes: only THE DEFAULT with its powers and the strokes' direction and curvature histograms; "
                          "reference: only THE DEFAULT with its powers, its basis refitted on half the reference set; "
-                         "layers: only THE DEFAULT with its powers and other ReLU layers for the style part (one more model pass)")
+                         "layers: only THE DEFAULT with its powers and other ReLU layers for the style part (one more model pass); "
+                         "shift: only THE DEFAULT with its powers and spatial or cross-layer Grams (one more model pass)")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -1299,6 +1395,13 @@ def main():
                 B, Rs = seeded(seed, G, Rf, ref_items)
                 more, more_ref = more_blocks(f"area256g-layers-seed{seed}", lambda: LayersExtractor(args.device, seed), ref_items)
                 powered_pairs += layer_rows(lines, add, {**B, **more}, {**Rs, **more_ref}, SEEDED_LAYER_SETS, seed)
+        elif args.only == "shift":  # the default's layers (area256g-layers) and one more model pass (area256g-shift)
+            for name, make in (("area256g-layers", lambda: LayersExtractor(args.device)),
+                               ("area256g-shift", lambda: ShiftExtractor(args.device))):
+                B, Rs = more_blocks(name, make, ref_items)
+                G.update(B)
+                Rf.update(Rs)
+            powered_pairs = shift_rows(lines, add, G, Rf)
         elif args.only == "trim":  # one more model pass of every picture and reference drawing, their margins trimmed
             T, RT = more_blocks("area256g-trim", lambda: Extractor(args.device, heads=("cs160", "st160")), ref_items,
                                 TRIM + "area256g")
