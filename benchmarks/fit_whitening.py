@@ -16,7 +16,7 @@ compares with the shipped file instead of writing it (the eigenvectors of anothe
 in the last digits, so the check is on the transforms' output, not the file's bytes).
 
 Needs what benchmarks/clipart.py needs.
-Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v3] [--check]
+Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v4] [--check]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import reference  # noqa: E402
 from artvec import whitening  # noqa: E402
-from artvec.embedding import COPY_LAYER, DEFAULT_CONFIG, Embedder, pooled_channels, shipped_with  # noqa: E402
+from artvec.embedding import COPY_LAYER, DEFAULT_CONFIG, Embedder, colour_shares_power, pooled_channels, shipped_with  # noqa: E402
 from artvec.images import ImageError  # noqa: E402
 from cards import require  # noqa: E402
 from clipart import missing_tools  # noqa: E402
@@ -55,7 +55,9 @@ def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], list[st
             colour.append(result.colour)
             if (i + 1) % 200 == 0:
                 print(f"  {i + 1}/{len(pngs)} ({(time.time() - t) / (i + 1) * 1000:.0f} ms/picture)", flush=True)
-    return {"style": np.stack(style), "colour": np.stack(colour)}, [p.stem for p in pngs]
+    # the colour part as the combined vector holds it before the basis: its shares to the configuration's exponent
+    return ({"style": np.stack(style), "colour": colour_shares_power(np.stack(colour), config.colour_exponent)},
+            [p.stem for p in pngs])
 
 
 def reference_copies(config, device: str) -> tuple[dict[str, np.ndarray], list[str]]:

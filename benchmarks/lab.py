@@ -57,7 +57,9 @@ whitening exponent), each with a basis refitted for it, paired to it (no more mo
 same on the pictures with their plain margin trimmed away before the resize (``trim_margin``; one more model pass);
 ``--only strokes``: THE DEFAULT with its powers and histograms of the strokes' direction and curvature beside the style
 part (``stroke_histograms``: the edge-direction and edge-hinge features of writer identification; no model);
-``--only shift``: THE DEFAULT with its powers and a shifted or cross-layer Gram in place of the Gram, of the statistics,
+``--only colour``: the relu4_4 default (vgg19-style-817b32d85a47) with its colour part's shares raised to other
+exponents than ½ before the whitening (``colour_exponent``), at other colour weights and powers, each basis refitted (no
+more model passes); ``--only shift``: THE DEFAULT with its powers and a shifted or cross-layer Gram in place of the Gram, of the statistics,
 or beside both (``ShiftExtractor``; one more model pass); ``--only reference``: THE DEFAULT with its powers, its basis refitted on half the reference set's artists (how much its
 size matters).
 ``--only layers``: THE DEFAULT with its powers and other ReLU layers for its style part (``LAYER_SETS``: a block's
@@ -70,7 +72,7 @@ Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, ti
 chess sets, source pictures resampled).
 
 Usage: python benchmarks/lab.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all]
-       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference|layers|shift]
+       [--variants ...] [--device cuda] [--seeds 1,2,3] [--only within|mpn|vlad|paper|copy|power|weights|trim|strokes|reference|layers|shift|colour]
 """
 
 from __future__ import annotations
@@ -1128,6 +1130,50 @@ def shift_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
     return rows
 
 
+#: the colour exponents, colour weights and colour powers ``--only colour`` scores (the control: 0.5, 0.7, 0.7)
+COLOUR_EXPONENTS, COLOUR_WEIGHTS, COLOUR_POWERS = (0.5, 0.4, 0.35, 0.3, 0.25, 0.2, 0.1), (0.5, 0.55, 0.6, 0.65, 0.7, 0.8), (0.7, 0.85, 1.0)
+
+
+def colour_shares(B: dict, exponent: float) -> dict:
+    """``B`` with its 8³ colour histogram's shares raised to ``exponent`` (unit norm): artvec's ``colour_exponent``."""
+    from artvec.embedding import colour_shares_power
+
+    return {**B, "c8": colour_shares_power(B["c8"], exponent)}
+
+
+def colour_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
+    """Rows of the relu4_4 default (relu2_2, 3_1, 4_1, 4_4; the previous default, vgg19-style-817b32d85a47) with its
+    colour part's shares raised to another exponent than the Hellinger histogram's ½ before the whitening
+    (``colour_exponent``), at other colour weights and colour powers, each with a basis refitted for it, paired to that
+    default refitted here. The last rows raise the tone histogram's shares instead. Returns (row, the row it is paired to)."""
+    from artvec.embedding import HELLINGER_CONFIG
+
+    lines.append("---- the colour part's shares to another power before the whitening (each basis refitted) ----")
+    layers, style_power = HELLINGER_CONFIG.layers, HELLINGER_CONFIG.style_power
+    kw = dict(tone_weight=0.2, layers=layers)
+
+    def vector(g: dict, r: dict, weight: float, colour_power: float) -> np.ndarray:
+        return powered(refitted(recipe(g, **kw), recipe(r, **kw), weight, style_norm(0.2)), style_power, colour_power, weight)
+
+    control = "the relu4_4 default refitted here (Hellinger colour, × 0.7, power 0.7: a control)"
+    add(control, "area256g", vector(G, Rf, 0.7, 0.7))
+    rows = []
+    for exponent in COLOUR_EXPONENTS:
+        g, r = colour_shares(G, exponent), colour_shares(Rf, exponent)
+        for weight in COLOUR_WEIGHTS:
+            for colour_power in COLOUR_POWERS:
+                if (exponent, weight, colour_power) != (0.5, 0.7, 0.7):
+                    name = f"colour shares ^{exponent}, colour × {weight}, colour power {colour_power}"
+                    add(name, "area256g", vector(g, r, weight, colour_power))
+                    rows.append((name, control))
+    for exponent in (0.35, 0.25):
+        tone = lambda B: {**B, "t32": colour_shares({"c8": B["t32"]}, exponent)["c8"]}  # noqa: E731
+        name = f"tone shares ^{exponent} (colour as the control)"
+        add(name, "area256g", vector(tone(G), tone(Rf), 0.7, 0.7))
+        rows.append((name, control))
+    return rows
+
+
 def reference_rows(lines: list, add, G: dict, Rf: dict, ref_items: list) -> list[tuple[str, str]]:
     """Rows of THE DEFAULT with its powers, its basis refitted on half the reference set's artists (three seeded
     splits, each half), paired to the basis refitted on all of them: would a larger reference set do better?
@@ -1303,7 +1349,7 @@ def main():
                          "luminance); sq224 (artvec 0.1's) and area256g (the default's) are needed")
     ap.add_argument("--cache", default=str(CACHE), help="folder of the feature arrays, by picture key ('' = none)")
     ap.add_argument("--only", default="", choices=("", "within", "mpn", "vlad", "paper", "copy", "power", "weights", "trim", "strokes",
-                                                        "reference", "layers", "shift"),
+                                                        "reference", "layers", "shift", "colour"),
                     help="within: only THE DEFAULT and the whitening within artists (area256g features alone); "
                          "mpn, vlad, paper: only THE DEFAULT and the layers pooled otherwise (one more model pass); "
                          "copy: only THE DEFAULT with the copy vector inside the combined vector; "
@@ -1313,7 +1359,8 @@ def main():
                          "strokes: only THE DEFAULT with its powers and the strokes' direction and curvature histograms; "
                          "reference: only THE DEFAULT with its powers, its basis refitted on half the reference set; "
                          "layers: only THE DEFAULT with its powers and other ReLU layers for the style part (one more model pass); "
-                         "shift: only THE DEFAULT with its powers and spatial or cross-layer Grams (one more model pass)")
+                         "shift: only THE DEFAULT with its powers and spatial or cross-layer Grams (one more model pass); "
+                         "colour: only the relu4_4 default with its colour part's shares to other powers, colour weights and powers")
     ap.add_argument("--seeds", default="", help="also score the default with these projection seeds (e.g. 1,2,3: "
                                                   "how much the projections' draw moves each set; 6 min a seed)")
     args = ap.parse_args()
@@ -1395,6 +1442,11 @@ def main():
                 B, Rs = seeded(seed, G, Rf, ref_items)
                 more, more_ref = more_blocks(f"area256g-layers-seed{seed}", lambda: LayersExtractor(args.device, seed), ref_items)
                 powered_pairs += layer_rows(lines, add, {**B, **more}, {**Rs, **more_ref}, SEEDED_LAYER_SETS, seed)
+        elif args.only == "colour":  # the default's layers (area256g-layers); no more model passes
+            B, Rs = more_blocks("area256g-layers", lambda: LayersExtractor(args.device), ref_items)
+            G.update(B)
+            Rf.update(Rs)
+            powered_pairs = colour_rows(lines, add, G, Rf)
         elif args.only == "shift":  # the default's layers (area256g-layers) and one more model pass (area256g-shift)
             for name, make in (("area256g-layers", lambda: LayersExtractor(args.device)),
                                ("area256g-shift", lambda: ShiftExtractor(args.device))):

@@ -20,9 +20,10 @@ half-widths (whole decks / whole source pictures resampled) and the paired diffe
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
 apart; and, for the paired difference, the previous default and artvec 0.1's default) is computed by artvec's
 own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input.
-The previous default (vgg19-style-b107c1ada1e6) is today's with relu2_1 … relu5_1 and the basis clipart-v2;
-the one before it (vgg19-style-db9551dd9a66) is that one before the signed powers of its whitened parts:
-``lab.py --only power`` pairs those two on the lab's features, so it is not embedded again here.
+The previous default (vgg19-style-817b32d85a47) is today's with the colour part's shares square-rooted
+(Hellinger) inside the combined vector too, colour × 0.7, colour power 0.7 and the basis clipart-v3; the one
+before it (vgg19-style-b107c1ada1e6) had relu2_1 … relu5_1 and clipart-v2: ``lab.py --only layers`` pairs those
+two on the lab's features, so it is not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, POWERED_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, HELLINGER_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
 def build_sets(names, cards_choice: str, cards_dir=None):
@@ -121,7 +122,7 @@ def main():
 COPY = "the default's copy vector (searched apart)"
 #: the configurations embedded by artvec's Embedder: key -> (the name the tables print, configuration)
 EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG),
-            "previous": ("previous default (relu2_1 … relu5_1)", PREVIOUS),
+            "previous": ("previous default (Hellinger colour)", PREVIOUS),
             "v1": ("artvec 0.1 default", V1)}
 
 

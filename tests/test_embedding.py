@@ -19,6 +19,7 @@ from artvec.embedding import (
     Embedder,
     Vectors,
     colour_histogram,
+    colour_shares_power,
     embed,
     embed_files,
 )
@@ -107,6 +108,7 @@ def test_config_id_stable_and_sensitive():
         "copy_vector": "none",
         "style_power": 1.0,
         "colour_power": 0.5,
+        "colour_exponent": 0.3,
     }
     # every field that changes vectors changes the id; the bomb limit and the
     # weights *path* (its content hash is part of the id) do not; content_dims only with a content piece
@@ -174,11 +176,27 @@ def test_stored_configurations_keep_their_ids():
     assert POWERED_CONFIG.dim == PREVIOUS_CONFIG.dim
     assert POWERED_CONFIG.parts_id == UNPOWERED_CONFIG.parts_id == PREVIOUS_CONFIG.parts_id  # one whitening basis fits all
     assert EmbeddingConfig.from_stored(POWERED_CONFIG.to_dict()) == POWERED_CONFIG
-    # today's default: relu2_2, relu3_1, relu4_1, relu4_4 with a basis of its own (clipart-v3), the same size
-    assert DEFAULT_CONFIG.layers == ("relu2_2", "relu3_1", "relu4_1", "relu4_4") and DEFAULT_CONFIG.whitening == "clipart-v3"
-    assert DEFAULT_CONFIG.config_id not in (POWERED_CONFIG.config_id, UNPOWERED_CONFIG.config_id)
-    assert DEFAULT_CONFIG.dim == POWERED_CONFIG.dim == 1872 and DEFAULT_CONFIG.parts_id != POWERED_CONFIG.parts_id
+    # the default before the colour exponent: relu2_2, relu3_1, relu4_1, relu4_4 with a basis of its own (clipart-v3),
+    # the same size; its row has no colour_exponent and comes back with the Hellinger histogram's (0.5), with its id
+    from artvec.embedding import HELLINGER_CONFIG
+
+    assert HELLINGER_CONFIG.layers == ("relu2_2", "relu3_1", "relu4_1", "relu4_4") and HELLINGER_CONFIG.whitening == "clipart-v3"
+    assert HELLINGER_CONFIG.config_id == "vgg19-style-817b32d85a47"
+    assert HELLINGER_CONFIG.dim == POWERED_CONFIG.dim == 1872 and HELLINGER_CONFIG.parts_id != POWERED_CONFIG.parts_id
+    row = {k: v for k, v in HELLINGER_CONFIG.to_dict().items() if k != "colour_exponent"}
+    assert EmbeddingConfig.from_stored(row) == HELLINGER_CONFIG
+    # today's default: that one with the colour part's shares to the power 0.25 inside the combined vector, colour × 0.6,
+    # colour power 0.85, and a basis of its own (clipart-v4), the same size
+    assert (DEFAULT_CONFIG.colour_exponent, DEFAULT_CONFIG.colour_weight, DEFAULT_CONFIG.colour_power) == (0.25, 0.6, 0.85)
+    assert DEFAULT_CONFIG == dataclasses.replace(HELLINGER_CONFIG, colour_exponent=0.25, colour_weight=0.6, colour_power=0.85,
+                                                 whitening="clipart-v4")
+    assert DEFAULT_CONFIG.config_id not in (HELLINGER_CONFIG.config_id, POWERED_CONFIG.config_id, UNPOWERED_CONFIG.config_id)
+    assert DEFAULT_CONFIG.dim == 1872 and DEFAULT_CONFIG.parts_id != HELLINGER_CONFIG.parts_id
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+    assert EmbeddingConfig.from_dict({"colour_exponent": "0.3"}).colour_exponent == 0.3
+    for bad in (0, -0.5, 1.5, "x", True):
+        with pytest.raises(ValueError, match="colour_exponent"):
+            EmbeddingConfig.from_dict({"colour_exponent": bad})
     assert EmbeddingConfig.from_dict({"colour_power": "0.5"}).colour_power == 0.5
     # without a whitening the powers do nothing, and the id says so
     unwhitened = dataclasses.replace(DEFAULT_CONFIG, whitening="none")
@@ -411,8 +429,9 @@ def _check(v: Vectors, c: EmbeddingConfig):
     assert np.isclose(np.linalg.norm(v.style), 1, atol=1e-4) and np.isclose(np.linalg.norm(v.colour), 1, atol=1e-4)
     assert np.isclose(np.linalg.norm(v.combined), np.hypot(c.style_weight, c.colour_weight), atol=1e-4)
     np.testing.assert_allclose(v.combined[:c.style_dim], c.style_weight * v.style, rtol=1e-6)
-    if not c.whitening:  # whitened, the combined vector's colour is the whitened histogram (test_whitening.py)
-        np.testing.assert_allclose(v.combined[c.style_dim:], c.colour_weight * v.colour, rtol=1e-6)
+    if not c.whitening:  # unwhitened, the histogram's shares to the colour exponent (whitened: test_whitening.py)
+        np.testing.assert_allclose(v.combined[c.style_dim:], c.colour_weight * colour_shares_power(v.colour, c.colour_exponent),
+                                   rtol=1e-5, atol=1e-7)
 
 
 def test_default_config_end_to_end(pictures):
@@ -671,3 +690,26 @@ def test_the_content_piece_from_the_command_line(tmp_path, pictures):
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr.strip().count("\n") == 0 and "content_dims must be between 1 and 512, got 0" in bad.stderr
     assert json.loads((tmp_path / "v.json").read_text())
+
+
+def test_the_colour_exponent_raises_the_shares_inside_the_combined_vector_only(pictures):
+    """colour_exponent p: inside the combined vector each colour cube's share is raised to p (unit norm again)
+    instead of ½; the colour part searched alone (and a palette) stays the plain Hellinger histogram."""
+    config = EmbeddingConfig(image_size=64, whitening="none", copy_vector="none", layers=("relu2_1",), style_dims_per_layer=16,
+                             stats_dims_per_layer=16, tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0,
+                             colour_bins=4, colour_weight=0.6, colour_exponent=0.25)
+    picture = pictures["coffee"]
+    with Embedder(config) as emb, Embedder(dataclasses.replace(config, colour_exponent=0.5)) as plain:
+        (v,), (w,) = emb.embed_images([picture]), plain.embed_images([picture])
+    arr = np.asarray(picture.convert("RGB").resize(config.input_size(picture.size), Image.Resampling.BILINEAR,
+                                                    reducing_gap=3.0), dtype=np.uint8)   # the colour part counts the resized picture
+    assert np.allclose(v.colour, colour_histogram(arr, 4), atol=1e-6) and np.allclose(v.colour, w.colour)
+    shares = v.colour.astype(np.float64) ** 2
+    expected = shares ** 0.25 / np.linalg.norm(shares ** 0.25)
+    assert np.allclose(v.combined[config.style_dim:] / 0.6, expected, atol=1e-5)
+    assert np.allclose(w.combined[config.style_dim:] / 0.6, w.colour, atol=1e-6)      # 0.5: the histogram itself
+    assert np.allclose(v.combined[:config.style_dim], w.combined[:config.style_dim])   # the style part does not move
+    # a small colour area counts for more: its element's share of the part's norm grows
+    small = (shares > 0) & (shares < 0.01)
+    assert small.any() and (expected[small] ** 2).sum() > (v.colour[small] ** 2).sum()
+    assert np.allclose(colour_shares_power(v.colour[None], 0.5), v.colour[None])

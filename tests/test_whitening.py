@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from artvec import whitening
-from artvec.embedding import DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, POWERED_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
+from artvec.embedding import DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, UNWHITENED_CONFIG, EmbeddingConfig, Embedder
 from artvec.errors import ConfigError
 from helpers import run_cli
 
@@ -23,7 +23,9 @@ def _pictures() -> list[Image.Image]:
 
 def test_the_shipped_basis_fits_the_default_and_records_its_fit():
     basis = whitening.load(DEFAULT_CONFIG.whitening)
-    assert DEFAULT_CONFIG.whitening == "clipart-v3" and basis.parts_id == DEFAULT_CONFIG.parts_id
+    assert DEFAULT_CONFIG.whitening == "clipart-v4" and basis.parts_id == DEFAULT_CONFIG.parts_id
+    # the default before the colour exponent keeps its basis, which fits it and not today's colour part
+    assert whitening.load(HELLINGER_CONFIG.whitening).parts_id == HELLINGER_CONFIG.parts_id != DEFAULT_CONFIG.parts_id
     # the default before relu4_4 keeps its basis, which fits it and not today's layers
     assert whitening.load(POWERED_CONFIG.whitening).parts_id == POWERED_CONFIG.parts_id != DEFAULT_CONFIG.parts_id
     assert basis.meta["fitted_for"] == dataclasses.replace(DEFAULT_CONFIG, whitening="", copy_vector="").config_id
@@ -49,8 +51,9 @@ def test_the_shipped_basis_fits_the_default_and_records_its_fit():
 def test_the_default_whitens_each_part_with_the_basis(shipped):
     """The basis applied to the unwhitened parts, computed here independently: L2(U·diag(s)·Uᵀ(x − μ) +
     r·(x − μ − UUᵀ(x − μ))) for the style part, and for the colour part inside combined = [style, w · colour]
-    (w: 0.7 for today's default, 0.6 for the first whitened one); today's default then raises each whitened part to
-    a signed power (style 0.85, colour 0.7) and makes it unit norm again. The three pictures go through the model and
+    (w: 0.6 for both; today's default first raises each colour cube's share to 0.25, the first whitened one keeps
+    the Hellinger histogram's 0.5); today's default then raises each whitened part to a signed power (style 0.85,
+    colour 0.85) and makes it unit norm again. The three pictures go through the model and
     the whitening as one batch."""
     config = dataclasses.replace(shipped, image_size=96)     # same layout, small input: fast
     pictures = _pictures()
@@ -74,8 +77,10 @@ def test_the_default_whitens_each_part_with_the_basis(shipped):
         assert np.isclose(np.linalg.norm(v.style), 1, atol=1e-4) and np.linalg.norm(v.style - u.style) > 0.05
         # the colour part searched alone stays the plain histogram (palettes are points of its space) ...
         np.testing.assert_array_equal(v.colour, u.colour)
-        # ... and is whitened inside the combined vector
-        colour = power(whiten("colour", u.colour), shipped.colour_power)
+        # ... and inside the combined vector has its shares raised to the colour exponent (unit norm), then is whitened
+        shares = u.colour.astype(np.float64) ** 2
+        raised = shares ** shipped.colour_exponent / np.linalg.norm(shares ** shipped.colour_exponent)
+        colour = power(whiten("colour", raised), shipped.colour_power)
         assert np.linalg.norm(colour - u.colour) > 0.05
         np.testing.assert_allclose(v.combined, np.concatenate([v.style, shipped.colour_weight * colour]), atol=2e-5)
     # a resized copy stays nearer its picture than the other pictures
@@ -145,7 +150,7 @@ def test_whitening_errors_are_one_line(tmp_path):
         EmbeddingConfig(whitening="../etc/passwd")
     assert EmbeddingConfig.from_dict({"whitening": "None"}).whitening == ""
     other_layout = EmbeddingConfig(image_size=64, layers=("relu2_1",))
-    with pytest.raises(ConfigError, match='laid out as vgg19-style-4eed62e08c64.*layers .* here.*whitening = "none"'):
+    with pytest.raises(ConfigError, match='laid out as vgg19-style-c49f1d9c2ec3.*layers .* here.*whitening = "none"'):
         Embedder(other_layout)
     # the first whitened default's basis with the previous default's tone weight: the message names the setting that differs
     with pytest.raises(ConfigError, match=r"clipart-v1.*\(tone_weight 0\.2 here, 0\.55 for it\)") as info:
