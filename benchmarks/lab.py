@@ -461,7 +461,8 @@ class ShiftExtractor(Extractor):
                 out[f"sh2_{layer}"] = self.head._reduced_gram(layer, sh[2])
                 out[f"sh4_{layer}"] = self.head._reduced_gram(layer, sh[4])
                 out[f"dc4_{layer}"] = self.head._reduced_gram(layer, gram - sh[4])
-                out[f"xl_{layer}"] = self.head._reduced_gram(layer, gram)
+                if layer == SHIFT_LAYERS[0]:  # the first layer has none before it: its plain Gram
+                    out[f"xl_{layer}"] = self.head._reduced_gram(layer, gram)
             for first, second in CROSS_PAIRS:
                 out[f"xl_{second}"] = self.cross_gram(second, maps[first], maps[second])
         return {k: v[0].cpu().numpy() for k, v in out.items()}
@@ -1146,7 +1147,7 @@ def colour_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
     colour part's shares raised to another exponent than the Hellinger histogram's ½ before the whitening
     (``colour_exponent``), at other colour weights and colour powers, each with a basis refitted for it, paired to that
     default refitted here. The last rows raise the tone histogram's shares instead. Returns (row, the row it is paired to)."""
-    from artvec.embedding import HELLINGER_CONFIG
+    from artvec.embedding import HELLINGER_CONFIG, colour_shares_power
 
     lines.append("---- the colour part's shares to another power before the whitening (each basis refitted) ----")
     layers, style_power = HELLINGER_CONFIG.layers, HELLINGER_CONFIG.style_power
@@ -1167,7 +1168,7 @@ def colour_rows(lines: list, add, G: dict, Rf: dict) -> list[tuple[str, str]]:
                     add(name, "area256g", vector(g, r, weight, colour_power))
                     rows.append((name, control))
     for exponent in (0.35, 0.25):
-        tone = lambda B: {**B, "t32": colour_shares({"c8": B["t32"]}, exponent)["c8"]}  # noqa: E731
+        tone = lambda B: {**B, "t32": colour_shares_power(B["t32"], exponent)}  # noqa: E731
         name = f"tone shares ^{exponent} (colour as the control)"
         add(name, "area256g", vector(tone(G), tone(Rf), 0.7, 0.7))
         rows.append((name, control))
