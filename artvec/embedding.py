@@ -620,7 +620,7 @@ class StyleHead:
 
     def gram_vector(self, layer: str, feats):
         """N×C×H×W activations -> N×gram_dim normalised (and reduced) Gram vector."""
-        return self._reduced_gram(layer, self._gram(feats.flatten(2).float()))
+        return self._reduced_gram(layer, self._upper_gram(feats.flatten(2).float()))
 
     @staticmethod
     def _gram(a):
@@ -629,7 +629,26 @@ class StyleHead:
 
         return torch.bmm(a, a.transpose(1, 2)) / float(a.shape[2])
 
+    #: channels per block row of ``_upper_gram``
+    gram_block = 64
+
+    @classmethod
+    def _upper_gram(cls, a):
+        """N×C×P activations -> N×C×C Gram matrices ÷ positions with only the diagonal blocks and those above
+        them filled (the rest is left unset): all that the head reads, at about 5/8 of the full product's cost
+        for 512 channels. Each element is the same dot product as in ``_gram`` (to the bit with the CPU's BLAS
+        here; within float rounding wherever a BLAS orders a product's sums by its shape)."""
+        import torch
+
+        n, c, p = a.shape
+        gram = a.new_empty(n, c, c)
+        for start in range(0, c, cls.gram_block):
+            rows = slice(start, start + cls.gram_block)
+            gram[:, rows, start:] = torch.bmm(a[:, rows], a[:, start:].transpose(1, 2)).div_(float(p))
+        return gram
+
     def _reduced_gram(self, layer: str, gram):
+        """Reads the upper triangle of ``gram`` only."""
         import torch
         import torch.nn.functional as F
 
@@ -673,7 +692,7 @@ class StyleHead:
 
         a = feats.flatten(2).float()
         share = self.config.stats_share
-        gram = self._gram(a) if share < 1 else None
+        gram = self._upper_gram(a) if share < 1 else None
         if share == 0:
             return self._reduced_gram(layer, gram)
         if share == 1:
@@ -752,11 +771,15 @@ class Embedder:
         device: str = "cpu",
         threads: int | None = None,
         decode_workers: int = 2,
+        keep_freed_memory: bool = True,
     ):
         import torch
 
+        from .memory import keep_freed_memory as keep
         from .weights import load_vgg19_features
 
+        if keep_freed_memory:  # a CPU forward otherwise page-faults on every batch (artvec.memory)
+            keep()
         self.config = config
         self._whitening = _whitening_for(config)   # before the model loads: a misfit is told at once
         if threads:

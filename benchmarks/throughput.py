@@ -2,8 +2,10 @@
 against a bare VGG forward of the same configuration on ready tensors, in the same run.
 
 Generates large JPEGs (default 32 × 3000×2000, q90) from scikit-image pictures, upscaled with noise,
-in a temporary folder.  Reports medians over repeats, the ratio, and peak RSS after 1/3 and after all
-pictures (memory must be flat in the number of pictures).
+in a temporary folder.  Reports medians over repeats, the ratio (wall clock and CPU work), and peak RSS after
+1/3 and after all pictures (memory must be flat in the number of pictures).  Both whole paths run twice: with
+malloc keeping freed memory (artvec.memory, what an Embedder sets) and handing it back (glibc's own way, as
+artvec 0.1 ran).
 
 Usage: .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--count 32] [--width 3000 --height 2000]
        [--image-size 256] [--content-weight 0.2]   (the default with that setting changed; with a content
@@ -13,6 +15,7 @@ Usage: .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--count 32
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import sys
@@ -29,6 +32,7 @@ import dataclasses  # noqa: E402
 
 from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG, Embedder  # noqa: E402
 from artvec.images import ImageError  # noqa: E402
+from artvec.memory import keep_freed_memory, return_freed_memory  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -70,19 +74,52 @@ def decoded_pictures(count: int) -> list[Image.Image]:
             for i in range(count)]
 
 
-def model_time_ratio(new: Embedder, old: Embedder, count: int, batch_size: int, repeats: int) -> tuple[float, float]:
+def model_times(new: Embedder, old: Embedder, count: int, batch_size: int, repeats: int, kept: bool) -> dict[str, float]:
     """Seconds per already-decoded picture of mixed shapes (the model and the head, no decoding), for the
-    default and artvec 0.1, interleaved; medians."""
+    default and artvec 0.1, with malloc keeping freed memory and (where it could, ``kept``) returning it,
+    interleaved; medians."""
     pictures = decoded_pictures(count)
-    times: dict[str, list[float]] = {"new": [], "old": []}
     for embedder in (new, old):
         embedder.embed_images(pictures[:batch_size], batch_size=batch_size)  # warm-up
+    arms = {"new": (new, True), "old": (old, True)}
+    if kept:
+        arms |= {"new returned": (new, False), "old returned": (old, False)}
+    times: dict[str, list[float]] = {key: [] for key in arms}
     for _ in range(repeats):
-        for key, embedder in (("new", new), ("old", old)):
-            t = time.perf_counter()
-            embedder.embed_images(pictures, batch_size=batch_size)
-            times[key].append((time.perf_counter() - t) / count)
-    return statistics.median(times["new"]), statistics.median(times["old"])
+        for key, (embedder, keep) in arms.items():
+            with allocator(keep):
+                t = time.perf_counter()
+                embedder.embed_images(pictures, batch_size=batch_size)
+                times[key].append((time.perf_counter() - t) / count)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+@contextlib.contextmanager
+def allocator(keep: bool):
+    """malloc keeping freed blocks (artvec's way) or handing them back (glibc's own) for the block's duration."""
+    if not keep:
+        return_freed_memory()
+    try:
+        yield
+    finally:
+        keep_freed_memory()
+
+
+def arm_rates(arms: dict, repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each arm (name -> (function returning the pictures done, keep freed memory?)) run ``repeats`` times,
+    interleaved so that drift affects all alike: pictures/s and CPU seconds a picture of each run."""
+    rates: dict[str, list[float]] = {name: [] for name in arms}
+    cpu: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, (run, keep) in arms.items():
+            with allocator(keep):
+                t, c = time.perf_counter(), time.process_time()
+                n = run()
+                rates[name].append(n / (time.perf_counter() - t))
+                # CPU seconds of every thread (model, head, decoders): the work each path does, which other
+                # tenants of a shared machine disturb far less than the wall clock
+                cpu[name].append((time.process_time() - c) / n)
+    return rates, cpu
 
 
 def main():
@@ -128,52 +165,62 @@ def main():
                 for _ in range(n_batches):
                     emb.features(x)
                 sync()
+            return n_batches * args.batch_size
 
-        def full(embedder=emb):
+        def full(embedder=emb, marks=None):
             n_ok = 0
-            marks = {}
             for i, (_, r) in enumerate(embedder.embed_stream(((p, p) for p in paths), batch_size=args.batch_size)):
                 if isinstance(r, ImageError):
                     raise SystemExit(f"unexpected error: {r}")
                 n_ok += 1
-                if i + 1 == len(paths) // 3:
+                if marks is not None and i + 1 == len(paths) // 3:
                     marks["third"] = rss_mb()
             sync()
-            marks["all"] = rss_mb()
-            return n_ok, marks
+            if marks is not None:
+                marks["all"] = rss_mb()
+            return n_ok
 
         bare()  # warm-up
         full()
         full(old)
         rss_before = rss_mb()
-        bare_rates, full_rates, old_rates, marks = [], [], [], None
-        for _ in range(args.repeats):  # interleaved, so drift affects all alike
-            t = time.perf_counter()
-            bare()
-            bare_rates.append(n_batches * args.batch_size / (time.perf_counter() - t))
-            t = time.perf_counter()
-            n, marks = full()
-            full_rates.append(n / (time.perf_counter() - t))
-            t = time.perf_counter()
-            n_old, _ = full(old)
-            old_rates.append(n_old / (time.perf_counter() - t))
+        kept = keep_freed_memory()
+        marks: dict[str, float] = {}
+        arms = {"bare": (bare, True), "whole": (lambda: full(marks=marks), True), "old": (lambda: full(old), True)}
+        if kept:  # both whole paths again with malloc handing large freed blocks back, as artvec 0.1 ran
+            arms |= {"whole returned": (full, False), "old returned": (lambda: full(old), False)}
+        rates, cpu = arm_rates(arms, args.repeats)
 
-    b, f = statistics.median(bare_rates), statistics.median(full_rates)
+    med = {name: statistics.median(values) for name, values in rates.items()}
+    b, f, o = med["bare"], med["whole"], med["old"]
+    row = "{:60s} {:>22s}".format
     print()
-    print(f"{'path':52s} {'pictures/s (median of ' + str(args.repeats) + ')':>28s}")
-    print(f"{'bare VGG forward on ready tensors':52s} {b:28.2f}")
-    print(f"{'whole path (file -> decode -> resize -> vector)':52s} {f:28.2f}")
-    print(f"{'ratio whole / bare':52s} {f / b:28.2f}")
-    o = statistics.median(old_rates)
-    print(f"{'whole path, artvec 0.1 default (' + V1_CONFIG.config_id + ')':52s} {o:28.2f}")
-    print(f"{'time per picture, default / artvec 0.1':52s} {o / f:28.2f}")
-    print(f"runs: bare {', '.join(f'{r:.2f}' for r in bare_rates)}; whole {', '.join(f'{r:.2f}' for r in full_rates)}; "
-          f"0.1 {', '.join(f'{r:.2f}' for r in old_rates)}")
+    print(row("path", f"pictures/s (median of {args.repeats})"))
+    print(row("bare VGG forward on ready tensors", f"{b:.2f}"))
+    print(row("whole path (file -> decode -> resize -> vector)", f"{f:.2f}"))
+    print(row("ratio whole / bare", f"{f / b:.2f}"))
+    print(row("  each repeat (whole / the bare run before it)",
+              ", ".join(f"{w / r:.2f}" for w, r in zip(rates["whole"], rates["bare"]))))
+    bc, fc = statistics.median(cpu["bare"]), statistics.median(cpu["whole"])
+    print(row("CPU ms a picture: bare / whole path", f"{bc * 1000:.0f} / {fc * 1000:.0f}"))
+    print(row("ratio of CPU work, bare / whole", f"{bc / fc:.2f}"))
+    print(row(f"whole path, artvec 0.1 default ({V1_CONFIG.config_id})", f"{o:.2f}"))
+    print(row("time per picture, default / artvec 0.1", f"{o / f:.2f}"))
+    if kept:
+        r, ro = med["whole returned"], med["old returned"]
+        print(row("whole path, malloc returning freed memory: default", f"{r:.2f}"))
+        print(row("  default, kept / returned memory", f"{f / r:.2f}"))
+        print(row("whole path, malloc returning freed memory: artvec 0.1", f"{ro:.2f}"))
+        print(row("time per picture, default / artvec 0.1 as it ran (returned)", f"{ro / f:.2f}"))
+    print("runs: " + "; ".join(f"{name} {', '.join(f'{v:.2f}' for v in values)}" for name, values in rates.items()))
     print(f"RSS: before timed runs {rss_before:.0f} MB; after {len(paths) // 3} pictures {marks['third']:.0f} MB; "
           f"after {len(paths)} pictures {marks['all']:.0f} MB; peak (ru_maxrss) {peak_rss_mb():.0f} MB")
-    new_s, old_s = model_time_ratio(emb, old, args.count, args.batch_size, args.repeats)
+    ms = {key: value * 1000 for key, value in model_times(emb, old, args.count, args.batch_size, args.repeats, kept).items()}
     print(f"decoded pictures of {len(SHAPES)} shapes (card, scan, square, 3:1 strip, icon), model and head only: "
-          f"default {new_s * 1000:.0f} ms, artvec 0.1 {old_s * 1000:.0f} ms a picture, ratio {new_s / old_s:.2f}")
+          f"default {ms['new']:.0f} ms, artvec 0.1 {ms['old']:.0f} ms a picture, ratio {ms['new'] / ms['old']:.2f}")
+    if kept:
+        print(f"  with malloc returning freed memory: default {ms['new returned']:.0f} ms, artvec 0.1 {ms['old returned']:.0f} ms; "
+              f"default (kept) / artvec 0.1 as it ran (returned) {ms['new'] / ms['old returned']:.2f}")
     emb.close()
     old.close()
 
