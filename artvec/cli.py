@@ -134,7 +134,7 @@ def embed(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write an N×D float32 .npy (input order) and the names beside it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of text.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per model batch.")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per batch, grouped by shape (on a CPU the model takes at most 8 at once).")] = 8,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
     by: Annotated[str, typer.Option("--by", help="both (the combined vector) | style | colour | copy (the copy vector)")] = "both",
 ) -> None:
@@ -180,7 +180,7 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; write nothing.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Re-read and hash every picture; re-embed those whose bytes changed.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try pictures that failed before again.")] = False,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Pictures per committed batch.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Pictures per committed batch (on a CPU the model takes at most 8 at once).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda.")] = None,
     no_activate: Annotated[bool, typer.Option("--no-activate", help="A new embedding configuration, once complete, stays pending (artvec activate).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

@@ -59,7 +59,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "catalogue.updated_at_column": (str, None, "column with the row's last change (optional)"),
     "catalogue.facets": (list, [], "columns copied beside the vectors for filtered search"),
     "catalogue.image_root": (str, None, "folder that relative image paths are under"),
-    "sync.batch_size": (int, 32, "pictures per committed batch"),
+    "sync.batch_size": (int, 32, "pictures per committed batch (the model takes at most 8 at once on a CPU)"),
     "sync.device": (str, "cpu", "torch device: cpu | cuda"),
     "sync.http_timeout": (float, 30.0, "seconds per image download"),
     "sync.http_retries": (int, 3, "retries for an image download"),

@@ -762,6 +762,11 @@ def _layout_difference(config: EmbeddingConfig) -> str:
     return f" ({'; '.join(differ)})" if differ else ""
 
 
+#: on a CPU, larger batches only cost: their activations outgrow the caches and the memory malloc keeps
+#: (a batch of 32 at 320×208 has 545 MB blocks), and each batch page-faults again (benchmarks/throughput.py)
+CPU_MODEL_BATCH = 8
+
+
 class Embedder:
     """A loaded model for one configuration.  Thread-compatible, not thread-safe."""
 
@@ -800,6 +805,8 @@ class Embedder:
         projection = content_projection(config) if config.content_dim else None
         self._content_proj = None if projection is None else torch.from_numpy(projection).to(self.device)
         self.decode_workers = max(1, int(decode_workers))
+        #: most pictures the model takes at once (None: a whole chunk of one shape)
+        self.model_batch: int | None = CPU_MODEL_BATCH if self.device.type == "cpu" else None
         self._pool: DaemonPool | None = None
         self.decode_timeout: float | None = None   # seconds one picture may take to decode
 
@@ -958,8 +965,10 @@ class Embedder:
         for i, p in enumerate(prepared):
             if not isinstance(p, BaseException):
                 by_shape.setdefault(p[0].shape, []).append(i)
+        step = self.model_batch or len(prepared)
         for same in by_shape.values():
-            self._run_same_shape(prepared, names, same, out)
+            for start in range(0, len(same), step):
+                self._run_same_shape(prepared, names, same[start:start + step], out)
         return out
 
     def _run_same_shape(self, prepared: list, names: list[str] | None, same: list[int], out: list) -> None:

@@ -762,3 +762,22 @@ def test_embedder_keeps_freed_memory_so_each_batch_does_not_page_fault_again(kee
         assert kept == "True" and int(faults) < 150_000
     else:
         assert kept == "False" and int(faults) > 300_000
+
+
+def test_on_a_cpu_the_model_takes_at_most_eight_pictures_at_once(pictures):
+    from artvec.embedding import CPU_MODEL_BATCH
+
+    embedder = Embedder(SMALL)
+    assert embedder.model_batch == CPU_MODEL_BATCH == 8
+    sizes = []
+    hook = embedder.features[0].register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    images = [pictures["astronaut"].crop((8 * i, 4 * i, 8 * i + 400, 4 * i + 400)) for i in range(20)]  # one shape
+    split = embedder.embed_images(images, batch_size=20)         # sync hands over 32 at once
+    assert max(sizes) == 8 and sum(sizes) == 20
+    embedder.model_batch = None
+    sizes.clear()
+    whole = embedder.embed_images(images, batch_size=20)
+    hook.remove()
+    assert max(sizes) > 8
+    for a, b in zip(split, whole):
+        np.testing.assert_allclose(a.combined, b.combined, atol=1e-5)
