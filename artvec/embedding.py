@@ -763,7 +763,7 @@ def _layout_difference(config: EmbeddingConfig) -> str:
 
 
 #: on a CPU, larger batches only cost: their activations outgrow the caches and the memory malloc keeps
-#: (a batch of 32 at 320×208 has 545 MB blocks), and each batch page-faults again (benchmarks/throughput.py)
+#: (a batch of 32 at 320×208 has 545 MB blocks), and each batch page-faults again (benchmarks/model_batch.py)
 CPU_MODEL_BATCH = 8
 
 
