@@ -81,17 +81,18 @@ def model_times(new: Embedder, old: Embedder, count: int, batch_size: int, repea
     pictures = decoded_pictures(count)
     for embedder in (new, old):
         embedder.embed_images(pictures[:batch_size], batch_size=batch_size)  # warm-up
-    arms = {"new": (new, True), "old": (old, True)}
+
+    def embedding(embedder: Embedder):
+        def run() -> int:
+            embedder.embed_images(pictures, batch_size=batch_size)
+            return count
+        return run
+
+    arms = {"new": (embedding(new), True), "old": (embedding(old), True)}
     if kept:
-        arms |= {"new returned": (new, False), "old returned": (old, False)}
-    times: dict[str, list[float]] = {key: [] for key in arms}
-    for _ in range(repeats):
-        for key, (embedder, keep) in arms.items():
-            with allocator(keep):
-                t = time.perf_counter()
-                embedder.embed_images(pictures, batch_size=batch_size)
-                times[key].append((time.perf_counter() - t) / count)
-    return {key: statistics.median(values) for key, values in times.items()}
+        arms |= {"new returned": (embedding(new), False), "old returned": (embedding(old), False)}
+    rates, _ = arm_rates(arms, repeats)
+    return {key: statistics.median(1 / rate for rate in values) for key, values in rates.items()}
 
 
 @contextlib.contextmanager
