@@ -134,7 +134,7 @@ def embed(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write an N×D float32 .npy (input order) and the names beside it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of text.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per batch, grouped by shape (on a CPU the model takes at most 8 at once).")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures decoded ahead and grouped by shape (on a CPU the model takes at most 8 at once).")] = 32,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
     by: Annotated[str, typer.Option("--by", help="both (the combined vector) | style | colour | copy (the copy vector)")] = "both",
 ) -> None:

@@ -762,6 +762,10 @@ def _layout_difference(config: EmbeddingConfig) -> str:
     return f" ({'; '.join(differ)})" if differ else ""
 
 
+#: pictures decoded ahead and grouped by shape at once (sync's ``sync.batch_size`` too): a library's pictures come
+#: in many shapes, and the model takes a shape's pictures together (benchmarks/throughput.py, decoded pictures)
+BATCH_SIZE = 32
+
 #: on a CPU, larger batches only cost: their activations outgrow the caches and the memory malloc keeps
 #: (a batch of 32 at 320×208 has 545 MB blocks), and each batch page-faults again (benchmarks/model_batch.py)
 CPU_MODEL_BATCH = 8
@@ -777,6 +781,7 @@ class Embedder:
         threads: int | None = None,
         decode_workers: int = 2,
         keep_freed_memory: bool = True,
+        channels_last: bool | None = None,
     ):
         import torch
 
@@ -800,7 +805,11 @@ class Embedder:
         self._content_layers = (CONTENT_LAYER,) if config.content_dim else ()
         self._extra_layers = (*self._content_layers, *((COPY_LAYER,) if self._copies else ()))
         last = max([*self._layer_at, *(LAYER_INDEX[layer] for layer in self._extra_layers)])
-        self.features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
+        #: activations laid out position by position (None: on a CPU, where oneDNN's convolutions and pooling run
+        #: about 15 % faster so; vectors equal to float rounding, benchmarks/throughput.py)
+        self.channels_last = self.device.type == "cpu" if channels_last is None else bool(channels_last)
+        features = load_vgg19_features(config.weights, config.weights_path, last).to(self.device)
+        self.features = features.to(memory_format=torch.channels_last) if self.channels_last else features
         self.head = StyleHead(config, self.device)
         projection = content_projection(config) if config.content_dim else None
         self._content_proj = None if projection is None else torch.from_numpy(projection).to(self.device)
@@ -825,7 +834,7 @@ class Embedder:
         x = torch.from_numpy(np.ascontiguousarray(batch_uint8))
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
-        x = self.source.preprocess(x)
+        x = self.source.preprocess(x, self.channels_last)
         out = {}
         for idx, module in enumerate(self.features):
             x = module(x)
@@ -992,7 +1001,7 @@ class Embedder:
         for i, vectors in zip(same, self._combine(np.stack(parts), np.stack(colours), copies)):
             out[i] = vectors
 
-    def embed_images(self, images: list, batch_size: int = 8) -> list[Vectors]:
+    def embed_images(self, images: list, batch_size: int = BATCH_SIZE) -> list[Vectors]:
         """Already-decoded PIL images (any mode; resized here) -> vectors, in order."""
         results: list[Vectors] = []
         for start in range(0, len(images), max(1, batch_size)):
@@ -1001,7 +1010,7 @@ class Embedder:
         return results
 
     def embed_stream(
-        self, items: Iterable[tuple[K, bytes | str | os.PathLike]], batch_size: int = 8
+        self, items: Iterable[tuple[K, bytes | str | os.PathLike]], batch_size: int = BATCH_SIZE
     ) -> Iterator[tuple[K, Vectors | ImageError]]:
         """(key, path or bytes) pairs -> (key, Vectors or ImageError), in input order.
 
@@ -1035,7 +1044,7 @@ class Embedder:
             for (key, _, _), result in zip(chunk, self._run(prepared, [name for _, name, _ in chunk])):
                 yield key, result
 
-    def embed_paths(self, paths: list[str | Path], batch_size: int = 8) -> list[Vectors | ImageError]:
+    def embed_paths(self, paths: list[str | Path], batch_size: int = BATCH_SIZE) -> list[Vectors | ImageError]:
         return [r for _, r in self.embed_stream(((i, p) for i, p in enumerate(paths)), batch_size)]
 
 
@@ -1053,7 +1062,7 @@ def embed_files(
     paths,
     config: EmbeddingConfig = DEFAULT_CONFIG,
     device: str = "cpu",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     threads: int | None = None,
     decode_workers: int = 2,
     embedder: Embedder | None = None,
@@ -1114,7 +1123,7 @@ def embed(
     paths,
     out: str | os.PathLike | None = None,
     device: str = "cpu",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     threads: int | None = None,
     config: EmbeddingConfig = DEFAULT_CONFIG,
     by: str = "both",

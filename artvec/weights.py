@@ -83,8 +83,10 @@ class WeightsSource:
     mean: tuple[float, float, float]  # subtracted, in channel_order, after scaling
     std: tuple[float, float, float]  # divided, in channel_order, after mean subtraction
 
-    def preprocess(self, batch_uint8_nhwc):
-        """uint8 tensor N×H×W×3 (RGB) on any device -> float32 N×3×H×W model input."""
+    def preprocess(self, batch_uint8_nhwc, channels_last: bool = False):
+        """uint8 tensor N×H×W×3 (RGB) on any device -> float32 N×3×H×W model input, its values laid out
+        channel by channel or, with ``channels_last``, position by position (the layout a model moved
+        to ``torch.channels_last`` runs fastest on)."""
         import torch
 
         x = batch_uint8_nhwc.permute(0, 3, 1, 2).to(torch.float32)
@@ -97,7 +99,7 @@ class WeightsSource:
         x = x - mean
         if self.std != (1.0, 1.0, 1.0):
             x = x / std
-        return x.contiguous()
+        return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 SOURCES: dict[str, WeightsSource] = {

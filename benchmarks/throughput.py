@@ -3,11 +3,13 @@ against a bare VGG forward of the same configuration on ready tensors, in the sa
 
 Generates large JPEGs (default 32 × 3000×2000, q90) from scikit-image pictures, upscaled with noise,
 in a temporary folder.  Reports medians over repeats, the ratio (wall clock and CPU work), and peak RSS after
-1/3 and after all pictures (memory must be flat in the number of pictures).  Both whole paths run twice: with
-malloc keeping freed memory (artvec.memory, what an Embedder sets) and handing it back (glibc's own way, as
-artvec 0.1 ran).
+1/3 and after all pictures (memory must be flat in the number of pictures).  The default also runs with malloc
+handing freed memory back (glibc's own way; an Embedder keeps it, artvec.memory) and with its activations laid
+out channel by channel (``channels_last=False``); artvec 0.1's default runs as today's code runs it and as it
+ran (both of those: memory handed back, channels first).
 
 Usage: .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--count 32] [--width 3000 --height 2000]
+       [--batch-size 32] [--repeats 3]
        [--image-size 256] [--content-weight 0.2]   (the default with that setting changed; with a content
        piece, unwhitened)
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dataclasses  # noqa: E402
 
-from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG, Embedder  # noqa: E402
+from artvec.embedding import BATCH_SIZE, DEFAULT_CONFIG, V1_CONFIG, Embedder  # noqa: E402
 from artvec.images import ImageError  # noqa: E402
 from artvec.memory import keep_freed_memory, return_freed_memory  # noqa: E402
 
@@ -74,12 +76,11 @@ def decoded_pictures(count: int) -> list[Image.Image]:
             for i in range(count)]
 
 
-def model_times(new: Embedder, old: Embedder, count: int, batch_size: int, repeats: int, kept: bool) -> dict[str, float]:
-    """Seconds per already-decoded picture of mixed shapes (the model and the head, no decoding), for the
-    default and artvec 0.1, with malloc keeping freed memory and (where it could, ``kept``) returning it,
-    interleaved; medians."""
+def model_times(embedders: dict[str, tuple[Embedder, bool]], count: int, batch_size: int, repeats: int) -> dict[str, float]:
+    """CPU seconds per already-decoded picture of mixed shapes (resize, pixel histograms, the model and the head;
+    no file decoding) for each arm (name -> (embedder, keep freed memory?)), interleaved; medians."""
     pictures = decoded_pictures(count)
-    for embedder in (new, old):
+    for embedder, _ in embedders.values():
         embedder.embed_images(pictures[:batch_size], batch_size=batch_size)  # warm-up
 
     def embedding(embedder: Embedder):
@@ -88,11 +89,8 @@ def model_times(new: Embedder, old: Embedder, count: int, batch_size: int, repea
             return count
         return run
 
-    arms = {"new": (embedding(new), True), "old": (embedding(old), True)}
-    if kept:
-        arms |= {"new returned": (embedding(new), False), "old returned": (embedding(old), False)}
-    rates, _ = arm_rates(arms, repeats)
-    return {key: statistics.median(1 / rate for rate in values) for key, values in rates.items()}
+    _, cpu = arm_rates({name: (embedding(embedder), keep) for name, (embedder, keep) in embedders.items()}, repeats)
+    return {name: statistics.median(values) for name, values in cpu.items()}
 
 
 @contextlib.contextmanager
@@ -129,7 +127,8 @@ def main():
     ap.add_argument("--count", type=int, default=32)
     ap.add_argument("--width", type=int, default=3000)
     ap.add_argument("--height", type=int, default=2000)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                    help="pictures handed to the embedder at once, grouped by shape (sync's and embed's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--decode-workers", type=int, default=2)
@@ -141,13 +140,17 @@ def main():
     config = dataclasses.replace(DEFAULT_CONFIG, image_size=args.image_size, content_weight=args.content_weight)
     if config.content_weight:  # the shipped whitening was fitted without the content piece
         config = dataclasses.replace(config, whitening="")
-    emb = Embedder(config, device=args.device, threads=args.threads, decode_workers=args.decode_workers)
-    old = Embedder(V1_CONFIG, device=args.device, threads=args.threads, decode_workers=args.decode_workers)
+    def embedder(config, **kwargs) -> Embedder:
+        return Embedder(config, device=args.device, threads=args.threads, decode_workers=args.decode_workers, **kwargs)
+
+    emb, old = embedder(config), embedder(V1_CONFIG)
+    emb_first, old_first = embedder(config, channels_last=False), embedder(V1_CONFIG, channels_last=False)
+    model_batch = min(args.batch_size, emb.model_batch or args.batch_size)
     sync = torch.cuda.synchronize if emb.device.type == "cuda" else (lambda: None)
     shape = config.input_size((args.width, args.height))
     print(f"config {config.config_id}: {shape[0]}×{shape[1]} input, {len(config.layers)} layers, dim {config.dim}; "
           f"device {emb.device}, torch threads {torch.get_num_threads()}, decode workers {args.decode_workers}, "
-          f"batch {args.batch_size}")
+          f"batches of {args.batch_size}, the model taking {model_batch} at once")
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.time()
@@ -157,16 +160,18 @@ def main():
 
         # ready tensors for the bare forward: same size, same batch size
         rng = np.random.default_rng(1)
-        ready = rng.integers(0, 256, size=(args.batch_size, shape[1], shape[0], 3), dtype=np.uint8)
-        x = config and emb.source.preprocess(torch.from_numpy(ready)).to(emb.device)
-        n_batches = -(-len(paths) // args.batch_size)
+        ready = rng.integers(0, 256, size=(model_batch, shape[1], shape[0], 3), dtype=np.uint8)
+        x = emb.source.preprocess(torch.from_numpy(ready).to(emb.device), emb.channels_last)
+        n_batches = -(-len(paths) // model_batch)
 
-        def bare():
+        x_first = x.contiguous()
+
+        def bare(model=emb.features, ready=x):
             with torch.inference_mode():
                 for _ in range(n_batches):
-                    emb.features(x)
+                    model(ready)
                 sync()
-            return n_batches * args.batch_size
+            return n_batches * model_batch
 
         def full(embedder=emb, marks=None):
             n_ok = 0
@@ -182,14 +187,16 @@ def main():
             return n_ok
 
         bare()  # warm-up
-        full()
-        full(old)
+        for e in (emb, old, emb_first, old_first):
+            full(e)
         rss_before = rss_mb()
         kept = keep_freed_memory()
         marks: dict[str, float] = {}
-        arms = {"bare": (bare, True), "whole": (lambda: full(marks=marks), True), "old": (lambda: full(old), True)}
-        if kept:  # both whole paths again with malloc handing large freed blocks back, as artvec 0.1 ran
-            arms |= {"whole returned": (full, False), "old returned": (lambda: full(old), False)}
+        arms = {"bare": (bare, True), "bare channels first": (lambda: bare(emb_first.features, x_first), True),
+                "whole": (lambda: full(marks=marks), True), "old": (lambda: full(old), True),
+                "whole channels first": (lambda: full(emb_first), True)}
+        if kept:  # with malloc handing large freed blocks back, as artvec 0.1 ran
+            arms |= {"whole returned": (full, False), "old as it ran": (lambda: full(old_first), False)}
         rates, cpu = arm_rates(arms, args.repeats)
 
     med = {name: statistics.median(values) for name, values in rates.items()}
@@ -203,27 +210,37 @@ def main():
     print(row("  each repeat (whole / the bare run before it)",
               ", ".join(f"{w / r:.2f}" for w, r in zip(rates["whole"], rates["bare"]))))
     bc, fc = statistics.median(cpu["bare"]), statistics.median(cpu["whole"])
+    print(row("ratio whole / bare forward channels first (as issue 3 measured it)", f"{f / med['bare channels first']:.2f}"))
     print(row("CPU ms a picture: bare / whole path", f"{bc * 1000:.0f} / {fc * 1000:.0f}"))
     print(row("ratio of CPU work, bare / whole", f"{bc / fc:.2f}"))
+    print(row("whole path, activations channels first (channels_last=False)", f"{med['whole channels first']:.2f}"))
+    print(row("  default, channels last / first", f"{f / med['whole channels first']:.2f}"))
     print(row(f"whole path, artvec 0.1 default ({V1_CONFIG.config_id})", f"{o:.2f}"))
+    oc = statistics.median(cpu["old"])
     print(row("time per picture, default / artvec 0.1", f"{o / f:.2f}"))
+    print(row("CPU work per picture, default / artvec 0.1", f"{fc / oc:.2f}"))
     if kept:
-        r, ro = med["whole returned"], med["old returned"]
+        r, ro = med["whole returned"], med["old as it ran"]
         print(row("whole path, malloc returning freed memory: default", f"{r:.2f}"))
         print(row("  default, kept / returned memory", f"{f / r:.2f}"))
-        print(row("whole path, malloc returning freed memory: artvec 0.1", f"{ro:.2f}"))
-        print(row("time per picture, default / artvec 0.1 as it ran (returned)", f"{ro / f:.2f}"))
+        print(row("whole path, artvec 0.1 as it ran (memory returned, channels first)", f"{ro:.2f}"))
+        print(row("time per picture, default / artvec 0.1 as it ran", f"{ro / f:.2f}"))
+        print(row("CPU work per picture, default / artvec 0.1 as it ran", f"{fc / statistics.median(cpu['old as it ran']):.2f}"))
     print("runs: " + "; ".join(f"{name} {', '.join(f'{v:.2f}' for v in values)}" for name, values in rates.items()))
     print(f"RSS: before timed runs {rss_before:.0f} MB; after {len(paths) // 3} pictures {marks['third']:.0f} MB; "
           f"after {len(paths)} pictures {marks['all']:.0f} MB; peak (ru_maxrss) {peak_rss_mb():.0f} MB")
-    ms = {key: value * 1000 for key, value in model_times(emb, old, args.count, args.batch_size, args.repeats, kept).items()}
-    print(f"decoded pictures of {len(SHAPES)} shapes (card, scan, square, 3:1 strip, icon), model and head only: "
-          f"default {ms['new']:.0f} ms, artvec 0.1 {ms['old']:.0f} ms a picture, ratio {ms['new'] / ms['old']:.2f}")
+    decoded = {"default": (emb, True), "default, channels first": (emb_first, True), "artvec 0.1": (old, True)}
     if kept:
-        print(f"  with malloc returning freed memory: default {ms['new returned']:.0f} ms, artvec 0.1 {ms['old returned']:.0f} ms; "
-              f"default (kept) / artvec 0.1 as it ran (returned) {ms['new'] / ms['old returned']:.2f}")
-    emb.close()
-    old.close()
+        decoded |= {"default, memory returned": (emb, False), "artvec 0.1 as it ran": (old_first, False)}
+    ms = {name: value * 1000 for name, value in model_times(decoded, args.count, args.batch_size, args.repeats).items()}
+    print(f"\ndecoded pictures of {len(SHAPES)} shapes (card, scan, square, 3:1 strip, icon): resize, histograms, model "
+          f"and head, CPU ms a picture (median of {args.repeats}), batches of {args.batch_size}")
+    for name, value in ms.items():
+        print(row(f"  {name}", f"{value:.0f} ({value / ms['artvec 0.1']:.2f}× artvec 0.1)"))
+    if kept:
+        print(row("  default / artvec 0.1 as it ran", f"{ms['default'] / ms['artvec 0.1 as it ran']:.2f}"))
+    for e in (emb, old, emb_first, old_first):
+        e.close()
 
 
 if __name__ == "__main__":
