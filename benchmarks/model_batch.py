@@ -22,14 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from throughput import decoded_pictures, make_jpegs  # noqa: E402
 
-from artvec.embedding import CPU_MODEL_BATCH, DEFAULT_CONFIG, Embedder  # noqa: E402
+from artvec.embedding import BATCH_SIZE, CPU_MODEL_BATCH, DEFAULT_CONFIG, Embedder  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=4)
-    ap.add_argument("--batch-size", type=int, default=32, help="pictures handed to the embedder at once (sync's)")
+    ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="pictures handed to the embedder at once (sync's)")
     args = ap.parse_args()
     embedder = Embedder(DEFAULT_CONFIG)
     mixed = decoded_pictures(args.count)
