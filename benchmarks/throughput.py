@@ -202,7 +202,7 @@ def main():
 
     med = {name: statistics.median(values) for name, values in rates.items()}
     b, f, o = med["bare"], med["whole"], med["old"]
-    row = "{:60s} {:>22s}".format
+    row = "{:70s} {:>22s}".format
     print()
     print(row("path", f"pictures/s (median of {args.repeats})"))
     print(row("bare VGG forward on ready tensors", f"{b:.2f}"))
