@@ -783,6 +783,19 @@ def test_on_a_cpu_the_model_takes_at_most_eight_pictures_at_once(pictures):
         np.testing.assert_allclose(a.combined, b.combined, atol=1e-5)
 
 
+def test_the_api_artvec_embed_and_sync_hand_the_embedder_the_same_batch_by_default():
+    """cli.py writes its default as a literal (it imports nothing heavy at start-up): one number, three places."""
+    import typer.main
+
+    from artvec.cli import app
+    from artvec.config import SETTINGS
+    from artvec.embedding import BATCH_SIZE
+
+    embed_command = typer.main.get_command(app).commands["embed"]
+    cli_default = next(p.default for p in embed_command.params if p.name == "batch_size")
+    assert cli_default == BATCH_SIZE == SETTINGS["sync.batch_size"][1]
+
+
 def test_on_a_cpu_the_model_runs_on_channels_last_activations_with_the_same_vectors(pictures):
     import torch
 
