@@ -391,10 +391,11 @@ def evaluate_command(
 ) -> None:
     """Quality on your own library: do a picture's nearest neighbours share its label?"""
     from .evaluate import evaluate
+    from .progress import Progress
 
     config = load_settings(**{"catalogue.image_root": str(image_root) if image_root else None})
     report = evaluate(config, label, by=by, k=k, sample=sample, duplicates=duplicates, config_id=config_id,
-                      progress=lambda message: typer.echo(message, err=True))
+                      progress=lambda message: typer.echo(message, err=True), advance=Progress("queries"))
     if as_json:
         echo_json(report)
         return

@@ -95,7 +95,8 @@ def stored_facets(connection, config_id: str, relation: str = VIEW) -> list[str]
         (config_id,)).fetchall()]
 
 
-def read_labelled(url: str, label: str, by: str, config_id: str | None, configured: str) -> Labelled:
+def read_labelled(url: str, label: str, by: str, config_id: str | None, configured: str,
+                  progress: Callable[[str], None] = lambda message: None) -> Labelled:
     """Stream the vectors of one configuration that carry the facet ``label`` into one float32 array."""
     import psycopg
     from pgvector.psycopg import register_vector
@@ -119,9 +120,10 @@ def read_labelled(url: str, label: str, by: str, config_id: str | None, configur
             facets = stored_facets(connection, chosen, relation)
             known = ", ".join(facets) if facets else "none (set catalogue.facets and run artvec sync)"
             raise EvaluateError(f"no stored picture has the facet {label!r}; stored facets: {known}")
+        progress(f"reading {count} vectors of {width} dims ({count * width * 4 / 2**20:,.1f} MiB) …")
         vectors = np.empty((count, width), dtype=np.float32)
         ids, labels, locations = [], [], []
-        with connection.cursor(name="artvec_evaluate") as cursor:
+        with connection.cursor(name="artvec_evaluate", binary=True) as cursor:  # binary: 8x faster than text
             cursor.itersize = 2000
             cursor.execute(f"select artwork_id::text, facets->>%s, image_location, {column} "
                            f"from {relation} where config_id = %s and facets ? %s order by artwork_id",
@@ -170,12 +172,13 @@ class PairDistances:
                 "nearest_other_picture": quantiles(cat(self.nearest))}
 
 
-def per_label(labels: np.ndarray, result: metrics.PerQuery) -> list[dict[str, Any]]:
+def per_label(labels: np.ndarray, codes: np.ndarray, result: metrics.PerQuery) -> list[dict[str, Any]]:
     rows = []
-    query_labels = labels[result.index]
-    for value in np.unique(query_labels):
-        mask = query_labels == value
-        rows.append({"label": str(value), "pictures": int((labels == value).sum()), "queries": int(mask.sum()),
+    sizes = np.bincount(codes)
+    query_codes = codes[result.index]
+    for code in np.unique(query_codes):
+        mask = query_codes == code
+        rows.append({"label": str(labels[result.index[mask][0]]), "pictures": int(sizes[code]), "queries": int(mask.sum()),
                      f"p@{result.k}": round(float(result.precision_at_k[mask].mean()), 4),
                      "map@r": round(float(result.ap_at_r[mask].mean()), 4),
                      "nn": round(float(result.nn_correct[mask].mean()), 4)})
@@ -242,13 +245,16 @@ def suggest_threshold(copies: np.ndarray, distinct: np.ndarray) -> dict[str, flo
 
 def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sample: int = 2000,
              duplicates: int = 8, config_id: str | None = None, seed: int = 0,
-             progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
-    """Retrieval quality of the stored embeddings against the facet ``label``; see the module doc."""
+             progress: Callable[[str], None] = lambda message: None,
+             advance: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Retrieval quality of the stored embeddings against the facet ``label``; see the module doc.
+    ``progress`` gets a line at each stage, ``advance(done, total, seconds)`` follows the queries."""
     from . import db, store
 
     check_by(by)
     store.engine_for_schema(settings).dispose()  # a clear error when the schema is missing
-    data = read_labelled(db.database_url(settings), label, by, config_id, settings.embedding_config().config_id)
+    data = read_labelled(db.database_url(settings), label, by, config_id, settings.embedding_config().config_id,
+                         progress)
     _, codes = np.unique(data.labels.astype(str), return_inverse=True)
     rng = np.random.default_rng(seed)
     queries = None
@@ -256,7 +262,7 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
         queries = np.sort(rng.choice(len(data.ids), size=sample, replace=False))
     pairs = PairDistances(codes, rng)
     progress(f"{len(data.ids)} pictures with {label!r}, {len(np.unique(codes))} labels; searching …")
-    result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, on_distances=pairs)
+    result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, on_distances=pairs, advance=advance)
     if len(result.index) == 0:
         raise EvaluateError(f"no label of {label!r} has two or more pictures: nothing to retrieve")
     labels = data.labels.astype(str)
@@ -265,8 +271,8 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
         "labels": int(len(np.unique(codes))), "queries": int(len(result.index)),
         "overall": {key: round(value, 4) if isinstance(value, float) else value
                     for key, value in result.summary().items()},
-        "chance_p@k": round(float(np.mean([(labels == labels[i]).sum() - 1 for i in result.index]) / max(len(labels) - 1, 1)), 4),
-        "per_label": per_label(labels, result),
+        "chance_p@k": round(float(np.mean(np.bincount(codes)[codes[result.index]] - 1) / max(len(labels) - 1, 1)), 4),
+        "per_label": per_label(labels, codes, result),
         "distances": pairs.summary(),
     }
     dup = near_duplicate_distances(settings, data, by, duplicates, seed, progress)

@@ -38,6 +38,39 @@ def test_metrics_on_a_dissimilarity_no_vector_gives():
     assert other.ap_at_r[0] == 1.0 and other.nn_correct[2]
 
 
+def test_the_nearest_come_in_stable_sort_order_without_sorting_whole_rows():
+    rng = np.random.default_rng(3)
+    tied = rng.integers(0, 40, size=(30, 3000)).astype(np.float64)   # many ties at every boundary
+    distinct = rng.random((30, 3000))
+    for d in (tied, distinct):
+        for depth in (1, 10, 57, 700, 2999):
+            assert np.array_equal(metrics.nearest_in_order(d, depth), np.argsort(d, axis=1, kind="stable")[:, :depth])
+
+
+def test_a_large_store_is_searched_in_float32_chunks_with_the_same_figures(monkeypatch):
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 60, 3000)
+    centres = rng.standard_normal((60, 48))
+    x = (centres[labels] + 0.9 * rng.standard_normal((3000, 48))).astype(np.float32)
+    exact = metrics.Database(x)
+    assert exact.exact and np.array_equal(exact.squared(x[:7]), metrics.squared_distances(x[:7], x))
+    before = metrics.retrieval(x, labels, k=10)
+    found_before = metrics.top1(x[:300] + 0.01, x, np.arange(300))
+    monkeypatch.setattr(metrics, "FLOAT64_BUDGET", 0)            # as for a library of millions
+    monkeypatch.setattr(metrics, "CHUNK_BUDGET", 16 * 8 * 3000)  # 16 query rows a chunk
+    large = metrics.Database(x)
+    assert not large.exact and large.chunk() == 16
+    assert np.abs(large.squared(x[:7]) - metrics.squared_distances(x[:7], x)).max() < 1e-4
+    done = []
+    after = metrics.retrieval(x, labels, k=10, advance=lambda n, total, seconds: done.append((n, total)))
+    assert done[0] == (16, 3000) and done[-1] == (3000, 3000) and len(done) == 188
+    assert np.array_equal(before.precision_at_k, after.precision_at_k)
+    assert np.array_equal(before.nn_correct, after.nn_correct)
+    assert np.allclose(before.ap_at_r, after.ap_at_r, atol=1e-6)
+    assert 0.2 < after.summary()["map@r"] < 0.9                   # neither trivial nor hopeless
+    assert np.array_equal(found_before, metrics.top1(x[:300] + 0.01, x, np.arange(300)))
+
+
 def store_vectors(engine, labels: list[str], vectors: np.ndarray) -> None:
     dims = dict(engine.connect().execute(text("""
         select attname, atttypmod from pg_attribute
