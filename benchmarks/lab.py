@@ -1289,7 +1289,7 @@ class Bench:
         return metrics.bootstrap_interval(getattr(r[name], metric), self.groups[name][r[name].index])
 
 
-SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a"}
+SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a", "scans": "sc"}
 
 
 def header(bench: Bench, width: int = 58) -> str:

@@ -10,6 +10,8 @@ Sets (benchmarks/sets.py; all reproducible offline):
 - clipart (only when named in --sets): 518 drawings by 31 artists of the Open Clip Art Library
   (openclipart-svg), labelled by artist — different subjects by one hand, like a library's artists;
   scored apart from the near-duplicate task;
+- scans (only when named in --sets): the same drawings printed and scanned (sets.print_and_scan: a paper tint
+  each, the ink a little faded, uneven light, skew, blur, grain, JPEG), labelled by artist, scored apart too;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
 - near-duplicates among drawings (with the clip art; column "a.dup1"): two edits of each clip-art drawing
@@ -26,7 +28,7 @@ before it (vgg19-style-b107c1ada1e6) had relu2_1 … relu5_1 and clipart-v2: ``l
 two on the lab's features, so it is not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
-Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart]] [--cards faces|all] [--threads N]
+Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart][,scans]] [--cards faces|all] [--threads N]
        [--device cpu|cuda]
 """
 

@@ -12,6 +12,10 @@
   Library (Debian's openclipart-svg), labelled by artist: different things drawn by one hand, as in a
   library's same-artist retrieval. Scored apart: its pictures take no part in the near-duplicate task, so
   that task's figures stay comparable with and without it. See clipart.py.
+- ``scans`` (asked for by name): the same drawings printed and scanned (``print_and_scan``: each on its own
+  paper tint, the ink a little faded, the light a little uneven, a slight skew, blur and grain, a JPEG), labelled
+  by artist and scored apart like ``clipart``: a library's pictures come from scans of paper, not from clean
+  renders, and the pixel histograms of the style and colour parts feel it where the model's layers hardly do.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -32,7 +36,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artvec.edits import EDITS  # noqa: E402
+from artvec.edits import EDITS, jpeg  # noqa: E402
 from cards import require  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 
@@ -263,6 +267,38 @@ def clipart_items() -> list[Item]:
             for path, artist in clipart.clipart_set()]
 
 
+#: paper tints of old prints (sRGB), one drawn per picture, each jittered by up to ±5 levels a channel
+PAPERS = ((250, 246, 235), (242, 236, 218), (236, 226, 200), (232, 232, 228), (246, 240, 222))
+
+
+def print_and_scan(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A drawing printed on old paper and scanned, at the size artvec reads it: the ink laid on a paper tint
+    (multiplied), faded to 80–100 % of its strength, the light falling off by up to 6 % across the page, a skew
+    of 0.3–1.5°, blur σ 0.3–0.7, grain σ 0.5–2 levels and a JPEG of quality 80–95. A scan's paper grain and
+    blur are mostly averaged away when thousands of pixels are reduced to artvec's 256², so they stay small
+    here; the paper's tint and the ink's fade are not averaged away by any reduction."""
+    paper = np.array(PAPERS[int(rng.integers(len(PAPERS)))], np.float32) + rng.uniform(-5, 5, 3).astype(np.float32)
+    a = np.asarray(img.convert("RGB"), np.float32) / 255.0
+    out = paper - (paper - a * paper) * rng.uniform(0.8, 1.0)
+    h, w = out.shape[:2]
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * np.linspace(-0.5, 0.5, w)[None, :] + np.sin(angle) * np.linspace(-0.5, 0.5, h)[:, None]
+    out = out * (1 - rng.uniform(0, 0.06) * (ramp + 0.5))[..., None]
+    out += rng.normal(0, rng.uniform(0.5, 2.0), (h, w, 1)).astype(np.float32)
+    scanned = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
+    skew = rng.uniform(0.3, 1.5) * rng.choice([-1, 1])
+    scanned = scanned.rotate(skew, Image.Resampling.BICUBIC, expand=True, fillcolor=tuple(int(c) for c in paper))
+    scanned = scanned.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7)))
+    return jpeg(scanned, rng.integers(80, 96))
+
+
+def scanned_items(drawings: list[Item]) -> list[Item]:
+    """Each clip-art drawing printed and scanned (``print_and_scan``, seeded by its place): label = group = artist."""
+    return [Item(key=f"scan/{it.key}", label=it.label, group=it.group,
+                 image=print_and_scan(it.load(), np.random.default_rng([7, i])))
+            for i, it in enumerate(drawings)]
+
+
 def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
     """(70 stylised pictures labelled by stylisation, 10 originals, 10 unrelated pictures)."""
     originals = [Item(key=f"skimage/{n}", label="original", group=n, image=work_size(skimage_picture(n)))
@@ -318,7 +354,7 @@ def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_d
 
 SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
 #: sets scored on their own, outside the near-duplicate task (neither originals nor among its pictures)
-APART = ("clipart",)
+APART = ("clipart", "scans")
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -342,8 +378,12 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
         stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
     if "stylised" in names:
         labelled["stylised"] = stylised
-    if "clipart" in names:
-        labelled["clipart"] = clipart_items()
+    if "clipart" in names or "scans" in names:
+        drawings = clipart_items()
+        if "clipart" in names:
+            labelled["clipart"] = drawings
+        if "scans" in names:
+            labelled["scans"] = scanned_items(drawings)
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups

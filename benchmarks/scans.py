@@ -1,0 +1,202 @@
+"""Printed and scanned clip art: which parts of the default hold up on scans, and what was tried to make the
+rest hold.
+
+A library's pictures are scans of paper: each on its own paper tint, the ink a little faded, the light a
+little uneven. ``sets.print_and_scan`` does that to the clip-art drawings (the set ``scans``; quality.py scores
+it beside the clean drawings with ``--sets ...,clipart,scans``). This script takes the default apart on it:
+
+- each part searched alone, unwhitened, on the clean drawings and on their scans (mAP@R): the model's layers,
+  and the tone, edge, coherence and colour histograms;
+- rows of the default's recipe with one thing changed, each with a basis refitted for it, paired to the
+  default refitted here (the control): the basis fitted on the reference set *and its scans* (all of them, or
+  one in three), so that the directions a scan moves count less; the tone and coherence histograms (or all
+  four) taken after the paper is made white (each channel scaled so that its 99th percentile is 255, when
+  that is light), or after the luma's 99th percentile is made white; and both.
+
+It runs the model once per picture (the five sets, the clip art and its scans, the reference set and its
+scans: about 6,000 pictures, 13 minutes on 2 cores; the layers are cached in
+``~/.cache/artvec-bench/scans-lab``), then a few seconds a row.
+
+Needs what quality.py needs, with the clip art (clipart.py).
+Usage: python benchmarks/scans.py [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lab  # noqa: E402
+import reference  # noqa: E402
+import sets  # noqa: E402
+from artvec import metrics, whitening  # noqa: E402
+from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
+                              colour_shares_power, edge_histogram, signed_power, tone_histogram)
+from artvec.images import load_image  # noqa: E402
+from cards import bench_cache  # noqa: E402
+
+SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
+LAYERS_DIM = sum(DEFAULT.layer_dim(layer) for layer in DEFAULT.layers)
+HISTOGRAM_WEIGHTS = (DEFAULT.tone_weight, DEFAULT.edge_weight, DEFAULT.coherence_weight)
+STYLE_NORM = float(np.sqrt(1 + sum(w * w for w in HISTOGRAM_WEIGHTS)))
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def prepared(img: Image.Image) -> np.ndarray:
+    """The picture as the Embedder resizes it for its histograms (uint8 H×W×3)."""
+    size = DEFAULT.input_size(img.size)
+    img = img.convert("RGB")
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def model_layers(pictures: list, keys: list[str], device: str) -> np.ndarray:
+    """The default's layers block (unit norm, before the histograms join it) of every picture, by the Embedder
+    unwhitened; cached by the pictures' keys."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    path = bench_cache("scans-lab") / f"layers-{DEFAULT.parts_id}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    layers = []
+    t = time.time()
+    with Embedder(dataclasses.replace(DEFAULT, whitening=""), device=device) as embedder:
+        for start in range(0, len(pictures), 64):
+            vectors = embedder.embed_images(pictures[start:start + 64])
+            layers += [v.style[:LAYERS_DIM] * np.float32(STYLE_NORM) for v in vectors]
+            print(f"  model: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.stack(layers))
+    return np.stack(layers)
+
+
+def percentile(channel: np.ndarray, q: float) -> int:
+    counts = np.bincount(channel.ravel(), minlength=256).cumsum()
+    return int(np.searchsorted(counts, q / 100 * counts[-1]))
+
+
+def paper_white(a: np.ndarray, q: float = 99.0, light: float = 128) -> np.ndarray:
+    """Each channel scaled so that its ``q``-th percentile (the paper, in a drawing) is 255, when that is light."""
+    paper = np.array([percentile(a[..., c], q) for c in range(3)], np.float32)
+    if paper @ LUMA < light:
+        return a
+    return np.clip(np.rint(a * (255.0 / np.maximum(paper, 1))), 0, 255).astype(np.uint8)
+
+
+def luma_white(a: np.ndarray, q: float = 99.0, light: float = 128) -> np.ndarray:
+    """All channels scaled alike so that the luma's ``q``-th percentile is 255, when that is light."""
+    white = percentile(np.clip(np.rint(a @ LUMA), 0, 255).astype(np.uint8), q)
+    return a if white < light else np.clip(np.rint(a * (255.0 / white)), 0, 255).astype(np.uint8)
+
+
+def histograms(arrays: list, tone_fix=None, edge_fix=None, coherence_fix=None, colour_fix=None) -> dict:
+    """The four pixel histograms of every picture, each taken after its ``*_fix`` (none: the picture as it is)."""
+    out = {"tone": [], "edge": [], "coherence": [], "colour": []}
+    for a in arrays:
+        fixed = {}
+
+        def get(fix):
+            if fix not in fixed:
+                fixed[fix] = fix(a) if fix else a
+            return fixed[fix]
+
+        out["tone"].append(tone_histogram(get(tone_fix), DEFAULT.tone_bins))
+        out["edge"].append(edge_histogram(get(edge_fix), DEFAULT.edge_bins))
+        out["coherence"].append(coherence_histogram(get(coherence_fix), DEFAULT.coherence_bins))
+        out["colour"].append(colour_histogram(get(colour_fix), DEFAULT.colour_bins))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+class Lab:
+    """The bench's and the reference set's layers and pictures; rows of the default's recipe scored on the bench."""
+
+    def __init__(self, device: str):
+        labelled, originals, distractors, dups = sets.build(SETS, "faces")
+        self.bench = lab.Bench(labelled, originals, distractors, dups)
+        refs = reference.reference_set()
+        ref_pictures = [load_image(p) for p in refs]
+        ref_scans = [sets.print_and_scan(img, np.random.default_rng([8, i])) for i, img in enumerate(ref_pictures)]
+        pictures = [it.load() for it in self.bench.items] + ref_pictures + ref_scans
+        keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
+                + [f"ref-scan/{p.stem}" for p in refs])
+        self.n, self.n_ref = len(self.bench.items), len(refs)
+        self.layers = model_layers(pictures, keys, device)
+        self.arrays = [prepared(p) for p in pictures]
+        self.reference = np.arange(self.n, self.n + self.n_ref)
+        self.reference_scans = np.arange(self.n + self.n_ref, self.n + 2 * self.n_ref)
+
+    def vectors(self, h: dict, fit_rows: np.ndarray) -> np.ndarray:
+        """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
+        ``fit_rows`` (as fit_whitening.py fits the shipped one), raised to the default's powers."""
+        tone, edge, coherence = HISTOGRAM_WEIGHTS
+        style = np.concatenate([self.layers, tone * h["tone"], edge * h["edge"], coherence * h["coherence"]], 1)
+        style /= STYLE_NORM
+        colour = colour_shares_power(h["colour"], DEFAULT.colour_exponent)
+        parts = []
+        for x, power in ((style, DEFAULT.style_power), (colour, DEFAULT.colour_power)):
+            basis = whitening.fit(x[fit_rows], 0.25, 0.1, 256)
+            parts.append(signed_power(basis.apply(x[:self.n]), power))
+        return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
+
+
+def parts_alone(data: Lab, h: dict) -> None:
+    """mAP@R of each part searched alone, unwhitened, on the clean drawings and on their scans."""
+    print("each part alone, unwhitened (mAP@R): clean drawings -> their scans")
+    blocks = {"model layers": data.layers[:data.n], **{f"{k} histogram": v[:data.n] for k, v in h.items()}}
+    for name, x in blocks.items():
+        figures = [metrics.retrieval(x[data.bench.slices[s]], data.bench.labels[s]).ap_at_r.mean() for s in ("clipart", "scans")]
+        print(f"  {name:20s} {figures[0]:.3f} -> {figures[1]:.3f}")
+
+
+def show(bench: lab.Bench, name: str, r: dict, control: dict | None = None) -> None:
+    cells = []
+    for key in bench.names + bench.tasks:
+        value = r[key].mean() if key in bench.tasks else r[key].ap_at_r.mean()
+        cell = f"{key[:6]} {value:.3f}"
+        if control is not None:
+            diff, half = bench.paired(r, control, key)
+            cell += f" ({diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ''})"
+        cells.append(cell)
+    p10 = " ".join(f"{key}.P10 {r[key].precision_at_k.mean():.3f}" for key in ("clipart", "scans"))
+    print(f"{name:44s} " + "  ".join(cells) + "  " + p10, flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    t0 = time.time()
+    data = Lab(args.device)
+    bench = data.bench
+    plain = histograms(data.arrays)
+    parts_alone(data, plain)
+    print("\nmAP@R (dup, drawdup: top-1) paired to the control, 95 % cluster bootstrap, '*' beyond the noise:")
+    control = bench.score(data.vectors(plain, data.reference))
+    show(bench, "control: the default, basis refitted here", control)
+    with_scans, a_third = np.r_[data.reference, data.reference_scans], np.r_[data.reference, data.reference_scans[::3]]
+    white_tone = histograms(data.arrays, paper_white, None, paper_white, None)
+    rows = {
+        "basis fitted on the reference set and its scans": (plain, with_scans),
+        "… and one scan in three": (plain, a_third),
+        "tone, coherence after the paper made white": (white_tone, data.reference),
+        "tone, coherence after the luma's white point": (histograms(data.arrays, luma_white, None, luma_white, None), data.reference),
+        "all four histograms after the paper made white": (histograms(data.arrays, *[paper_white] * 4), data.reference),
+        "tone, coherence white, basis with the scans": (white_tone, with_scans),
+    }
+    for name, (h, fit_rows) in rows.items():
+        show(bench, name, bench.score(data.vectors(h, fit_rows)), control)
+    print(f"total {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
