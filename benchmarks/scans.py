@@ -14,7 +14,7 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   that is light), or after the luma's 99th percentile is made white; and both.
 
 It runs the model once per picture (the five sets, the clip art and its scans, the reference set and its
-scans: about 6,000 pictures, 13 minutes on 2 cores; the layers are cached in
+scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 ``~/.cache/artvec-bench/scans-lab``), then a few seconds a row.
 
 Needs what quality.py needs, with the clip art (clipart.py).
