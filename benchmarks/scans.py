@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import reference  # noqa: E402
 import sets  # noqa: E402
+from fit_whitening import ALPHA, RANK, SHRINKAGE  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, signed_power, tone_histogram)
@@ -48,17 +48,8 @@ from cards import bench_cache  # noqa: E402
 SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
 LAYERS_DIM = sum(DEFAULT.layer_dim(layer) for layer in DEFAULT.layers)
 HISTOGRAM_WEIGHTS = (DEFAULT.tone_weight, DEFAULT.edge_weight, DEFAULT.coherence_weight)
-STYLE_NORM = float(np.sqrt(1 + sum(w * w for w in HISTOGRAM_WEIGHTS)))
+STYLE_NORM = lab.style_norm(*HISTOGRAM_WEIGHTS)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def prepared(img: Image.Image) -> np.ndarray:
-    """The picture as the Embedder resizes it for its histograms (uint8 H×W×3)."""
-    size = DEFAULT.input_size(img.size)
-    img = img.convert("RGB")
-    if img.size != size:
-        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(img, dtype=np.uint8)
 
 
 def model_layers(pictures: list, keys: list[str], device: str) -> np.ndarray:
@@ -75,9 +66,10 @@ def model_layers(pictures: list, keys: list[str], device: str) -> np.ndarray:
             vectors = embedder.embed_images(pictures[start:start + 64])
             layers += [v.style[:LAYERS_DIM] * np.float32(STYLE_NORM) for v in vectors]
             print(f"  model: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
+    layers = np.stack(layers)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.stack(layers))
-    return np.stack(layers)
+    np.save(path, layers)
+    return layers
 
 
 def percentile(channel: np.ndarray, q: float) -> int:
@@ -131,7 +123,7 @@ class Lab:
                 + [f"ref-scan/{p.stem}" for p in refs])
         self.n, self.n_ref = len(self.bench.items), len(refs)
         self.layers = model_layers(pictures, keys, device)
-        self.arrays = [prepared(p) for p in pictures]
+        self.arrays = [lab.prepare(p, "area256g") for p in pictures]  # as the Embedder resizes for its histograms
         self.reference = np.arange(self.n, self.n + self.n_ref)
         self.reference_scans = np.arange(self.n + self.n_ref, self.n + 2 * self.n_ref)
 
@@ -144,7 +136,7 @@ class Lab:
         colour = colour_shares_power(h["colour"], DEFAULT.colour_exponent)
         parts = []
         for x, power in ((style, DEFAULT.style_power), (colour, DEFAULT.colour_power)):
-            basis = whitening.fit(x[fit_rows], 0.25, 0.1, 256)
+            basis = whitening.fit(x[fit_rows], ALPHA, SHRINKAGE, RANK)
             parts.append(signed_power(basis.apply(x[:self.n]), power))
         return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
 
@@ -158,17 +150,10 @@ def parts_alone(data: Lab, h: dict) -> None:
         print(f"  {name:20s} {figures[0]:.3f} -> {figures[1]:.3f}")
 
 
-def show(bench: lab.Bench, name: str, r: dict, control: dict | None = None) -> None:
-    cells = []
-    for key in bench.names + bench.tasks:
-        value = r[key].mean() if key in bench.tasks else r[key].ap_at_r.mean()
-        cell = f"{key[:6]} {value:.3f}"
-        if control is not None:
-            diff, half = bench.paired(r, control, key)
-            cell += f" ({diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ''})"
-        cells.append(cell)
+def show(bench: lab.Bench, name: str, r: dict, control: dict) -> None:
+    """A row paired to the control (lab's paired row) and its P@10 on the clip art and its scans."""
     p10 = " ".join(f"{key}.P10 {r[key].precision_at_k.mean():.3f}" for key in ("clipart", "scans"))
-    print(f"{name:44s} " + "  ".join(cells) + "  " + p10, flush=True)
+    print(f"{lab.paired(bench, name, '', r, control)}  {p10}", flush=True)
 
 
 def main() -> None:
@@ -181,16 +166,18 @@ def main() -> None:
     plain = histograms(data.arrays)
     parts_alone(data, plain)
     print("\nmAP@R (dup, drawdup: top-1) paired to the control, 95 % cluster bootstrap, '*' beyond the noise:")
-    control = bench.score(data.vectors(plain, data.reference))
-    show(bench, "control: the default, basis refitted here", control)
+    x = data.vectors(plain, data.reference)
+    control = bench.score(x)
+    print(lab.header(bench, 44))
+    print(lab.row(bench, "control: the default, basis refitted here", "area256g", control, x.shape[1], 44))
     with_scans, a_third = np.r_[data.reference, data.reference_scans], np.r_[data.reference, data.reference_scans[::3]]
     white_tone = histograms(data.arrays, paper_white, None, paper_white, None)
     rows = {
-        "basis fitted on the reference set and its scans": (plain, with_scans),
+        "basis fitted on the reference set + scans": (plain, with_scans),
         "… and one scan in three": (plain, a_third),
         "tone, coherence after the paper made white": (white_tone, data.reference),
         "tone, coherence after the luma's white point": (histograms(data.arrays, luma_white, None, luma_white, None), data.reference),
-        "all four histograms after the paper made white": (histograms(data.arrays, *[paper_white] * 4), data.reference),
+        "all four histograms, the paper made white": (histograms(data.arrays, *[paper_white] * 4), data.reference),
         "tone, coherence white, basis with the scans": (white_tone, with_scans),
     }
     for name, (h, fit_rows) in rows.items():
