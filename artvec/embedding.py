@@ -46,6 +46,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
+    "SCANS_CONFIG",
     "HELLINGER_CONFIG",
     "POWERED_CONFIG",
     "UNPOWERED_CONFIG",
@@ -430,6 +431,10 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 
 DEFAULT_CONFIG = EmbeddingConfig()
+#: the default for a library of scanned paper: its parts whitened by a basis fitted on the reference drawings *and a
+#: print and scan of each* (paper tints, faded ink, uneven light), so that what a scan moves counts less; ahead on
+#: scans, a little behind on clean icons and chess pieces (docs/embedding.md, *Printed and scanned*)
+SCANS_CONFIG = replace(DEFAULT_CONFIG, whitening="clipart-scans-v1")
 #: the default before the colour exponent (config_id vgg19-style-817b32d85a47): the colour part's shares square-rooted
 #: (Hellinger) inside the combined vector too, whitened by clipart-v3, colour × 0.7, colour power 0.7
 HELLINGER_CONFIG = replace(DEFAULT_CONFIG, colour_exponent=0.5, colour_weight=0.7, colour_power=0.7, whitening="clipart-v3")
@@ -745,8 +750,9 @@ def _whitening_for(config: EmbeddingConfig):
 
 
 def shipped_with(whitening: str) -> EmbeddingConfig | None:
-    """The shipped configuration (the default or an earlier one) that a whitening basis came with."""
-    return next((c for c in (DEFAULT_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG) if c.whitening == whitening),
+    """The shipped configuration (the default, its variant for scans or an earlier default) that a whitening basis came with."""
+    return next((c for c in (DEFAULT_CONFIG, SCANS_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG)
+                 if c.whitening == whitening),
                 None)
 
 

@@ -11,18 +11,23 @@ channels of the same drawings (square-rooted, L2, as the Embedder computes them 
 with α = 0.5 (a stronger whitening: the copy vector should tell one drawing from every other, not group
 them), shrinkage 0.1, the 256 leading directions.
 
+``--name clipart-scans-v1`` fits the basis for libraries of scanned paper (``SCANS_CONFIG``): the same drawings
+and, beside each, a print and scan of it (``artvec.edits.print_and_scan``, seeded ``[8, i]``: a paper tint, faded ink,
+uneven light, skew, blur, grain, JPEG), so that the directions a scan moves a picture in count less.
+
 This is run once, when the embedding changes — never on a user's pictures. ``--check`` refits and
 compares with the shipped file instead of writing it (the eigenvectors of another machine's BLAS differ
 in the last digits, so the check is on the transforms' output, not the file's bytes).
 
 Needs what benchmarks/clipart.py needs.
-Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v4] [--check]
+Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v4|clipart-scans-v1] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import sys
 import time
 from pathlib import Path
@@ -34,27 +39,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import reference  # noqa: E402
 from artvec import whitening  # noqa: E402
+from artvec.edits import print_and_scan  # noqa: E402
 from artvec.embedding import COPY_LAYER, DEFAULT_CONFIG, Embedder, colour_shares_power, pooled_channels, shipped_with  # noqa: E402
-from artvec.images import ImageError  # noqa: E402
+from artvec.images import ImageError, load_image  # noqa: E402
 from cards import require  # noqa: E402
 from clipart import missing_tools  # noqa: E402
 
 ALPHA, SHRINKAGE, RANK = 0.25, 0.1, 256
 COPY_ALPHA = 0.5
+#: bases fitted on the reference drawings and a print and scan of each
+WITH_SCANS = {"clipart-scans-v1"}
+SCAN_SEED = 8
 
 
-def reference_parts(config, device: str) -> tuple[dict[str, np.ndarray], list[str]]:
+def scanned(path: Path, i: int) -> bytes:
+    """The reference drawing ``path`` (the ``i``-th) printed and scanned, as PNG bytes (the scan's pixels exactly)."""
+    buffer = io.BytesIO()
+    print_and_scan(load_image(path), np.random.default_rng([SCAN_SEED, i])).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def reference_parts(config, device: str, scans: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The reference drawings' style and colour parts before the basis (with ``scans``, each drawing's scan too)."""
     pngs = reference.reference_set()
+    sources = [(p.stem, p) for p in pngs]
+    if scans:
+        sources += [(f"scan/{p.stem}", scanned(p, i)) for i, p in enumerate(pngs)]
     style, colour = [], []
     t = time.time()
     with Embedder(config, device=device) as embedder:
-        for i, (path, result) in enumerate(embedder.embed_stream(((p, p) for p in pngs), batch_size=8)):
+        for i, (key, result) in enumerate(embedder.embed_stream(iter(sources), batch_size=8)):
             if isinstance(result, Exception):
                 raise SystemExit(f"error: {result}")
             style.append(result.style)
             colour.append(result.colour)
             if (i + 1) % 200 == 0:
-                print(f"  {i + 1}/{len(pngs)} ({(time.time() - t) / (i + 1) * 1000:.0f} ms/picture)", flush=True)
+                print(f"  {i + 1}/{len(sources)} ({(time.time() - t) / (i + 1) * 1000:.0f} ms/picture)", flush=True)
     # the colour part as the combined vector holds it before the basis: its shares to the configuration's exponent
     return ({"style": np.stack(style), "colour": colour_shares_power(np.stack(colour), config.colour_exponent)},
             [p.stem for p in pngs])
@@ -92,11 +112,12 @@ def main() -> None:
     # the parts a basis was fitted on: the configuration that ships with it, unwhitened (a new name: the default's)
     base = dataclasses.replace(DEFAULT_CONFIG if copies else (shipped_with(name) or DEFAULT_CONFIG), whitening="",
                                copy_vector="")
-    parts, files = (reference_copies if copies else reference_parts)(base, args.device)
+    scans = name in WITH_SCANS
+    parts, files = reference_copies(base, args.device) if copies else reference_parts(base, args.device, scans)
     artists = len({file.split("--")[0] for file in files})
     alpha = COPY_ALPHA if copies else ALPHA
     fitted = {part: whitening.fit(x, alpha, SHRINKAGE, RANK) for part, x in parts.items()}
-    count = len(files)
+    count = len(next(iter(parts.values())))
     if args.check:
         shipped = whitening.load(name, args.kind)
         worst = max(float(np.abs(fitted[p].apply(x) - shipped.parts[p].apply(x)).max()) for p, x in parts.items())
@@ -109,12 +130,14 @@ def main() -> None:
     fitted_for = f"{COPY_LAYER} pooled (square-rooted, L2) of {base.config_id}'s input" if copies else base.config_id
     meta = {"parts_id": "" if copies else base.parts_id, "fitted_for": fitted_for, "alpha": alpha, "shrinkage": SHRINKAGE,
             "rank": RANK, "pictures": count, "artists": artists, "files": files, "source": reference.package_version(),
+            "scans": (f"each drawing also printed and scanned once (artvec.edits.print_and_scan, seeded [{SCAN_SEED}, i])"
+                      if scans else ""),
             "reference": "Open Clip Art Library (openclipart-svg, public domain): artists outside the clip-art "
                          f"benchmark, at most {reference.PER_ARTIST} drawings each (benchmarks/reference.py)"}
     path = whitening.path_of(name, args.kind)
     whitening.DATA_DIR.mkdir(exist_ok=True)
     whitening.save(path, fitted, meta)
-    print(f"wrote {path}: fitted on {count} drawings by {artists} artists, "
+    print(f"wrote {path}: fitted on {count} pictures{' (the drawings and their scans)' if scans else ''} by {artists} artists, "
           f"{meta['fitted_for']} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

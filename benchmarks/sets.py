@@ -36,7 +36,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artvec.edits import EDITS, jpeg  # noqa: E402
+from artvec.edits import EDITS, print_and_scan  # noqa: E402
 from cards import require  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 
@@ -265,31 +265,6 @@ def clipart_items() -> list[Item]:
     require(clipart.missing_tools())
     return [Item(key=f"clipart/{path.parent.name}/{path.stem}", label=artist, group=artist, path=path)
             for path, artist in clipart.clipart_set()]
-
-
-#: paper tints of old prints (sRGB), one drawn per picture, each jittered by up to ±5 levels a channel
-PAPERS = ((250, 246, 235), (242, 236, 218), (236, 226, 200), (232, 232, 228), (246, 240, 222))
-
-
-def print_and_scan(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """A drawing printed on old paper and scanned, at the size artvec reads it: the ink laid on a paper tint
-    (multiplied), faded to 80–100 % of its strength, the light falling off by up to 6 % across the page, a skew
-    of 0.3–1.5°, blur σ 0.3–0.7, grain σ 0.5–2 levels and a JPEG of quality 80–95. A scan's paper grain and
-    blur are mostly averaged away when thousands of pixels are reduced to artvec's 256², so they stay small
-    here; the paper's tint and the ink's fade are not averaged away by any reduction."""
-    paper = np.array(PAPERS[int(rng.integers(len(PAPERS)))], np.float32) + rng.uniform(-5, 5, 3).astype(np.float32)
-    a = np.asarray(img.convert("RGB"), np.float32) / 255.0
-    out = paper - (paper - a * paper) * rng.uniform(0.8, 1.0)
-    h, w = out.shape[:2]
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = np.cos(angle) * np.linspace(-0.5, 0.5, w)[None, :] + np.sin(angle) * np.linspace(-0.5, 0.5, h)[:, None]
-    out = out * (1 - rng.uniform(0, 0.06) * (ramp + 0.5))[..., None]
-    out += rng.normal(0, rng.uniform(0.5, 2.0), (h, w, 1)).astype(np.float32)
-    scanned = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
-    skew = rng.uniform(0.3, 1.5) * rng.choice([-1, 1])
-    scanned = scanned.rotate(skew, Image.Resampling.BICUBIC, expand=True, fillcolor=tuple(int(c) for c in paper))
-    scanned = scanned.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7)))
-    return jpeg(scanned, rng.integers(80, 96))
 
 
 def scanned_items(drawings: list[Item]) -> list[Item]:
