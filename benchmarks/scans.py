@@ -2,7 +2,7 @@
 rest hold.
 
 A library's pictures are scans of paper: each on its own paper tint, the ink a little faded, the light a
-little uneven. ``sets.print_and_scan`` does that to the clip-art drawings (the set ``scans``; quality.py scores
+little uneven. ``artvec.edits.print_and_scan`` does that to the clip-art drawings (the set ``scans``; quality.py scores
 it beside the clean drawings with ``--sets ...,clipart,scans``). This script takes the default apart on it:
 
 - each part searched alone, unwhitened, on the clean drawings and on their scans (mAP@R): the model's layers,
@@ -11,7 +11,10 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   default refitted here (the control): the basis fitted on the reference set *and its scans* (all of them, or
   one in three), so that the directions a scan moves count less; the tone and coherence histograms (or all
   four) taken after the paper is made white (each channel scaled so that its 99th percentile is 255, when
-  that is light), or after the luma's 99th percentile is made white; and both.
+  that is light), or after the luma's 99th percentile is made white; and both;
+- the histograms made to tolerate a shift instead: the tone histogram's counts (or the coherence) spread over
+  neighbouring steps (a Gaussian of σ steps), small gradients counted as flat in the edge histogram, and the
+  paper's luma kept as a number of its own beside the white-point histograms.
 
 It runs the model once per picture (the five sets, the clip art and its scans, the reference set and its
 scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
@@ -43,6 +46,7 @@ from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, signed_power, tone_histogram)
 from artvec.images import load_image  # noqa: E402
+from artvec.edits import print_and_scan  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
 SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
@@ -109,6 +113,30 @@ def histograms(arrays: list, tone_fix=None, edge_fix=None, coherence_fix=None, c
     return {k: np.stack(v) for k, v in out.items()}
 
 
+def spread(rows: np.ndarray, sigma: float, counts: bool) -> np.ndarray:
+    """Histogram rows with each step's share spread over its neighbours (a Gaussian of ``sigma`` steps, mass kept),
+    unit norm again; ``counts``: the rows are Hellinger-mapped (square-rooted shares), spread as shares."""
+    steps = np.arange(rows.shape[1])
+    kernel = np.exp(-0.5 * ((steps[:, None] - steps[None, :]) / sigma) ** 2)
+    kernel /= kernel.sum(0, keepdims=True)
+    x = rows.astype(np.float64) ** 2 if counts else rows.astype(np.float64)
+    y = x @ kernel.T
+    y = np.sqrt(y) if counts else y
+    return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def edge_with_flat(a: np.ndarray, flat: float) -> np.ndarray:
+    """The edge histogram with gradients under ``flat`` levels counted as none (a scan's grain on blank paper)."""
+    y = np.rint(a.astype(np.float32) @ LUMA)
+    gx, gy = np.zeros_like(y), np.zeros_like(y)
+    gx[:, 1:-1], gy[1:-1] = (y[:, 2:] - y[:, :-2]) / 2, (y[2:] - y[:-2]) / 2
+    magnitude = np.hypot(gx, gy)
+    bins = DEFAULT.edge_bins
+    steps = (np.log2(1 + np.where(magnitude < flat, 0, magnitude)) * (bins / 8)).astype(np.int64)
+    counts = np.bincount(np.minimum(steps, bins - 1).ravel(), minlength=bins).astype(np.float64)
+    return np.sqrt(counts / counts.sum()).astype(np.float32)
+
+
 class Lab:
     """The bench's and the reference set's layers and pictures; rows of the default's recipe scored on the bench."""
 
@@ -117,7 +145,7 @@ class Lab:
         self.bench = lab.Bench(labelled, originals, distractors, dups)
         refs = reference.reference_set()
         ref_pictures = [load_image(p) for p in refs]
-        ref_scans = [sets.print_and_scan(img, np.random.default_rng([8, i])) for i, img in enumerate(ref_pictures)]
+        ref_scans = [print_and_scan(img, np.random.default_rng([8, i])) for i, img in enumerate(ref_pictures)]
         pictures = [it.load() for it in self.bench.items] + ref_pictures + ref_scans
         keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
                 + [f"ref-scan/{p.stem}" for p in refs])
@@ -172,16 +200,31 @@ def main() -> None:
     print(lab.row(bench, "control: the default, basis refitted here", "area256g", control, x.shape[1], 44))
     with_scans, a_third = np.r_[data.reference, data.reference_scans], np.r_[data.reference, data.reference_scans[::3]]
     white_tone = histograms(data.arrays, paper_white, None, paper_white, None)
+    white_luma = histograms(data.arrays, luma_white, None, luma_white, None)
     rows = {
         "basis fitted on the reference set + scans": (plain, with_scans),
         "… and one scan in three": (plain, a_third),
         "tone, coherence after the paper made white": (white_tone, data.reference),
-        "tone, coherence after the luma's white point": (histograms(data.arrays, luma_white, None, luma_white, None), data.reference),
+        "tone, coherence after the luma's white point": (white_luma, data.reference),
         "all four histograms, the paper made white": (histograms(data.arrays, *[paper_white] * 4), data.reference),
         "tone, coherence white, basis with the scans": (white_tone, with_scans),
     }
     for name, (h, fit_rows) in rows.items():
         show(bench, name, bench.score(data.vectors(h, fit_rows)), control)
+    tolerant = {
+        "tone spread over its steps (σ 1.5)": {**plain, "tone": spread(plain["tone"], 1.5, True)},
+        "coherence spread over its steps (σ 1.5)": {**plain, "coherence": spread(plain["coherence"], 1.5, False)},
+        "tone and coherence spread (σ 2)": {**plain, "tone": spread(plain["tone"], 2, True),
+                                            "coherence": spread(plain["coherence"], 2, False)},
+        "edges: gradients under 3 levels flat": {**plain, "edge": np.stack([edge_with_flat(a, 3) for a in data.arrays])},
+    }
+    for name, h in tolerant.items():
+        show(bench, name, bench.score(data.vectors(h, data.reference)), control)
+    paper = np.array([percentile(np.clip(np.rint(a @ LUMA), 0, 255).astype(np.uint8), 99) for a in data.arrays[:data.n]],
+                     np.float32)[:, None] / 255
+    for weight in (1, 4):
+        x = np.concatenate([data.vectors(white_luma, data.reference), weight * paper], 1)
+        show(bench, f"luma white point + the paper's luma × {weight}", bench.score(x), control)
     print(f"total {time.time() - t0:.0f}s")
 
 
