@@ -433,7 +433,7 @@ def _weights_stamp(source: str, weights_path: str | None):
 DEFAULT_CONFIG = EmbeddingConfig()
 #: the default for a library of scanned paper: its parts whitened by a basis fitted on the reference drawings *and a
 #: print and scan of each* (paper tints, faded ink, uneven light), so that what a scan moves counts less; ahead on
-#: scans, a little behind on clean icons and chess pieces (docs/embedding.md, *Printed and scanned*)
+#: scans, a little behind on clean icons and chess pieces (config_id vgg19-style-b72a9dc7ebe1; docs/embedding.md, *Printed and scanned*)
 SCANS_CONFIG = replace(DEFAULT_CONFIG, whitening="clipart-scans-v1")
 #: the default before the colour exponent (config_id vgg19-style-817b32d85a47): the colour part's shares square-rooted
 #: (Hellinger) inside the combined vector too, whitened by clipart-v3, colour × 0.7, colour power 0.7

@@ -93,6 +93,11 @@ def main():
                     help="also embed the default with another shipped basis (clipart-scans-v1: the one for scanned paper) "
                          "and say whether it too is ahead of every baseline")
     args = ap.parse_args()
+    if args.whitening:
+        from artvec import whitening
+
+        if args.whitening not in whitening.available():
+            ap.error(f"--whitening {args.whitening!r}: not a basis shipped with artvec ({', '.join(whitening.available())})")
     import torch
 
     if args.threads:
