@@ -504,16 +504,21 @@ def tone_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
 
 
-def edge_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
+def edge_histogram(rgb: np.ndarray, bins: int, flat: float = 0.0) -> np.ndarray:
     """Hellinger-mapped histogram of the luma's gradient magnitude (central differences), in ``bins``
     steps of log2(1 + magnitude) × bins/8: float32, unit L2 norm. How much of the picture is flat, soft,
-    or crossed by hard strokes — line weight and hatching density — whatever its colours."""
+    or crossed by hard strokes — line weight and hatching density — whatever its colours. ``flat`` > 0
+    counts magnitudes under it as none (a scan's grain on blank paper; tried in benchmarks/scans.py, not
+    used by any configuration)."""
     y = _luma(rgb)  # rounded, as a greyscale copy holds it
     gx = np.zeros_like(y)
     gy = np.zeros_like(y)
     gx[:, 1:-1] = (y[:, 2:] - y[:, :-2]) / 2
     gy[1:-1] = (y[2:] - y[:-2]) / 2
-    steps = (np.log2(1 + np.hypot(gx, gy)) * (bins / 8)).astype(np.int64)
+    magnitude = np.hypot(gx, gy)
+    if flat:
+        magnitude[magnitude < flat] = 0
+    steps = (np.log2(1 + magnitude) * (bins / 8)).astype(np.int64)
     counts = np.bincount(np.minimum(steps, bins - 1).ravel(), minlength=bins).astype(np.float64)
     return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
 

@@ -133,9 +133,10 @@ def main():
     report(bench, results, dims)
     if args.whitening:
         ahead_of_baselines(bench, results, embedded["variant"][0])
-    print(f"\nseconds per picture (embedding decoded pictures, {args.device}, the three taking turns): default "
+    variant = f", basis {args.whitening} {speed['variant']:.3f}" if args.whitening else ""
+    print(f"\nseconds per picture (embedding decoded pictures, {args.device}, the {len(speed)} taking turns): default "
           f"{speed['default']:.3f}, previous default {speed['previous']:.3f} (ratio {speed['default'] / speed['previous']:.2f}), "
-          f"artvec 0.1 {speed['v1']:.3f} (ratio {speed['default'] / speed['v1']:.2f}); total {time.time() - t0:.0f}s")
+          f"artvec 0.1 {speed['v1']:.3f} (ratio {speed['default'] / speed['v1']:.2f}){variant}; total {time.time() - t0:.0f}s")
 
 
 COPY = "the default's copy vector (searched apart)"

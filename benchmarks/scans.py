@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import reference  # noqa: E402
 import sets  # noqa: E402
-from fit_whitening import ALPHA, RANK, SHRINKAGE  # noqa: E402
+from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
-                              colour_shares_power, edge_histogram, signed_power, tone_histogram)
+                              colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
 from artvec.images import load_image  # noqa: E402
 from artvec.edits import print_and_scan  # noqa: E402
 from cards import bench_cache  # noqa: E402
@@ -91,7 +91,7 @@ def paper_white(a: np.ndarray, q: float = 99.0, light: float = 128) -> np.ndarra
 
 def luma_white(a: np.ndarray, q: float = 99.0, light: float = 128) -> np.ndarray:
     """All channels scaled alike so that the luma's ``q``-th percentile is 255, when that is light."""
-    white = percentile(np.clip(np.rint(a @ LUMA), 0, 255).astype(np.uint8), q)
+    white = percentile(luminance(a)[..., 0], q)
     return a if white < light else np.clip(np.rint(a * (255.0 / white)), 0, 255).astype(np.uint8)
 
 
@@ -125,18 +125,6 @@ def spread(rows: np.ndarray, sigma: float, counts: bool) -> np.ndarray:
     return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def edge_with_flat(a: np.ndarray, flat: float) -> np.ndarray:
-    """The edge histogram with gradients under ``flat`` levels counted as none (a scan's grain on blank paper)."""
-    y = np.rint(a.astype(np.float32) @ LUMA)
-    gx, gy = np.zeros_like(y), np.zeros_like(y)
-    gx[:, 1:-1], gy[1:-1] = (y[:, 2:] - y[:, :-2]) / 2, (y[2:] - y[:-2]) / 2
-    magnitude = np.hypot(gx, gy)
-    bins = DEFAULT.edge_bins
-    steps = (np.log2(1 + np.where(magnitude < flat, 0, magnitude)) * (bins / 8)).astype(np.int64)
-    counts = np.bincount(np.minimum(steps, bins - 1).ravel(), minlength=bins).astype(np.float64)
-    return np.sqrt(counts / counts.sum()).astype(np.float32)
-
-
 class Lab:
     """The bench's and the reference set's layers and pictures; rows of the default's recipe scored on the bench."""
 
@@ -145,7 +133,7 @@ class Lab:
         self.bench = lab.Bench(labelled, originals, distractors, dups)
         refs = reference.reference_set()
         ref_pictures = [load_image(p) for p in refs]
-        ref_scans = [print_and_scan(img, np.random.default_rng([8, i])) for i, img in enumerate(ref_pictures)]
+        ref_scans = [print_and_scan(img, np.random.default_rng([SCAN_SEED, i])) for i, img in enumerate(ref_pictures)]
         pictures = [it.load() for it in self.bench.items] + ref_pictures + ref_scans
         keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
                 + [f"ref-scan/{p.stem}" for p in refs])
@@ -216,12 +204,12 @@ def main() -> None:
         "coherence spread over its steps (σ 1.5)": {**plain, "coherence": spread(plain["coherence"], 1.5, False)},
         "tone and coherence spread (σ 2)": {**plain, "tone": spread(plain["tone"], 2, True),
                                             "coherence": spread(plain["coherence"], 2, False)},
-        "edges: gradients under 3 levels flat": {**plain, "edge": np.stack([edge_with_flat(a, 3) for a in data.arrays])},
+        "edges: gradients under 3 levels flat": {**plain, "edge": np.stack([edge_histogram(a, DEFAULT.edge_bins, flat=3)
+                                                                             for a in data.arrays])},
     }
     for name, h in tolerant.items():
         show(bench, name, bench.score(data.vectors(h, data.reference)), control)
-    paper = np.array([percentile(np.clip(np.rint(a @ LUMA), 0, 255).astype(np.uint8), 99) for a in data.arrays[:data.n]],
-                     np.float32)[:, None] / 255
+    paper = np.array([percentile(luminance(a)[..., 0], 99) for a in data.arrays[:data.n]], np.float32)[:, None] / 255
     for weight in (1, 4):
         x = np.concatenate([data.vectors(white_luma, data.reference), weight * paper], 1)
         show(bench, f"luma white point + the paper's luma × {weight}", bench.score(x), control)

@@ -613,6 +613,9 @@ def test_tone_edge_and_coherence_histograms_close_the_style_part(pictures):
     stripes = np.zeros((16, 16, 3), np.uint8)
     stripes[:, (np.arange(16) // 2) % 2 == 1] = 255     # hard strokes everywhere (2 px wide)
     assert edge_histogram(flat, 8)[0] == 1 and edge_histogram(stripes, 8)[-1] > 0.9
+    grain = np.clip(flat + np.random.default_rng(0).normal(0, 1.5, flat.shape[:2])[..., None], 0, 255).astype(np.uint8)
+    assert edge_histogram(grain, 8)[0] < 0.9 and edge_histogram(grain, 8, flat=6)[0] == 1   # grain under 6 levels: flat
+    np.testing.assert_array_equal(edge_histogram(stripes, 8, flat=6), edge_histogram(stripes, 8))
     grey = np.asarray(picture.convert("L").convert("RGB"), dtype=np.uint8)
     colour = np.asarray(picture.convert("RGB"), dtype=np.uint8)
     assert np.abs(tone_histogram(grey, 32) - tone_histogram(colour, 32)).max() < 0.05   # a greyscale copy's tones
