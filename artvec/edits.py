@@ -81,22 +81,41 @@ EDITS: dict[str, Callable] = {
 PAPERS = ((250, 246, 235), (242, 236, 218), (236, 226, 200), (232, 232, 228), (246, 240, 222))
 
 
-def print_and_scan(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+#: the steps of a print and scan, in the order they happen
+SCAN_STEPS = ("tint", "light", "grain", "skew", "blur", "jpeg")
+
+
+def print_and_scan(img: Image.Image, rng: np.random.Generator, steps=SCAN_STEPS) -> Image.Image:
     """A drawing printed on old paper and scanned, at the size artvec reads it: the ink laid on a paper tint
-    (multiplied), faded to 80–100 % of its strength, the light falling off by up to 6 % across the page, a skew
-    of 0.3–1.5°, blur σ 0.3–0.7, grain σ 0.5–2 levels and a JPEG of quality 80–95. A scan's paper grain and
-    blur are mostly averaged away when thousands of pixels are reduced to artvec's 256², so they stay small
-    here; the paper's tint and the ink's fade are not averaged away by any reduction."""
+    (multiplied), faded to 80–100 % of its strength (``tint``), the light falling off by up to 6 % across the page
+    (``light``), grain σ 0.5–2 levels (``grain``), a skew of 0.3–1.5° (``skew``), blur σ 0.3–0.7 (``blur``) and a
+    JPEG of quality 80–95 (``jpeg``). A scan's paper grain and blur are mostly averaged away when thousands of
+    pixels are reduced to artvec's 256², so they stay small here; the paper's tint and the ink's fade are not
+    averaged away by any reduction. ``steps`` leaves some out (the paper then stays white); every strength is
+    drawn from ``rng`` whichever steps are taken, so a step left out changes nothing else."""
+    unknown = set(steps) - set(SCAN_STEPS)
+    if unknown:
+        raise ValueError(f"unknown print-and-scan steps {sorted(unknown)}; expected some of {', '.join(SCAN_STEPS)}")
     paper = np.array(PAPERS[int(rng.integers(len(PAPERS)))], np.float32) + rng.uniform(-5, 5, 3).astype(np.float32)
+    fade = rng.uniform(0.8, 1.0)
     a = np.asarray(img.convert("RGB"), np.float32) / 255.0
-    out = paper - (paper - a * paper) * rng.uniform(0.8, 1.0)
+    out = paper - (paper - a * paper) * fade if "tint" in steps else a * 255.0
     h, w = out.shape[:2]
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.cos(angle) * np.linspace(-0.5, 0.5, w)[None, :] + np.sin(angle) * np.linspace(-0.5, 0.5, h)[:, None]
-    out = out * (1 - rng.uniform(0, 0.06) * (ramp + 0.5))[..., None]
-    out += rng.normal(0, rng.uniform(0.5, 2.0), (h, w, 1)).astype(np.float32)
+    fall = rng.uniform(0, 0.06)
+    if "light" in steps:
+        out = out * (1 - fall * (ramp + 0.5))[..., None]
+    grain = rng.normal(0, rng.uniform(0.5, 2.0), (h, w, 1)).astype(np.float32)
+    if "grain" in steps:
+        out += grain
     scanned = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
     skew = rng.uniform(0.3, 1.5) * rng.choice([-1, 1])
-    scanned = scanned.rotate(skew, Image.Resampling.BICUBIC, expand=True, fillcolor=tuple(int(c) for c in paper))
-    scanned = scanned.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7)))
-    return jpeg(scanned, rng.integers(80, 96))
+    if "skew" in steps:
+        fill = tuple(int(c) for c in paper) if "tint" in steps else (255, 255, 255)
+        scanned = scanned.rotate(skew, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    sigma = rng.uniform(0.3, 0.7)
+    if "blur" in steps:
+        scanned = scanned.filter(ImageFilter.GaussianBlur(sigma))
+    quality = rng.integers(80, 96)
+    return jpeg(scanned, quality) if "jpeg" in steps else scanned

@@ -86,6 +86,11 @@ def fit(vectors: np.ndarray, alpha: float, shrinkage: float, rank: int, groups=N
     covariance = np.cov((x - mean).T)
     if within:
         covariance = (1 - within) * covariance + within * within_covariance(x, groups)
+    return from_covariance(mean, covariance, alpha, shrinkage, rank)
+
+
+def from_covariance(mean: np.ndarray, covariance: np.ndarray, alpha: float, shrinkage: float, rank: int) -> PartWhitening:
+    """The transform of a part whose rows have this mean and covariance (see ``fit``)."""
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]

@@ -9,19 +9,23 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   and the tone, edge, coherence and colour histograms;
 - rows of the default's recipe with one thing changed, each with a basis refitted for it, paired to the
   default refitted here (the control): the basis fitted on the reference set *and its scans* (all of them, or
-  one in three), so that the directions a scan moves count less; the tone and coherence histograms (or all
+  one in three), so that the directions a scan moves count less, or on the reference set alone with what each
+  scan moved added to its covariance (× 1, × 4); the tone and coherence histograms (or all
   four) taken after the paper is made white (each channel scaled so that its 99th percentile is 255, when
   that is light), or after the luma's 99th percentile is made white; and both;
 - the histograms made to tolerate a shift instead: the tone histogram's counts (or the coherence) spread over
   neighbouring steps (a Gaussian of σ steps), small gradients counted as flat in the edge histogram, and the
-  paper's luma kept as a number of its own beside the white-point histograms.
+  paper's luma kept as a number of its own beside the white-point histograms;
+- with --steps, which of a scan's steps the basis should learn to count less: bases fitted on the reference set
+  and scans of it made with some of print_and_scan's steps only (the paper's tint and the ink's fade; with the
+  light's fall-off; with the grain; the grain, skew, blur and JPEG without the tint).
 
 It runs the model once per picture (the five sets, the clip art and its scans, the reference set and its
 scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 ``~/.cache/artvec-bench/scans-lab``), then a few seconds a row.
 
 Needs what quality.py needs, with the clip art (clipart.py).
-Usage: python benchmarks/scans.py [--device cpu|cuda]
+Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps]
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
 from artvec.images import load_image  # noqa: E402
-from artvec.edits import print_and_scan  # noqa: E402
+from artvec.edits import SCAN_STEPS, print_and_scan  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
 SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
@@ -54,6 +58,9 @@ LAYERS_DIM = sum(DEFAULT.layer_dim(layer) for layer in DEFAULT.layers)
 HISTOGRAM_WEIGHTS = (DEFAULT.tone_weight, DEFAULT.edge_weight, DEFAULT.coherence_weight)
 STYLE_NORM = lab.style_norm(*HISTOGRAM_WEIGHTS)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+#: --steps: the reference drawings' scans for the basis made with some of print_and_scan's steps only (the same draws)
+STEP_SUBSETS = {"tint": ("tint",), "tint+light": ("tint", "light"), "tint+light+grain": ("tint", "light", "grain"),
+                "degrade": ("grain", "skew", "blur", "jpeg")}
 
 
 def model_layers(pictures: list, keys: list[str], device: str) -> np.ndarray:
@@ -143,18 +150,38 @@ class Lab:
         self.reference = np.arange(self.n, self.n + self.n_ref)
         self.reference_scans = np.arange(self.n + self.n_ref, self.n + 2 * self.n_ref)
 
-    def vectors(self, h: dict, fit_rows: np.ndarray) -> np.ndarray:
+    def reference_scans_with(self, name: str, device: str) -> tuple[np.ndarray, dict]:
+        """The layers and histograms of the reference drawings scanned with ``STEP_SUBSETS[name]`` only."""
+        refs = reference.reference_set()
+        pictures = [print_and_scan(load_image(p), np.random.default_rng([SCAN_SEED, i]), STEP_SUBSETS[name])
+                    for i, p in enumerate(refs)]
+        layers = model_layers(pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
+        return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
+
+    def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0) -> np.ndarray:
         """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
-        ``fit_rows`` (as fit_whitening.py fits the shipped one), raised to the default's powers."""
-        tone, edge, coherence = HISTOGRAM_WEIGHTS
-        style = np.concatenate([self.layers, tone * h["tone"], edge * h["edge"], coherence * h["coherence"]], 1)
-        style /= STYLE_NORM
-        colour = colour_shares_power(h["colour"], DEFAULT.colour_exponent)
+        ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more pictures' layers and histograms
+        to fit on), raised to the default's powers. With ``pairs`` the basis is instead the reference drawings'
+        mean and covariance plus ``pairs`` × the covariance of what their scans moved (within each pair)."""
+        own, more = raw_parts(self.layers, h), raw_parts(*extra) if extra else None
         parts = []
-        for x, power in ((style, DEFAULT.style_power), (colour, DEFAULT.colour_power)):
-            basis = whitening.fit(x[fit_rows], ALPHA, SHRINKAGE, RANK)
-            parts.append(signed_power(basis.apply(x[:self.n]), power))
+        for part, power in (("style", DEFAULT.style_power), ("colour", DEFAULT.colour_power)):
+            if pairs:
+                x, moved = own[part][self.reference], (own[part][self.reference_scans] - own[part][self.reference]) / np.sqrt(2)
+                covariance = np.cov(x.T) + pairs * moved.T @ moved / len(moved)
+                basis = whitening.from_covariance(x.mean(0), covariance, ALPHA, SHRINKAGE, RANK)
+            else:
+                fit_on = own[part][fit_rows] if more is None else np.r_[own[part][fit_rows], more[part]]
+                basis = whitening.fit(fit_on, ALPHA, SHRINKAGE, RANK)
+            parts.append(signed_power(basis.apply(own[part][:self.n]), power))
         return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
+
+
+def raw_parts(layers: np.ndarray, h: dict) -> dict:
+    """The style part (layers and the weighted histograms) and the colour part, before the whitening."""
+    tone, edge, coherence = HISTOGRAM_WEIGHTS
+    style = np.concatenate([layers, tone * h["tone"], edge * h["edge"], coherence * h["coherence"]], 1) / STYLE_NORM
+    return {"style": style, "colour": colour_shares_power(h["colour"], DEFAULT.colour_exponent)}
 
 
 def parts_alone(data: Lab, h: dict) -> None:
@@ -175,6 +202,9 @@ def show(bench: lab.Bench, name: str, r: dict, control: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--steps", action="store_true",
+                    help="also fit bases on scans made with some of print_and_scan's steps only (4 more model passes over "
+                         "the reference set, 11 minutes on 2 cores the first time)")
     args = ap.parse_args()
     t0 = time.time()
     data = Lab(args.device)
@@ -199,6 +229,9 @@ def main() -> None:
     }
     for name, (h, fit_rows) in rows.items():
         show(bench, name, bench.score(data.vectors(h, fit_rows)), control)
+    for weight in (1, 4):
+        show(bench, f"basis counting what a scan moves × {weight}", bench.score(data.vectors(plain, None, pairs=weight)),
+             control)
     tolerant = {
         "tone spread over its steps (σ 1.5)": {**plain, "tone": spread(plain["tone"], 1.5, True)},
         "coherence spread over its steps (σ 1.5)": {**plain, "coherence": spread(plain["coherence"], 1.5, False)},
@@ -209,6 +242,9 @@ def main() -> None:
     }
     for name, h in tolerant.items():
         show(bench, name, bench.score(data.vectors(h, data.reference)), control)
+    for name in STEP_SUBSETS if args.steps else ():
+        extra = data.reference_scans_with(name, args.device)
+        show(bench, f"basis + scans of {name} only", bench.score(data.vectors(plain, data.reference, extra)), control)
     paper = np.array([percentile(luminance(a)[..., 0], 99) for a in data.arrays[:data.n]], np.float32)[:, None] / 255
     for weight in (1, 4):
         x = np.concatenate([data.vectors(white_luma, data.reference), weight * paper], 1)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from artvec import whitening
-from artvec.edits import print_and_scan
+from artvec.edits import PAPERS, print_and_scan
 from artvec.embedding import (DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, SCANS_CONFIG, UNWHITENED_CONFIG,
                               EmbeddingConfig, Embedder)
 from artvec.errors import ConfigError
@@ -106,6 +106,22 @@ def _drawing(seed: int) -> Image.Image:
         else:
             draw.line([x0, y0, x0 + w, y0 + h], fill="black", width=int(rng.integers(1, 6)))
     return img
+
+
+def test_print_and_scan_takes_its_steps_apart():
+    """print_and_scan(steps=...): no step leaves the drawing as it was; the tint alone lays it on one of the old
+    papers; the strengths are drawn whatever the steps, so a skew added to the tint fills its corners with that same
+    paper; an unknown step is a ValueError naming it."""
+    drawing = _drawing(3)
+    assert np.array_equal(np.asarray(print_and_scan(drawing, np.random.default_rng(5), steps=())), np.asarray(drawing))
+    tinted = np.asarray(print_and_scan(drawing, np.random.default_rng(5), steps=("tint",))).astype(int)
+    assert tinted.shape == np.asarray(drawing).shape
+    paper = tinted[0, 0]        # the drawing's corner is white paper
+    assert any(np.abs(paper - np.array(p)).max() <= 6 for p in PAPERS) and tuple(paper) != (255, 255, 255)
+    skewed = np.asarray(print_and_scan(drawing, np.random.default_rng(5), steps=("tint", "skew"))).astype(int)
+    assert skewed.shape[0] > tinted.shape[0] and np.abs(skewed[0, 0] - paper).max() <= 1
+    with pytest.raises(ValueError, match="smudge"):
+        print_and_scan(drawing, np.random.default_rng(5), steps=("tint", "smudge"))
 
 
 def test_the_scans_basis_fits_the_default_and_counts_what_a_scan_moves_less():
