@@ -387,6 +387,7 @@ def evaluate_command(
     config_id: Annotated[Optional[str], typer.Option("--config-id", help="Embedding configuration to judge (default: the active one; another one is read from its own table).")] = None,
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that relative image paths are under (for the near-duplicate copies).")] = None,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Labels listed in the text output, worst first.")] = 15,
+    against: Annotated[Optional[str], typer.Option("--against", help="Another stored configuration, judged on the same pictures by the same queries: each figure's difference and whether it is beyond the noise (95 % interval, labels resampled).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (every label).")] = False,
 ) -> None:
     """Quality on your own library: do a picture's nearest neighbours share its label?"""
@@ -395,7 +396,7 @@ def evaluate_command(
 
     config = load_settings(**{"catalogue.image_root": str(image_root) if image_root else None})
     report = evaluate(config, label, by=by, k=k, sample=sample, duplicates=duplicates, config_id=config_id,
-                      progress=lambda message: typer.echo(message, err=True), advance=Progress("queries"))
+                      against=against, progress=lambda message: typer.echo(message, err=True), advance=Progress("queries"))
     if as_json:
         echo_json(report)
         return
@@ -422,12 +423,30 @@ def evaluate_command(
                    + f"   ({dup['copies']} edited copies of {dup['pictures']} pictures; top-1 {dup['top1']:.3f})")
         typer.echo(f"suggested near-duplicate threshold: {dup['threshold']:.3f} (catches {dup['copies_caught']:.0%} of "
                    f"the edited copies; {dup['distinct_pictures_flagged']:.0%} of pictures have another picture that close)")
+    if "against" in report:
+        echo_comparison(report["config_id"], report["against"])
     grouping = report["clustering"]
     if "skipped" in grouping:
         typer.echo(f"stored clustering: not measured ({grouping['skipped']})")
     else:
         typer.echo(f"stored clustering (run {grouping['run_id']}, {grouping['groups']} groups) against {report['label']!r}: "
                    f"NMI {grouping['nmi']:.3f}, ARI {grouping['ari']:.3f}")
+
+
+def echo_comparison(this: str, against: dict) -> None:
+    """The text of ``evaluate --against``: both figures, their difference and whether it exceeds the noise."""
+    from .evaluate import MIN_LABELS_TO_JUDGE
+
+    typer.echo(f"\n{this} − {against['config_id']}, on the {against['pictures']} pictures both hold "
+               f"({against['queries']} queries, {against['labels']} labels; 95 % interval, labels resampled):")
+    names = {"map@r": "mAP@R", "nn": "nearest neighbour"}
+    for key, f in against["figures"].items():
+        interval = "n/a" if f["interval"] is None else f"{f['interval']:.3f}"
+        verdict = (f"{this if f['difference'] > 0 else against['config_id']} ahead, beyond the noise" if f["beyond_noise"]
+                   else "within the noise" if against["labels"] >= MIN_LABELS_TO_JUDGE
+                   else f"too few labels to tell ({MIN_LABELS_TO_JUDGE} or more needed)")
+        typer.echo(f"  {names.get(key, key.replace('p@', 'precision@')):<18} {f['this']:.3f} − {f['that']:.3f} = "
+                   f"{f['difference']:+.3f} ± {interval}   {verdict}")
 
 
 @app.command("grant-read")

@@ -92,6 +92,26 @@ def store_vectors(engine, labels: list[str], vectors: np.ndarray) -> None:
                  "facets": json.dumps({"artist": label, "era": "1860s"})})
 
 
+def store_other(engine, config, labels: list[str], vectors, ids=None) -> None:
+    """Vectors of an inactive configuration ``config`` in its own table (each padded with zeros to its width)."""
+    from artvec import store
+
+    with engine.begin() as connection:
+        configuration = store.register_model(connection, config)
+        dims = configuration.dims
+        for i, (label, v) in enumerate(zip(labels, vectors)):
+            vector = np.zeros(dims["embedding"], dtype=np.float32)
+            vector[: len(v)] = v
+            fmt = lambda a: "[" + ",".join(f"{x:.6f}" for x in a) + "]"  # noqa: E731
+            connection.execute(text(f"""
+                insert into {configuration.table} (artwork_id, config_id, embedding, style, colour,
+                                                   image_sha256, image_location, facets)
+                values (:id, :config_id, :embedding, :style, :colour, '\\x00', :location, :facets)"""),
+                {"id": ids[i] if ids else i + 1, "config_id": config.config_id, "embedding": fmt(vector),
+                 "style": fmt(vector[: dims["style"]]), "colour": fmt(vector[dims["style"]:]),
+                 "location": f"missing-{i}.png", "facets": json.dumps({"artist": label})})
+
+
 def test_evaluate_separates_good_and_bad_labels(env, engine):
     run_cli("init", env=env)
     rng = np.random.default_rng(0)
@@ -150,20 +170,7 @@ def test_evaluate_reads_an_inactive_configuration_from_its_own_table(env, engine
     run_cli("init", env=env)
     store_vectors(engine, ["Doré"] * 3 + ["Crane"] * 3, np.eye(6, 8))     # the view's (test-cfg)
     other = replace(DEFAULT_CONFIG, colour_bins=4)                          # colour 4³ = 64 dims
-    with engine.begin() as connection:
-        configuration = store.register_model(connection, other)
-        dims = configuration.dims
-        for i in range(8):
-            vector = np.zeros(dims["embedding"], dtype=np.float32)
-            vector[i % 2] = 1.0                                            # two tight groups, by label
-            fmt = lambda a: "[" + ",".join(f"{x:.6f}" for x in a) + "]"  # noqa: E731
-            connection.execute(text(f"""
-                insert into {configuration.table} (artwork_id, config_id, embedding, style, colour,
-                                                   image_sha256, image_location, facets)
-                values (:id, :config_id, :embedding, :style, :colour, '\\x00', :location, :facets)"""),
-                {"id": i + 1, "config_id": other.config_id, "embedding": fmt(vector),
-                 "style": fmt(vector[: dims["style"]]), "colour": fmt(vector[dims["style"]:]),
-                 "location": f"missing-{i}.png", "facets": json.dumps({"artist": "ab"[i % 2]})})
+    store_other(engine, other, ["ab"[i % 2] for i in range(8)], [np.eye(2)[i % 2] for i in range(8)])   # two tight groups
 
     default = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json", env=env).stdout)
     assert default["config_id"] == "test-cfg" and default["pictures"] == 6
@@ -175,3 +182,66 @@ def test_evaluate_reads_an_inactive_configuration_from_its_own_table(env, engine
     assert missing.returncode != 0
     assert missing.stderr.strip() == (f"error: no embeddings of configuration 'nope' "
                                       f"(stored: {', '.join(sorted(['test-cfg', other.config_id]))})")
+
+
+def test_evaluate_against_another_configuration_says_which_is_ahead_beyond_the_noise(env, engine):
+    """--against: both configurations judged on the pictures both hold, by the same queries. Tight groups by
+    label are ahead of scattered vectors beyond the noise, either way round; the same vectors are level within
+    it; a picture the other lacks is left out; naming the judged configuration is a one-line error."""
+    from dataclasses import replace
+
+    from artvec.embedding import DEFAULT_CONFIG
+
+    run_cli("init", env=env)
+    rng = np.random.default_rng(1)
+    labels = [f"artist {i}" for i in range(12) for _ in range(5)]
+    scattered = rng.normal(0, 1, (60, 16))
+    store_vectors(engine, labels, scattered)                                   # the active one: test-cfg
+    grouped = replace(DEFAULT_CONFIG, colour_bins=4)
+    tight = [np.eye(16)[i // 5] + rng.normal(0, 0.05, 16) for i in range(60)]
+    store_other(engine, grouped, labels[5:], tight[5:], ids=list(range(6, 61)))   # lacks artist 0's pictures
+    same = replace(DEFAULT_CONFIG, colour_bins=2)
+    store_other(engine, same, labels, scattered)
+
+    def against(*args):
+        return json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json", *args,
+                                  env=env).stdout)["against"]
+
+    worse = against("--against", grouped.config_id)
+    assert worse["config_id"] == grouped.config_id and worse["pictures"] == 55 and worse["labels"] == 11
+    assert worse["queries"] == 55
+    figure = worse["figures"]["map@r"]
+    assert figure["that"] == 1.0 and figure["this"] < 0.5 and figure["beyond_noise"]
+    assert figure["difference"] == round(figure["this"] - figure["that"], 4) and 0 < figure["interval"] < 0.5
+    better = against("--config-id", grouped.config_id, "--against", "test-cfg")
+    assert better["figures"]["map@r"]["difference"] == -figure["difference"] and better["figures"]["p@10"]["beyond_noise"]
+    level = against("--against", same.config_id)
+    assert level["pictures"] == 60
+    assert all(f["difference"] == 0 and not f["beyond_noise"] for f in level["figures"].values())
+
+    text_out = run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--against", grouped.config_id,
+                       env=env).stdout
+    assert f"test-cfg − {grouped.config_id}, on the 55 pictures both hold" in text_out
+    assert f"{grouped.config_id} ahead, beyond the noise" in text_out
+    itself = run_cli("evaluate", "--label", "artist", "--against", "test-cfg", env=env, check=False)
+    assert itself.returncode != 0 and "Traceback" not in itself.stderr and itself.stderr.strip().splitlines()[-1] == (
+        "error: --against test-cfg is the configuration being judged: name another one (artvec configs lists them)")
+
+
+def test_a_comparison_over_a_handful_of_labels_calls_nothing_beyond_the_noise():
+    """compare(): however large the difference, fewer labels than MIN_LABELS_TO_JUDGE decide nothing."""
+    from artvec.evaluate import MIN_LABELS_TO_JUDGE, Labelled, compare
+
+    rng = np.random.default_rng(2)
+
+    def labelled(count: int, tight: bool, config_id: str) -> Labelled:
+        labels = np.array([f"artist {i // 5}" for i in range(count * 5)], dtype=object)
+        vectors = (np.eye(16)[[i // 5 for i in range(count * 5)]] if tight else 0) + rng.normal(0, 0.05 if tight else 1,
+                                                                                                 (count * 5, 16))
+        return Labelled([str(i) for i in range(count * 5)], labels, vectors.astype(np.float32), [], config_id, {})
+
+    few = compare(labelled(4, False, "a"), labelled(4, True, "b"), k=4, sample=0, seed=0)["figures"]["map@r"]
+    assert few["difference"] < -0.3 and not few["beyond_noise"]
+    enough = compare(labelled(MIN_LABELS_TO_JUDGE, False, "a"), labelled(MIN_LABELS_TO_JUDGE, True, "b"), k=4, sample=0,
+                     seed=0)["figures"]["map@r"]
+    assert enough["difference"] < -0.3 and enough["beyond_noise"]
