@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/evaluate.py                          # 25k and 100k rows, embedded server
     .venv/bin/python benchmarks/evaluate.py --rows 5000 --label era  # a quick look, the large-label case
     .venv/bin/python benchmarks/evaluate.py --database-url postgresql://...   # a server of your own
+    .venv/bin/python benchmarks/evaluate.py --against                # also a second configuration, --against it
 
 Each size gets a fresh database with artvec's schema at the real dimensionality, filled with random
 unit vectors clustered by artist (500 artists, about n/500 pictures each, each with its own centres in
@@ -16,6 +17,7 @@ its figures are printed so that runs of two versions can be compared.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +38,7 @@ from artvec.config import Settings  # noqa: E402
 from search import drop_database, era_values, fresh_database, server_for, unit_rows  # noqa: E402
 
 ARTISTS = 500
+AGAINST_BASIS = "clipart-scans-v1"   # --against: only its config_id matters here
 
 
 def around(rng: np.random.Generator, centres: np.ndarray, spread: float) -> np.ndarray:
@@ -44,13 +47,14 @@ def around(rng: np.random.Generator, centres: np.ndarray, spread: float) -> np.n
     return unit_rows(centres + noise)
 
 
-def load(url: str, settings: Settings, table: str, n: int, seed: int, spread: float) -> None:
-    """n rows whose parts cluster by artist (so that the figures are neither 0 nor 1), with both facets."""
+def load(url: str, config, table: str, n: int, seed: int, spread: float) -> None:
+    """n rows of ``config`` whose parts cluster by artist (so that the figures are neither 0 nor 1), with both
+    facets. Two configurations loaded with the same seed hold the same pictures, with the same noise scaled by
+    their ``spread``."""
     import psycopg
     from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb
 
-    config = settings.embedding_config()
     rng = np.random.default_rng(seed)
     eras = era_values(rng, n)
     artists = rng.integers(0, ARTISTS, n)
@@ -102,20 +106,28 @@ def measure(server_url: str, n: int, args) -> dict:
     url = fresh_database(server_url, f"artvec_bench_eval_{n}_{uuid.uuid4().hex[:6]}")
     settings = Settings.load(overrides={"database.url": url})
     store.init(settings)
+    config = settings.embedding_config()
+    configs = [(config, args.spread)]
+    if args.against:        # a second configuration of the same pictures, a little tighter by artist
+        configs.append((dataclasses.replace(config, whitening=AGAINST_BASIS), args.spread * 0.9))
     engine = db.connect(url)
     with engine.begin() as connection:
-        configuration = store.register_model(connection, settings.embedding_config())
+        tables = [store.register_model(connection, c).table for c, _ in configs]
     engine.dispose()
     started = time.perf_counter()
-    load(url, settings, configuration.table, n, args.seed, args.spread)
+    for (c, spread), table in zip(configs, tables):
+        load(url, c, table, n, args.seed, spread)
     print(f"[{n:,} rows] loaded in {time.perf_counter() - started:.1f} s", flush=True)
     command = [*artvec_command(), "--database-url", url, "evaluate", "--label", args.label, "--duplicates", "0",
                "--sample", str(args.sample), "--json"]
+    if args.against:
+        command += ["--against", configs[1][0].config_id]
     wall, peak, out = run_child(command)
     report = json.loads(out)
     if not args.keep:
         drop_database(server_url, url)
-    return {"rows": n, "wall": wall, "peak": peak, "overall": report["overall"], "queries": report["queries"]}
+    return {"rows": n, "wall": wall, "peak": peak, "overall": report["overall"], "queries": report["queries"],
+            "against": report.get("against")}
 
 
 def main() -> None:
@@ -129,6 +141,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--spread", type=float, default=4.0, help="noise about each artist's centre (norm)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    parser.add_argument("--against", action="store_true",
+                        help=f"a second configuration of the same pictures (basis {AGAINST_BASIS}, a little tighter "
+                             "by artist) and evaluate --against it: both sets of vectors in memory")
     args = parser.parse_args()
     server_url = server_for(args)
     rows = []
@@ -141,6 +156,9 @@ def main() -> None:
     for r in rows:
         o = r["overall"]
         figures = f"P@10 {o['p@10']:.4f}  mAP@R {o['map@r']:.4f}  NN {o['nn']:.4f}"
+        if r["against"]:
+            diff = r["against"]["figures"]["map@r"]
+            figures += f"  against: mAP@R {diff['difference']:+.4f} ± {diff['interval']:.4f}"
         print(f"{r['rows']:>10,} {r['queries']:>8,} {r['wall']:>8.1f} {r['peak']:>9,.0f}   {figures}")
 
 

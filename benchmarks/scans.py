@@ -50,7 +50,7 @@ from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
 from artvec.images import load_image  # noqa: E402
-from artvec.edits import SCAN_STEPS, print_and_scan  # noqa: E402
+from artvec.edits import print_and_scan  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
 SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
@@ -167,14 +167,20 @@ class Lab:
         parts = []
         for part, power in (("style", DEFAULT.style_power), ("colour", DEFAULT.colour_power)):
             if pairs:
-                x, moved = own[part][self.reference], (own[part][self.reference_scans] - own[part][self.reference]) / np.sqrt(2)
-                covariance = np.cov(x.T) + pairs * moved.T @ moved / len(moved)
-                basis = whitening.from_covariance(x.mean(0), covariance, ALPHA, SHRINKAGE, RANK)
+                basis = counting_moves(own[part][self.reference], own[part][self.reference_scans], pairs)
             else:
                 fit_on = own[part][fit_rows] if more is None else np.r_[own[part][fit_rows], more[part]]
                 basis = whitening.fit(fit_on, ALPHA, SHRINKAGE, RANK)
             parts.append(signed_power(basis.apply(own[part][:self.n]), power))
         return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
+
+
+def counting_moves(drawings: np.ndarray, scans: np.ndarray, weight: float) -> whitening.PartWhitening:
+    """The drawings' mean and covariance plus ``weight`` × the covariance of what each one's scan moved (the pooled
+    covariance of each pair about its mean): the scans' directions count less, their own mean and spread do not enter."""
+    moved = (scans - drawings) / np.sqrt(2)
+    covariance = np.cov(drawings.T) + weight * moved.T @ moved / len(moved)
+    return whitening.from_covariance(drawings.mean(0), covariance, ALPHA, SHRINKAGE, RANK)
 
 
 def raw_parts(layers: np.ndarray, h: dict) -> dict:

@@ -18,8 +18,10 @@ PostgreSQL's buffers, as on a tuned server; ``--shared-buffers ''`` keeps the 12
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -286,9 +288,24 @@ def server_for(args) -> str:
     home = Path(args.home or tempfile.mkdtemp(prefix="avb-", dir="/tmp"))
     os.environ["ARTVEC_HOME"] = str(home)
     url = db.start_embedded(home / db.EMBEDDED_DIR)
+    if not args.home:
+        stop_on_exit(home, remove=not getattr(args, "keep", False))
     if args.shared_buffers:
         url = with_shared_buffers(url, home / db.EMBEDDED_DIR, args.shared_buffers)
     return url
+
+
+def stop_on_exit(home: Path, remove: bool) -> None:
+    """When the benchmark ends, stop the embedded server it started in the temporary ``home`` (it would run on,
+    holding its memory), and remove the folder unless its databases are kept."""
+    def stop() -> None:
+        db.stop_embedded(home / db.EMBEDDED_DIR)
+        if remove:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            print(f"kept: the embedded server's data in {home} (ARTVEC_HOME={home} artvec db url)", flush=True)
+
+    atexit.register(stop)
 
 
 def with_shared_buffers(url: str, data_dir: Path, size: str) -> str:
