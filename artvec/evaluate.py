@@ -304,14 +304,14 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
 
     check_by(by)
     store.engine_for_schema(settings).dispose()  # a clear error when the schema is missing
-    configured = settings.embedding_config().config_id
-    data = read_labelled(db.database_url(settings), label, by, config_id, configured, progress)
+    url, configured = db.database_url(settings), settings.embedding_config().config_id
+    data = read_labelled(url, label, by, config_id, configured, progress)
     other = None
     if against is not None:
         if against == data.config_id:
             raise EvaluateError(f"--against {against} is the configuration being judged: name another one "
                                 f"(artvec configs lists them)")
-        other = read_labelled(db.database_url(settings), label, by, against, configured, progress)
+        other = read_labelled(url, label, by, against, configured, progress)
     _, codes = np.unique(data.labels.astype(str), return_inverse=True)
     rng = np.random.default_rng(seed)
     queries = None

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import reference  # noqa: E402
 from artvec import whitening  # noqa: E402
-from artvec.edits import print_and_scan  # noqa: E402
+from artvec.edits import SCAN_STEPS, print_and_scan  # noqa: E402
 from artvec.embedding import COPY_LAYER, DEFAULT_CONFIG, Embedder, colour_shares_power, pooled_channels, shipped_with  # noqa: E402
 from artvec.images import ImageError, load_image  # noqa: E402
 from cards import require  # noqa: E402
@@ -52,10 +52,16 @@ WITH_SCANS = {"clipart-scans-v1"}
 SCAN_SEED = 8
 
 
+def reference_scan(img, i: int, steps=SCAN_STEPS):
+    """The ``i``-th reference drawing printed and scanned as the basis for scanned paper saw it (seeded
+    ``[SCAN_SEED, i]``), or with some of the scan's steps only (the same draws)."""
+    return print_and_scan(img, np.random.default_rng([SCAN_SEED, i]), steps)
+
+
 def scanned(path: Path, i: int) -> bytes:
     """The reference drawing ``path`` (the ``i``-th) printed and scanned, as PNG bytes (the scan's pixels exactly)."""
     buffer = io.BytesIO()
-    print_and_scan(load_image(path), np.random.default_rng([SCAN_SEED, i])).save(buffer, "PNG")
+    reference_scan(load_image(path), i).save(buffer, "PNG")
     return buffer.getvalue()
 
 

@@ -33,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sets  # noqa: E402
 from artvec import whitening  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG  # noqa: E402
+from evaluate import artvec_command  # noqa: E402  (benchmarks/evaluate.py)
 
-ARTVEC = [str(Path(sys.executable).with_name("artvec"))]   # the console script of this environment
 
 
 def artvec(env: dict, *args: str) -> str:
     """One artvec command as a user runs it; its stdout (a failure stops the benchmark with its stderr)."""
-    done = subprocess.run(ARTVEC + list(args), env=env, capture_output=True, text=True, cwd=env["ARTVEC_HOME"])
+    done = subprocess.run(artvec_command() + list(args), env=env, capture_output=True, text=True, cwd=env["ARTVEC_HOME"])
     if done.returncode not in (0, 4):
         raise SystemExit(f"artvec {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
     return done.stdout

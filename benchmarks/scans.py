@@ -45,12 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import reference  # noqa: E402
 import sets  # noqa: E402
-from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE  # noqa: E402
+from fit_whitening import ALPHA, RANK, SHRINKAGE, reference_scan  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
 from artvec.images import load_image  # noqa: E402
-from artvec.edits import print_and_scan  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
 SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
@@ -140,7 +139,7 @@ class Lab:
         self.bench = lab.Bench(labelled, originals, distractors, dups)
         refs = reference.reference_set()
         ref_pictures = [load_image(p) for p in refs]
-        ref_scans = [print_and_scan(img, np.random.default_rng([SCAN_SEED, i])) for i, img in enumerate(ref_pictures)]
+        ref_scans = [reference_scan(img, i) for i, img in enumerate(ref_pictures)]
         pictures = [it.load() for it in self.bench.items] + ref_pictures + ref_scans
         keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
                 + [f"ref-scan/{p.stem}" for p in refs])
@@ -153,8 +152,7 @@ class Lab:
     def reference_scans_with(self, name: str, device: str) -> tuple[np.ndarray, dict]:
         """The layers and histograms of the reference drawings scanned with ``STEP_SUBSETS[name]`` only."""
         refs = reference.reference_set()
-        pictures = [print_and_scan(load_image(p), np.random.default_rng([SCAN_SEED, i]), STEP_SUBSETS[name])
-                    for i, p in enumerate(refs)]
+        pictures = [reference_scan(load_image(p), i, STEP_SUBSETS[name]) for i, p in enumerate(refs)]
         layers = model_layers(pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
         return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
 
