@@ -25,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(settings_app, name="config")
 
 STATE: dict = {"debug": False}
+#: the exit code of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+INTERRUPTED = 130
 
 
 def version_callback(value: bool) -> None:
@@ -667,9 +669,10 @@ def main() -> None:
             raise
         typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    except SystemExit as leaving:
+        if leaving.code == INTERRUPTED:  # Typer turns Ctrl-C into this exit code, silently
+            typer.echo("interrupted", err=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -316,6 +316,9 @@ def run_passes(settings: "Settings", context: Context, passes: list[Pass], rows:
                 if number == 1:
                     report.switch["embedded"] = report.embedded - before
         state = "finished"
+    except KeyboardInterrupt:
+        state = "interrupted"
+        raise
     finally:
         report.seconds = time.perf_counter() - context.started
         finish = partial(finish_run, engine, link.run_id, state, report)

@@ -209,6 +209,24 @@ def test_kills_at_random_moments_then_resume(catalogue, engine, env):
     assert "interrupted" in states(engine)                # at least one kill landed mid-run
 
 
+def test_ctrl_c_mid_sync_says_so_in_one_line_records_the_run_interrupted_and_the_next_run_resumes(
+        catalogue, engine, env):
+    total = 16
+    add_pictures(engine, catalogue, range(1, total + 1))
+    process = start_sync(env)
+    wait_for_rows(engine, 2, process)
+    process.send_signal(signal.SIGINT)
+    code, _, err = finish(process)
+    assert code == 130, err
+    assert err.splitlines()[-1] == "interrupted"
+    assert states(engine) == ["interrupted"]            # said by the run itself, not left `running`
+    partial = count_rows(engine)
+    assert 2 <= partial < total
+    resumed = sync_cli(env, "--json", check_code=0)
+    assert json.loads(resumed.stdout)["embedded"] == total - partial
+    assert_consistent(engine, set(range(1, total + 1)), set())
+
+
 def test_two_workers_one_killed(catalogue, engine, env):
     total = 12
     add_pictures(engine, catalogue, range(1, total + 1))
