@@ -18,14 +18,17 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   paper's luma kept as a number of its own beside the white-point histograms;
 - with --steps, which of a scan's steps the basis should learn to count less: bases fitted on the reference set
   and scans of it made with some of print_and_scan's steps only (the paper's tint and the ink's fade; with the
-  light's fall-off; with the grain; the grain, skew, blur and JPEG without the tint).
+  light's fall-off; with the grain; the grain, skew, blur and JPEG without the tint);
+- with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
+  white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
+  more model passes over every picture).
 
 It runs the model once per picture (the five sets, the clip art and its scans, the reference set and its
 scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 ``~/.cache/artvec-bench/scans-lab``), then a few seconds a row.
 
 Needs what quality.py needs, with the clip art (clipart.py).
-Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps]
+Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--model-input]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,6 +105,22 @@ def luma_white(a: np.ndarray, q: float = 99.0, light: float = 128) -> np.ndarray
     return a if white < light else np.clip(np.rint(a * (255.0 / white)), 0, 255).astype(np.uint8)
 
 
+def levels(a: np.ndarray, q: float = 1.0, span: int = 64) -> np.ndarray:
+    """All channels stretched alike so that the luma's ``q``-th percentile is 0 and its 99th is 255, when that is
+    light (the ink's fade and the paper's tint undone together); only the white point where the two lie closer
+    than ``span`` levels (a drawing with little ink)."""
+    luma = luminance(a)[..., 0]
+    white, black = percentile(luma, 99), percentile(luma, q)
+    if white < 128:
+        return a
+    black = black if white - black >= span else 0
+    return np.clip(np.rint((a.astype(np.float32) - black) * (255.0 / (white - black))), 0, 255).astype(np.uint8)
+
+
+#: --model-input: what is done to a picture before the model sees it (the histograms are taken as they are)
+MODEL_INPUT_FIXES = {"white": luma_white, "levels": levels}
+
+
 def histograms(arrays: list, tone_fix=None, edge_fix=None, coherence_fix=None, colour_fix=None) -> dict:
     """The four pixel histograms of every picture, each taken after its ``*_fix`` (none: the picture as it is)."""
     out = {"tone": [], "edge": [], "coherence": [], "colour": []}
@@ -137,17 +157,28 @@ class Lab:
     def __init__(self, device: str):
         labelled, originals, distractors, dups = sets.build(SETS, "faces")
         self.bench = lab.Bench(labelled, originals, distractors, dups)
-        refs = reference.reference_set()
-        ref_pictures = [load_image(p) for p in refs]
-        ref_scans = [reference_scan(img, i) for i, img in enumerate(ref_pictures)]
-        pictures = [it.load() for it in self.bench.items] + ref_pictures + ref_scans
-        keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
-                + [f"ref-scan/{p.stem}" for p in refs])
-        self.n, self.n_ref = len(self.bench.items), len(refs)
-        self.layers = model_layers(pictures, keys, device)
+        pictures, self.keys = self.pictures()
+        self.n, self.n_ref = len(self.bench.items), len(reference.reference_set())
+        self.layers = model_layers(pictures, self.keys, device)
         self.arrays = [lab.prepare(p, "area256g") for p in pictures]  # as the Embedder resizes for its histograms
         self.reference = np.arange(self.n, self.n + self.n_ref)
         self.reference_scans = np.arange(self.n + self.n_ref, self.n + 2 * self.n_ref)
+
+    def pictures(self) -> tuple[list, list[str]]:
+        """The bench's pictures, the reference drawings and their scans, and their cache keys."""
+        refs = reference.reference_set()
+        ref_pictures = [load_image(p) for p in refs]
+        ref_scans = [reference_scan(img, i) for i, img in enumerate(ref_pictures)]
+        keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
+                + [f"ref-scan/{p.stem}" for p in refs])
+        return [it.load() for it in self.bench.items] + ref_pictures + ref_scans, keys
+
+    def layers_after(self, name: str, device: str) -> np.ndarray:
+        """The layers of every picture with ``MODEL_INPUT_FIXES[name]`` done to it before the model."""
+        fix = MODEL_INPUT_FIXES[name]
+        pictures, keys = self.pictures()
+        fixed = [Image.fromarray(fix(np.asarray(p.convert("RGB")))) for p in pictures]
+        return model_layers(fixed, [f"{name}:{key}" for key in keys], device)
 
     def reference_scans_with(self, name: str, device: str) -> tuple[np.ndarray, dict]:
         """The layers and histograms of the reference drawings scanned with ``STEP_SUBSETS[name]`` only."""
@@ -209,6 +240,9 @@ def main() -> None:
     ap.add_argument("--steps", action="store_true",
                     help="also fit bases on scans made with some of print_and_scan's steps only (4 more model passes over "
                          "the reference set, 11 minutes on 2 cores the first time)")
+    ap.add_argument("--model-input", action="store_true",
+                    help="also give the model the picture after the luma's white point, or its white and black points "
+                         "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
     args = ap.parse_args()
     t0 = time.time()
     data = Lab(args.device)
@@ -249,6 +283,12 @@ def main() -> None:
     for name in STEP_SUBSETS if args.steps else ():
         extra = data.reference_scans_with(name, args.device)
         show(bench, f"basis + scans of {name} only", bench.score(data.vectors(plain, data.reference, extra)), control)
+    for name in MODEL_INPUT_FIXES if args.model_input else ():
+        plain_layers, data.layers = data.layers, data.layers_after(name, args.device)
+        for label, (h, fit_rows) in {"": (plain, data.reference), ", histograms white": (white_luma, data.reference),
+                                     ", basis + scans": (plain, with_scans)}.items():
+            show(bench, f"model input {name}{label}", bench.score(data.vectors(h, fit_rows)), control)
+        data.layers = plain_layers
     paper = np.array([percentile(luminance(a)[..., 0], 99) for a in data.arrays[:data.n]], np.float32)[:, None] / 255
     for weight in (1, 4):
         x = np.concatenate([data.vectors(white_luma, data.reference), weight * paper], 1)
