@@ -157,9 +157,9 @@ class Lab:
     def __init__(self, device: str):
         labelled, originals, distractors, dups = sets.build(SETS, "faces")
         self.bench = lab.Bench(labelled, originals, distractors, dups)
-        pictures, self.keys = self.pictures()
+        pictures, keys = self.pictures()
         self.n, self.n_ref = len(self.bench.items), len(reference.reference_set())
-        self.layers = model_layers(pictures, self.keys, device)
+        self.layers = model_layers(pictures, keys, device)
         self.arrays = [lab.prepare(p, "area256g") for p in pictures]  # as the Embedder resizes for its histograms
         self.reference = np.arange(self.n, self.n + self.n_ref)
         self.reference_scans = np.arange(self.n + self.n_ref, self.n + 2 * self.n_ref)
