@@ -662,8 +662,9 @@ def test_embed_writes_the_part_asked_for(tmp_path, pictures):
     config = dataclasses.replace(DEFAULT_CONFIG, image_size=64)
     with Embedder(config) as emb:
         (v,) = emb.embed_paths([picture])
-    np.testing.assert_allclose(np.load(tmp_path / "copy.npy"), v.copy[None], atol=1e-5)
-    np.testing.assert_allclose(np.load(tmp_path / "style.npy"), v.style[None], atol=1e-5)
+    # another process may sum the Grams in another order; the signed power magnifies that near zero (2.4e-5 seen)
+    np.testing.assert_allclose(np.load(tmp_path / "copy.npy"), v.copy[None], atol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "style.npy"), v.style[None], atol=1e-4)
     meta = json.loads((tmp_path / "copy.json").read_text())
     assert meta["by"] == "copy" and meta["vector_dim"] == meta["copy_dim"] == 512
     for extra, args, message in (({"ARTVEC_EMBEDDING_COPY_VECTOR": "none"}, ["--by", "copy"], "has no copy vector"),
