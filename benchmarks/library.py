@@ -36,7 +36,6 @@ from artvec.embedding import DEFAULT_CONFIG  # noqa: E402
 from evaluate import artvec_command  # noqa: E402  (benchmarks/evaluate.py)
 
 
-
 def artvec(env: dict, *args: str) -> str:
     """One artvec command as a user runs it; its stdout (a failure stops the benchmark with its stderr)."""
     done = subprocess.run(artvec_command() + list(args), env=env, capture_output=True, text=True, cwd=env["ARTVEC_HOME"])
