@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,13 +67,14 @@ STEP_SUBSETS = {"tint": ("tint",), "tint+light": ("tint", "light"), "tint+light+
                 "degrade": ("grain", "skew", "blur", "jpeg")}
 
 
-def model_layers(pictures: list, keys: list[str], device: str) -> np.ndarray:
+def model_layers(load: Callable[[], list], keys: list[str], device: str) -> np.ndarray:
     """The default's layers block (unit norm, before the histograms join it) of every picture, by the Embedder
-    unwhitened; cached by the pictures' keys."""
+    unwhitened; cached by the pictures' keys, so ``load`` (the pictures) is called only when they are not cached."""
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
     path = bench_cache("scans-lab") / f"layers-{DEFAULT.parts_id}-{digest}.npy"
     if path.exists():
         return np.load(path)
+    pictures = load()
     layers = []
     t = time.time()
     with Embedder(dataclasses.replace(DEFAULT, whitening=""), device=device) as embedder:
@@ -157,34 +159,38 @@ class Lab:
     def __init__(self, device: str):
         labelled, originals, distractors, dups = sets.build(SETS, "faces")
         self.bench = lab.Bench(labelled, originals, distractors, dups)
-        pictures, keys = self.pictures()
+        pictures = self.pictures()
         self.n, self.n_ref = len(self.bench.items), len(reference.reference_set())
-        self.layers = model_layers(pictures, keys, device)
+        self.layers = model_layers(lambda: pictures, self.keys(), device)
         self.arrays = [lab.prepare(p, "area256g") for p in pictures]  # as the Embedder resizes for its histograms
         self.reference = np.arange(self.n, self.n + self.n_ref)
         self.reference_scans = np.arange(self.n + self.n_ref, self.n + 2 * self.n_ref)
 
-    def pictures(self) -> tuple[list, list[str]]:
-        """The bench's pictures, the reference drawings and their scans, and their cache keys."""
-        refs = reference.reference_set()
-        ref_pictures = [load_image(p) for p in refs]
+    def pictures(self) -> list:
+        """The bench's pictures, the reference drawings and their scans."""
+        ref_pictures = [load_image(p) for p in reference.reference_set()]
         ref_scans = [reference_scan(img, i) for i, img in enumerate(ref_pictures)]
-        keys = ([it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs]
-                + [f"ref-scan/{p.stem}" for p in refs])
-        return [it.load() for it in self.bench.items] + ref_pictures + ref_scans, keys
+        return [it.load() for it in self.bench.items] + ref_pictures + ref_scans
+
+    def keys(self) -> list[str]:
+        """The cache keys of ``pictures()``, in order."""
+        refs = reference.reference_set()
+        return [it.key for it in self.bench.items] + [f"ref/{p.stem}" for p in refs] + [f"ref-scan/{p.stem}" for p in refs]
 
     def layers_after(self, name: str, device: str) -> np.ndarray:
         """The layers of every picture with ``MODEL_INPUT_FIXES[name]`` done to it before the model."""
         fix = MODEL_INPUT_FIXES[name]
-        pictures, keys = self.pictures()
-        fixed = [Image.fromarray(fix(np.asarray(p.convert("RGB")))) for p in pictures]
-        return model_layers(fixed, [f"{name}:{key}" for key in keys], device)
+
+        def fixed() -> list:
+            return [Image.fromarray(fix(np.asarray(p.convert("RGB")))) for p in self.pictures()]
+
+        return model_layers(fixed, [f"{name}:{key}" for key in self.keys()], device)
 
     def reference_scans_with(self, name: str, device: str) -> tuple[np.ndarray, dict]:
         """The layers and histograms of the reference drawings scanned with ``STEP_SUBSETS[name]`` only."""
         refs = reference.reference_set()
         pictures = [reference_scan(load_image(p), i, STEP_SUBSETS[name]) for i, p in enumerate(refs)]
-        layers = model_layers(pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
+        layers = model_layers(lambda: pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
         return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
 
     def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0) -> np.ndarray:
