@@ -39,7 +39,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "embedding.coherence_bins": (int, None, "luma steps of the tone coherence"),
     "embedding.content_weight": (float, None, "weight of the content piece (VGG relu5_4 average-pooled: what the picture shows) beside the style layers (0 = none, the default); finds more near-duplicates, matches style a little less"),
     "embedding.content_dims": (int, None, "dims the content piece is projected to (512 = none; 76 keeps the default vector at 1948)"),
-    "embedding.whitening": (str, None, "fitted basis that partly whitens the style and colour parts (clipart-v4; clipart-scans-v1 for a library of scanned paper; the earlier defaults' clipart-v3, clipart-v2 and clipart-v1 are shipped too) | none"),
+    "embedding.whitening": (str, None, "fitted basis that partly whitens the style and colour parts (clipart-scans-v1: fitted on drawings and a print and scan of each; clipart-v4, the previous default's, fitted on the drawings alone; the earlier defaults' clipart-v3, clipart-v2 and clipart-v1 are shipped too) | none"),
     "embedding.copy_vector": (str, None, "basis of the copy vector (relu4_4 pooled, whitened: finds copies of a picture; searched apart with --by copy and by artvec duplicates; clipart-v1, shipped) | none"),
     "embedding.style_power": (float, None, "signed power of each element of the whitened style part, then unit norm (1 = none; no effect without a whitening)"),
     "embedding.colour_power": (float, None, "signed power of each element of the whitened colour part inside the combined vector, then unit norm (1 = none)"),

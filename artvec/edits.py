@@ -5,7 +5,7 @@ edited picture. The quality benchmark's near-duplicate task and ``artvec evaluat
 near-duplicate calibration both use these, so their figures speak of the same thing.
 
 ``print_and_scan`` is what a drawing goes through on its way into a library of scans (paper, fade, light, grain):
-the benchmarks' set of scans is made with it, and the basis for scanned paper (``clipart-scans-v1``) was fitted
+the benchmarks' set of scans is made with it, and the default's basis for scanned paper (``clipart-scans-v1``) was fitted
 on the reference drawings beside a print and scan of each.
 """
 

@@ -46,7 +46,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
-    "SCANS_CONFIG",
+    "CLEAN_CONFIG",
     "HELLINGER_CONFIG",
     "POWERED_CONFIG",
     "UNPOWERED_CONFIG",
@@ -150,7 +150,7 @@ class EmbeddingConfig:
     coherence_weight: float = 0.4
     content_weight: float = 0.0
     content_dims: int = 76
-    whitening: str = "clipart-v4"
+    whitening: str = "clipart-scans-v1"
     copy_vector: str = "clipart-v1"
     style_power: float = 0.85
     colour_power: float = 0.85
@@ -430,14 +430,16 @@ def _weights_stamp(source: str, weights_path: str | None):
     return (str(path), st.st_size, st.st_mtime_ns)
 
 
+#: the default (config_id vgg19-style-b72a9dc7ebe1): its parts whitened by clipart-scans-v1, a basis fitted on the reference
+#: drawings *and a print and scan of each* (paper tints, faded ink, uneven light), so that what a scan moves counts less
+#: (docs/embedding.md, *The default since the basis for scanned paper*)
 DEFAULT_CONFIG = EmbeddingConfig()
-#: the default for a library of scanned paper: its parts whitened by a basis fitted on the reference drawings *and a
-#: print and scan of each* (paper tints, faded ink, uneven light), so that what a scan moves counts less; ahead on
-#: scans, a little behind on clean icons and chess pieces (config_id vgg19-style-b72a9dc7ebe1; docs/embedding.md, *Printed and scanned*)
-SCANS_CONFIG = replace(DEFAULT_CONFIG, whitening="clipart-scans-v1")
+#: the previous default (config_id vgg19-style-452b0579749d): the same recipe whitened by clipart-v4, fitted on the clean
+#: reference drawings alone; a little ahead on clean icons and chess pieces, behind on scans
+CLEAN_CONFIG = replace(DEFAULT_CONFIG, whitening="clipart-v4")
 #: the default before the colour exponent (config_id vgg19-style-817b32d85a47): the colour part's shares square-rooted
 #: (Hellinger) inside the combined vector too, whitened by clipart-v3, colour × 0.7, colour power 0.7
-HELLINGER_CONFIG = replace(DEFAULT_CONFIG, colour_exponent=0.5, colour_weight=0.7, colour_power=0.7, whitening="clipart-v3")
+HELLINGER_CONFIG = replace(CLEAN_CONFIG, colour_exponent=0.5, colour_weight=0.7, colour_power=0.7, whitening="clipart-v3")
 #: the default before relu4_4 (config_id vgg19-style-b107c1ada1e6): relu2_1, relu3_1, relu4_1, relu5_1, whitened by clipart-v2
 POWERED_CONFIG = replace(HELLINGER_CONFIG, layers=("relu2_1", "relu3_1", "relu4_1", "relu5_1"), whitening="clipart-v2")
 #: the default before the powers (config_id vgg19-style-db9551dd9a66): that one with each whitened part as it is
@@ -755,8 +757,8 @@ def _whitening_for(config: EmbeddingConfig):
 
 
 def shipped_with(whitening: str) -> EmbeddingConfig | None:
-    """The shipped configuration (the default, its variant for scans or an earlier default) that a whitening basis came with."""
-    return next((c for c in (DEFAULT_CONFIG, SCANS_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG)
+    """The shipped configuration (the default or an earlier one) that a whitening basis came with."""
+    return next((c for c in (DEFAULT_CONFIG, CLEAN_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG)
                  if c.whitening == whitening),
                 None)
 

@@ -38,7 +38,7 @@ from artvec.config import Settings  # noqa: E402
 from search import drop_database, era_values, fresh_database, server_for, unit_rows  # noqa: E402
 
 ARTISTS = 500
-AGAINST_BASIS = "clipart-scans-v1"   # --against: only its config_id matters here
+AGAINST_BASIS = "clipart-v4"   # --against: only its config_id matters here
 
 
 def around(rng: np.random.Generator, centres: np.ndarray, spread: float) -> np.ndarray:

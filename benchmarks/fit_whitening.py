@@ -11,16 +11,17 @@ channels of the same drawings (square-rooted, L2, as the Embedder computes them 
 with α = 0.5 (a stronger whitening: the copy vector should tell one drawing from every other, not group
 them), shrinkage 0.1, the 256 leading directions.
 
-``--name clipart-scans-v1`` fits the basis for libraries of scanned paper (``SCANS_CONFIG``): the same drawings
+The default's basis, ``clipart-scans-v1`` (the basis for scanned paper), is fitted on the same drawings
 and, beside each, a print and scan of it (``artvec.edits.print_and_scan``, seeded ``[8, i]``: a paper tint, faded ink,
-uneven light, skew, blur, grain, JPEG), so that the directions a scan moves a picture in count less.
+uneven light, skew, blur, grain, JPEG), so that the directions a scan moves a picture in count less;
+``--name clipart-v4`` fits the previous default's, on the drawings alone (``CLEAN_CONFIG``).
 
 This is run once, when the embedding changes — never on a user's pictures. ``--check`` refits and
 compares with the shipped file instead of writing it (the eigenvectors of another machine's BLAS differ
 in the last digits, so the check is on the transforms' output, not the file's bytes).
 
 Needs what benchmarks/clipart.py needs.
-Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-v4|clipart-scans-v1] [--check]
+Usage: python benchmarks/fit_whitening.py [--kind whitening|copies] [--name clipart-scans-v1|clipart-v4] [--check]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ It prints both configurations' figures, read back from the store (they are quali
 the verdict `--against` gives: the paired difference with its 95 % interval over resampled labels.
 
     python benchmarks/library.py                                    # the clip art, scanned and clean
-    python benchmarks/library.py --sets scans --whitening clipart-scans-v1 --keep /tmp/scans-library
+    python benchmarks/library.py --sets scans --whitening clipart-v4 --keep /tmp/scans-library
 
 Each set gets a fresh ARTVEC_HOME (an embedded server of its own) in a temporary folder, removed afterwards
 unless --keep names a folder. About 4 minutes a set of 518 pictures on 2 cores (two syncs).
@@ -84,7 +84,7 @@ def judge(name: str, items: list, basis: str, folder: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="scans,clipart", help="comma-separated labelled sets of quality.py")
-    ap.add_argument("--whitening", default="clipart-scans-v1", help="the basis synced beside the default")
+    ap.add_argument("--whitening", default="clipart-v4", help="the basis synced beside the default (clipart-v4: the previous default's)")
     ap.add_argument("--keep", type=Path, help="build the libraries here and keep them (default: a temporary folder)")
     args = ap.parse_args()
     names = [n for n in args.sets.split(",") if n]

@@ -7,10 +7,10 @@ Sets (benchmarks/sets.py; all reproducible offline):
 - icons: 40 standard icons drawn by 18 desktop icon themes, labelled by design family (15);
 - chess: the same 12 chess pieces drawn by 25 piece sets (Debian's pychess), labelled by design family (23);
 - stylised: scikit-image's pictures in 7 deterministic stylisations, labelled by stylisation;
-- clipart (only when named in --sets): 518 drawings by 31 artists of the Open Clip Art Library
+- clipart: 518 drawings by 31 artists of the Open Clip Art Library
   (openclipart-svg), labelled by artist — different subjects by one hand, like a library's artists;
   scored apart from the near-duplicate task;
-- scans (only when named in --sets): the same drawings printed and scanned (artvec.edits.print_and_scan: a paper tint
+- scans: the same drawings printed and scanned (artvec.edits.print_and_scan: a paper tint
   each, the ink a little faded, uneven light, skew, blur, grain, JPEG), labelled by artist, scored apart too;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
@@ -22,17 +22,18 @@ half-widths (whole decks / whole source pictures resampled) and the paired diffe
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
 apart; and, for the paired difference, the previous default and artvec 0.1's default) is computed by artvec's
 own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input.
-The previous default (vgg19-style-817b32d85a47) is today's with the colour part's shares square-rooted
-(Hellinger) inside the combined vector too, colour × 0.7, colour power 0.7 and the basis clipart-v3; the one
-before it (vgg19-style-b107c1ada1e6) had relu2_1 … relu5_1 and clipart-v2: ``lab.py --only layers`` pairs those
-two on the lab's features, so it is not embedded again here.
+The previous default (vgg19-style-452b0579749d) is today's recipe whitened by clipart-v4, a basis fitted on the
+clean reference drawings alone (today's, clipart-scans-v1, on them and a print and scan of each); the one before it
+(vgg19-style-817b32d85a47) had the colour part's shares square-rooted (Hellinger) inside the combined vector too,
+colour × 0.7, colour power 0.7 and the basis clipart-v3: earlier runs pair it, so it is not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
-Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised[,clipart][,scans]] [--cards faces|all] [--threads N]
-       [--device cpu|cuda] [--whitening clipart-scans-v1]
+Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans] [--cards faces|all] [--threads N]
+       [--device cpu|cuda] [--whitening NAME]
 
-``--whitening NAME`` also embeds the default with another shipped basis (``clipart-scans-v1``, artvec's basis for
-libraries of scanned paper: ``SCANS_CONFIG``) beside the others, and prints its lead on each baseline.
+The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``
+leaves the drawings out). ``--whitening NAME`` also embeds the default's recipe with another shipped basis beside
+the others, and prints its lead on each baseline.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG, HELLINGER_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
+from artvec.embedding import CLEAN_CONFIG as PREVIOUS, DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
 def build_sets(names, cards_choice: str, cards_dir=None):
@@ -84,13 +85,13 @@ def embed_each(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default=",".join(sets.SET_NAMES), help="labelled sets to score (comma-separated)")
+    ap.add_argument("--sets", default=",".join(sets.SET_NAMES + sets.APART), help="labelled sets to score (comma-separated)")
     ap.add_argument("--cards", default="faces", choices=["faces", "all"])
     ap.add_argument("--cards-dir", default=None, help="pre-rendered cards (deck-H/card.png|jpg) instead of the cache")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--whitening", default=None, metavar="NAME",
-                    help="also embed the default with another shipped basis (clipart-scans-v1: the one for scanned paper) "
+                    help="also embed the default's recipe with another shipped basis "
                          "and say whether it too is ahead of every baseline")
     args = ap.parse_args()
     if args.whitening:
@@ -142,7 +143,7 @@ def main():
 COPY = "the default's copy vector (searched apart)"
 #: the configurations embedded by artvec's Embedder: key -> (the name the tables print, configuration)
 EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG),
-            "previous": ("previous default (Hellinger colour)", PREVIOUS),
+            "previous": ("previous default (clipart-v4: clean drawings)", PREVIOUS),
             "v1": ("artvec 0.1 default", V1)}
 
 

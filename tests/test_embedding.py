@@ -186,10 +186,11 @@ def test_stored_configurations_keep_their_ids():
     row = {k: v for k, v in HELLINGER_CONFIG.to_dict().items() if k != "colour_exponent"}
     assert EmbeddingConfig.from_stored(row) == HELLINGER_CONFIG
     # today's default: that one with the colour part's shares to the power 0.25 inside the combined vector, colour × 0.6,
-    # colour power 0.85, and a basis of its own (clipart-v4), the same size
+    # colour power 0.85, and a basis of its own (clipart-v4 for the previous default; clipart-scans-v1, fitted on the same
+    # drawings and a print and scan of each, for today's), the same size
     assert (DEFAULT_CONFIG.colour_exponent, DEFAULT_CONFIG.colour_weight, DEFAULT_CONFIG.colour_power) == (0.25, 0.6, 0.85)
     assert DEFAULT_CONFIG == dataclasses.replace(HELLINGER_CONFIG, colour_exponent=0.25, colour_weight=0.6, colour_power=0.85,
-                                                 whitening="clipart-v4")
+                                                 whitening="clipart-scans-v1")
     assert DEFAULT_CONFIG.config_id not in (HELLINGER_CONFIG.config_id, POWERED_CONFIG.config_id, UNPOWERED_CONFIG.config_id)
     assert DEFAULT_CONFIG.dim == 1872 and DEFAULT_CONFIG.parts_id != HELLINGER_CONFIG.parts_id
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
