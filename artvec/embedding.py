@@ -432,7 +432,7 @@ def _weights_stamp(source: str, weights_path: str | None):
 
 #: the default (config_id vgg19-style-b72a9dc7ebe1): its parts whitened by clipart-scans-v1, a basis fitted on the reference
 #: drawings *and a print and scan of each* (paper tints, faded ink, uneven light), so that what a scan moves counts less
-#: (docs/embedding.md, *The default since the basis for scanned paper*)
+#: (docs/embedding.md, *The default since: the basis for scanned paper*)
 DEFAULT_CONFIG = EmbeddingConfig()
 #: the previous default (config_id vgg19-style-452b0579749d): the same recipe whitened by clipart-v4, fitted on the clean
 #: reference drawings alone; a little ahead on clean icons and chess pieces, behind on scans
