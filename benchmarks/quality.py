@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
+from artvec import metrics  # noqa: E402
 from artvec.embedding import CLEAN_CONFIG as PREVIOUS, DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
@@ -128,10 +129,12 @@ def main():
         "baseline: random weights (artvec 0.1's recipe)": lab.with_colour(lab.style(R, "cs256"), R, 1.0),
         "baseline: content CNN (VGG relu5_4 avg-pooled)": lab.l2n(B["gap"]),
     }
-    for name, vectors in baselines.items():
-        results[name] = bench.score(vectors.astype(np.float32))
-        dims[name] = vectors.shape[1]
+    for name, baseline in baselines.items():
+        results[name] = bench.score(baseline.astype(np.float32))
+        dims[name] = baseline.shape[1]
     report(bench, results, dims)
+    if bench.drawing_dups:
+        print("the default's misses among the drawings: " + drawing_misses(bench, vectors["default"]))
     if args.whitening:
         ahead_of_baselines(bench, results, embedded["variant"][0])
     variant = f", basis {args.whitening} {speed['variant']:.3f}" if args.whitening else ""
@@ -226,6 +229,20 @@ def nearest_neighbour_table(bench, results: dict) -> None:
 def lead(key: str, diff: float, half: float) -> str:
     """One set's paired difference: '*' when ahead by more than the noise, '-' when behind by more."""
     return f"{key} {diff:+.3f}±{half:.3f}{'*' if diff - half > 0 else '-' if diff + half < 0 else ' '}"
+
+
+def drawing_misses(bench, x: np.ndarray) -> str:
+    """Where the copies of drawings that ``x`` misses land: on another drawing by the same artist (often a
+    recoloured or redrawn variant of the original, which a copy may resemble more), and the original's rank."""
+    d = metrics.Database(x[bench.slices["clipart"]]).squared(x[bench.s_dq])
+    target = bench.drawing_target
+    rank = (d < d[np.arange(len(d)), target][:, None]).sum(1) + 1
+    missed = rank > 1
+    labels = np.array(bench.labels["clipart"])
+    same_artist = labels[d[missed].argmin(1)] == labels[target[missed]]
+    return (f"{int(missed.sum())} of {len(d)}, {int(same_artist.sum())} of them on another drawing by the same "
+            f"artist; the original ranks second in {int((rank == 2).sum())} (top-2 {np.mean(rank <= 2):.3f}), "
+            f"at worst {int(rank.max())}")
 
 
 def by_edit(bench, result: dict, task: str) -> str:

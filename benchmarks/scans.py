@@ -19,6 +19,10 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
 - with --steps, which of a scan's steps the basis should learn to count less: bases fitted on the reference set
   and scans of it made with some of print_and_scan's steps only (the paper's tint and the ink's fade; with the
   light's fall-off; with the grain; the grain, skew, blur and JPEG without the tint);
+- with --around, the neighbourhood of today's basis (the one fitted on the reference set and its scans), paired to it
+  instead of the control: a second scan of each reference drawing (other draws, seeded ``[9, i]``; one more model
+  pass over the reference set, 4 minutes), the scans alone, a share of the covariance taken *within* each drawing and
+  its scans (what a scan moves: ``whitening.fit(..., groups, within)``), and the exponent and shrinkage moved;
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -28,7 +32,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 ``~/.cache/artvec-bench/scans-lab``), then a few seconds a row.
 
 Needs what quality.py needs, with the clip art (clipart.py).
-Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--model-input]
+Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input]
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import reference  # noqa: E402
 import sets  # noqa: E402
-from fit_whitening import ALPHA, RANK, SHRINKAGE, reference_scan  # noqa: E402
+from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE, reference_scan  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
+from artvec.edits import print_and_scan  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
@@ -188,24 +193,37 @@ class Lab:
 
     def reference_scans_with(self, name: str, device: str) -> tuple[np.ndarray, dict]:
         """The layers and histograms of the reference drawings scanned with ``STEP_SUBSETS[name]`` only."""
+        return self.reference_edited(name, lambda img, i: reference_scan(img, i, STEP_SUBSETS[name]), device)
+
+    def reference_rescanned(self, seed: int, device: str) -> tuple[np.ndarray, dict]:
+        """The layers and histograms of a second scan of each reference drawing, with other draws (``[seed, i]``)."""
+        return self.reference_edited(f"scan{seed}", lambda img, i: print_and_scan(img, np.random.default_rng([seed, i])),
+                                     device)
+
+    def reference_edited(self, name: str, edit: Callable, device: str) -> tuple[np.ndarray, dict]:
         refs = reference.reference_set()
-        pictures = [reference_scan(load_image(p), i, STEP_SUBSETS[name]) for i, p in enumerate(refs)]
+        pictures = [edit(load_image(p), i) for i, p in enumerate(refs)]
         layers = model_layers(lambda: pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
         return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
 
-    def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0) -> np.ndarray:
+    def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0, alpha: float = ALPHA,
+                shrinkage: float = SHRINKAGE, within: float = 0.0) -> np.ndarray:
         """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
-        ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more pictures' layers and histograms
-        to fit on), raised to the default's powers. With ``pairs`` the basis is instead the reference drawings'
-        mean and covariance plus ``pairs`` × the covariance of what their scans moved (within each pair)."""
+        ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more reference pictures' layers and
+        histograms, in the reference set's order, to fit on), raised to the default's powers. With ``pairs`` the basis
+        is instead the reference drawings' mean and covariance plus ``pairs`` × the covariance of what their scans
+        moved (within each pair); with ``within``, that share of the covariance is taken about each reference
+        drawing's own mean (the drawing and its scans among the rows)."""
         own, more = raw_parts(self.layers, h), raw_parts(*extra) if extra else None
+        drawing = (np.asarray(fit_rows) - self.n) % self.n_ref if fit_rows is not None else None
+        groups = drawing if more is None else np.r_[drawing, np.arange(self.n_ref)]
         parts = []
         for part, power in (("style", DEFAULT.style_power), ("colour", DEFAULT.colour_power)):
             if pairs:
                 basis = counting_moves(own[part][self.reference], own[part][self.reference_scans], pairs)
             else:
                 fit_on = own[part][fit_rows] if more is None else np.r_[own[part][fit_rows], more[part]]
-                basis = whitening.fit(fit_on, ALPHA, SHRINKAGE, RANK)
+                basis = whitening.fit(fit_on, alpha, shrinkage, RANK, groups if within else None, within)
             parts.append(signed_power(basis.apply(own[part][:self.n]), power))
         return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
 
@@ -240,12 +258,35 @@ def show(bench: lab.Bench, name: str, r: dict, control: dict) -> None:
     print(f"{lab.paired(bench, name, '', r, control)}  {p10}", flush=True)
 
 
+def around_the_default(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
+    """Bases near today's (fitted on the reference drawings and a scan of each), paired to it."""
+    bench = data.bench
+    x = data.vectors(plain, with_scans)
+    default = bench.score(x)
+    print(f"\nthe neighbourhood of today's basis, paired to it (fitted on the reference set + scans seeded [{SCAN_SEED}, i]):")
+    print(lab.row(bench, "today's basis, refitted here", "area256g", default, x.shape[1], 44))
+    rescans = data.reference_rescanned(SCAN_SEED + 1, device)
+    rows = {
+        f"+ a second scan of each (seeded [{SCAN_SEED + 1}, i])": dict(fit_rows=with_scans, extra=rescans),
+        "the scans alone": dict(fit_rows=data.reference_scans),
+        **{f"a share {w} within each drawing": dict(fit_rows=with_scans, within=w) for w in (0.25, 0.5, 0.75)},
+        "… 0.5, with the second scans": dict(fit_rows=with_scans, extra=rescans, within=0.5),
+        **{f"exponent {a}": dict(fit_rows=with_scans, alpha=a) for a in (0.2, 0.3)},
+        **{f"shrinkage {k}": dict(fit_rows=with_scans, shrinkage=k) for k in (0.05, 0.2)},
+    }
+    for name, how in rows.items():
+        show(bench, name, bench.score(data.vectors(plain, **how)), default)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", action="store_true",
                     help="also fit bases on scans made with some of print_and_scan's steps only (4 more model passes over "
                          "the reference set, 11 minutes on 2 cores the first time)")
+    ap.add_argument("--around", action="store_true",
+                    help="also the neighbourhood of today's basis (fitted with the scans), paired to it (one more model "
+                         "pass over the reference set, 4 minutes on 2 cores the first time)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
@@ -289,6 +330,8 @@ def main() -> None:
     for name in STEP_SUBSETS if args.steps else ():
         extra = data.reference_scans_with(name, args.device)
         show(bench, f"basis + scans of {name} only", bench.score(data.vectors(plain, data.reference, extra)), control)
+    if args.around:
+        around_the_default(data, plain, with_scans, args.device)
     for name in MODEL_INPUT_FIXES if args.model_input else ():
         plain_layers, data.layers = data.layers, data.layers_after(name, args.device)
         for label, (h, fit_rows) in {"": (plain, data.reference), ", histograms white": (white_luma, data.reference),
