@@ -53,10 +53,10 @@ WITH_SCANS = {"clipart-scans-v1"}
 SCAN_SEED = 8
 
 
-def reference_scan(img, i: int, steps=SCAN_STEPS):
+def reference_scan(img, i: int, steps=SCAN_STEPS, seed: int = SCAN_SEED):
     """The ``i``-th reference drawing printed and scanned as the basis for scanned paper saw it (seeded
-    ``[SCAN_SEED, i]``), or with some of the scan's steps only (the same draws)."""
-    return print_and_scan(img, np.random.default_rng([SCAN_SEED, i]), steps)
+    ``[SCAN_SEED, i]``), or with some of the scan's steps only (the same draws), or with another ``seed``'s draws."""
+    return print_and_scan(img, np.random.default_rng([seed, i]), steps)
 
 
 def scanned(path: Path, i: int) -> bytes:

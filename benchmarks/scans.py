@@ -58,7 +58,6 @@ from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE, reference_scan  # n
 from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
                               colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
-from artvec.edits import print_and_scan  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
@@ -197,8 +196,7 @@ class Lab:
 
     def reference_rescanned(self, seed: int, device: str) -> tuple[np.ndarray, dict]:
         """The layers and histograms of a second scan of each reference drawing, with other draws (``[seed, i]``)."""
-        return self.reference_edited(f"scan{seed}", lambda img, i: print_and_scan(img, np.random.default_rng([seed, i])),
-                                     device)
+        return self.reference_edited(f"scan{seed}", lambda img, i: reference_scan(img, i, seed=seed), device)
 
     def reference_edited(self, name: str, edit: Callable, device: str) -> tuple[np.ndarray, dict]:
         refs = reference.reference_set()
@@ -215,15 +213,17 @@ class Lab:
         moved (within each pair); with ``within``, that share of the covariance is taken about each reference
         drawing's own mean (the drawing and its scans among the rows)."""
         own, more = raw_parts(self.layers, h), raw_parts(*extra) if extra else None
-        drawing = (np.asarray(fit_rows) - self.n) % self.n_ref if fit_rows is not None else None
-        groups = drawing if more is None else np.r_[drawing, np.arange(self.n_ref)]
+        groups = None
+        if within:  # each fitting row's reference drawing: the set's rows come after the n benchmark pictures
+            drawing = (np.asarray(fit_rows) - self.n) % self.n_ref
+            groups = drawing if more is None else np.r_[drawing, np.arange(self.n_ref)]
         parts = []
         for part, power in (("style", DEFAULT.style_power), ("colour", DEFAULT.colour_power)):
             if pairs:
                 basis = counting_moves(own[part][self.reference], own[part][self.reference_scans], pairs)
             else:
                 fit_on = own[part][fit_rows] if more is None else np.r_[own[part][fit_rows], more[part]]
-                basis = whitening.fit(fit_on, alpha, shrinkage, RANK, groups if within else None, within)
+                basis = whitening.fit(fit_on, alpha, shrinkage, RANK, groups, within)
             parts.append(signed_power(basis.apply(own[part][:self.n]), power))
         return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
 
