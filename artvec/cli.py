@@ -130,6 +130,9 @@ def settings_show(as_json: Annotated[bool, typer.Option("--json", help="Machine-
         typer.echo(f"{key:<{width}}  {json.dumps(value, default=str):<40}  {source}")
 
 
+DECODE_WORKERS_HELP = "Pictures decoded at once (default: 2 on a CPU; on a GPU one a core but one, at most 16)."
+
+
 @app.command()
 def embed(
     paths: Annotated[list[Path], typer.Argument(help="Picture files or folders (searched recursively).")],
@@ -139,12 +142,13 @@ def embed(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures decoded ahead and grouped by shape (on a CPU the model takes at most 8 at once).")] = 32,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
     by: Annotated[str, typer.Option("--by", help="both (the combined vector) | style | colour | copy (the copy vector)")] = "both",
+    decode_workers: Annotated[Optional[int], typer.Option("--decode-workers", min=1, help=DECODE_WORKERS_HELP)] = None,
 ) -> None:
     """Embed pictures with the configured model and print or save their vectors."""
     from .embedding import embed as embed_pictures
 
     result = embed_pictures(paths, out=out, device=device, batch_size=batch_size, threads=threads,
-                            config=load_settings().embedding_config(), by=by)
+                            config=load_settings().embedding_config(), by=by, decode_workers=decode_workers)
     for line in embed_lines(result, as_json):
         typer.echo(line)
 
@@ -184,6 +188,7 @@ def sync(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try pictures that failed before again.")] = False,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Pictures per committed batch (on a CPU the model takes at most 8 at once).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda.")] = None,
+    decode_workers: Annotated[Optional[int], typer.Option("--decode-workers", min=1, help=DECODE_WORKERS_HELP)] = None,
     no_activate: Annotated[bool, typer.Option("--no-activate", help="A new embedding configuration, once complete, stays pending (artvec activate).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -198,9 +203,11 @@ def sync(
     from .sync import SyncOptions, sync as run_sync
 
     settings = load_settings(**{"catalogue.table": table, "catalogue.image_root": str(image_root) if image_root else None,
-                                "sync.batch_size": batch_size, "sync.device": device})
+                                "sync.batch_size": batch_size, "sync.device": device,
+                                "sync.decode_workers": decode_workers})
     options = SyncOptions(limit=limit, dry_run=dry_run, full=full, retry_failed=retry_failed,
                           batch_size=settings.get("sync.batch_size"), device=settings.get("sync.device"),
+                          decode_workers=settings.get("sync.decode_workers"),
                           activate=not no_activate, progress=None if as_json else Progress("sync"),
                           say=None if as_json else (lambda line: typer.echo(line, err=True)))
     with store_engine(settings) as engine:
@@ -226,7 +233,8 @@ def report_text(report) -> str:
     lines.append(f"synced ({report.config_id}): {report.embedded} embedded, {report.unchanged} unchanged, "
                  f"{report.deleted} deleted, {report.failed} failed, {report.failed_skipped} failed before "
                  f"(skipped), {report.left_to_others} left to other workers; "
-                 f"{report.seconds:.1f} s, {report.rate:.2f} pictures/s")
+                 f"{report.seconds:.1f} s, {report.rate:.2f} pictures/s" + (
+                     f" ({report.device}, {report.decode_workers} decode workers)" if report.device else ""))
     if report.switch:
         lines.append(switch_text(report))
     return "\n".join(lines)

@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "catalogue.image_root": (str, None, "folder that relative image paths are under"),
     "sync.batch_size": (int, 32, "pictures per committed batch (the model takes at most 8 at once on a CPU)"),
     "sync.device": (str, "cpu", "torch device: cpu | cuda"),
+    "sync.decode_workers": (int, None, "pictures decoded at once (empty: 2 on a CPU; on a GPU one a core but one, at most 16)"),
     "sync.http_timeout": (float, 30.0, "seconds per image download"),
     "sync.http_retries": (int, 3, "retries for an image download"),
     "sync.http_concurrency": (int, 8, "image downloads at once"),

@@ -779,6 +779,21 @@ def _layout_difference(config: EmbeddingConfig) -> str:
 #: in many shapes, and the model takes a shape's pictures together (benchmarks/throughput.py, decoded pictures)
 BATCH_SIZE = 32
 
+#: decode workers on a GPU when none are asked for, one a core up to this many: there the model and its head take a
+#: few ms a picture and decoding a large JPEG some 25 ms of CPU, so the decoding sets the pace (benchmarks/decode_workers.py)
+GPU_DECODE_WORKERS = 16
+
+
+def default_decode_workers(device_type: str, cores: int | None = None) -> int:
+    """Pictures decoded at once when none are asked for: 2 on a CPU, beside the model's own threads (more only
+    take its cores; benchmarks/throughput.py); on a GPU one a core but the one feeding the GPU, at most
+    ``GPU_DECODE_WORKERS``."""
+    if device_type == "cpu":
+        return 2
+    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(2, min(GPU_DECODE_WORKERS, cores - 1))
+
+
 #: on a CPU, larger batches only cost: their activations outgrow the caches and the memory malloc keeps
 #: (a batch of 32 at 320×208 has 545 MB blocks), and each batch page-faults again (benchmarks/model_batch.py)
 CPU_MODEL_BATCH = 8
@@ -792,7 +807,7 @@ class Embedder:
         config: EmbeddingConfig = DEFAULT_CONFIG,
         device: str = "cpu",
         threads: int | None = None,
-        decode_workers: int = 2,
+        decode_workers: int | None = None,
         keep_freed_memory: bool = True,
         channels_last: bool | None = None,
     ):
@@ -801,6 +816,8 @@ class Embedder:
         from .memory import keep_freed_memory as keep
         from .weights import load_vgg19_features
 
+        if decode_workers is not None and int(decode_workers) < 1:
+            raise ConfigError(f"decode workers: {decode_workers} is not a number of pictures to decode at once (at least 1)")
         if keep_freed_memory:  # a CPU forward otherwise page-faults on every batch (artvec.memory)
             keep()
         self.config = config
@@ -826,10 +843,11 @@ class Embedder:
         self.head = StyleHead(config, self.device)
         projection = content_projection(config) if config.content_dim else None
         self._content_proj = None if projection is None else torch.from_numpy(projection).to(self.device)
-        self.decode_workers = max(1, int(decode_workers))
+        self.decode_workers = default_decode_workers(self.device.type) if decode_workers is None else int(decode_workers)
         #: most pictures the model takes at once (None: a whole chunk of one shape)
         self.model_batch: int | None = CPU_MODEL_BATCH if self.device.type == "cpu" else None
         self._pool: DaemonPool | None = None
+        self._blas = None   # threadpoolctl's controller, made on first use
         self.decode_timeout: float | None = None   # seconds one picture may take to decode
 
     @property
@@ -899,14 +917,26 @@ class Embedder:
         so that a palette (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
         c = self.config
         combined_colour = colour_shares_power(colour, c.colour_exponent)
-        if self._whitening is not None:  # once a batch: two matrix products, not two a picture
-            style = self._whitening.parts["style"].apply(style)
-            combined_colour = self._whitening.parts["colour"].apply(combined_colour)
+        with self._one_blas_thread():
+            if self._whitening is not None:  # once a batch: two matrix products, not two a picture
+                style = self._whitening.parts["style"].apply(style)
+                combined_colour = self._whitening.parts["colour"].apply(combined_colour)
+            copies = [None] * len(style) if copies is None else self._copies.apply(copies)
+        if self._whitening is not None:
             style, combined_colour = signed_power(style, c.style_power), signed_power(combined_colour, c.colour_power)
         combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)], 1)
         combined = combined.astype(np.float32, copy=False)
-        copies = [None] * len(style) if copies is None else self._copies.apply(copies)
         return [Vectors(style=s, colour=k, combined=v, copy=p) for s, k, v, p in zip(style, colour, combined, copies)]
+
+    def _one_blas_thread(self):
+        """NumPy's BLAS on one thread for the whitenings' products: a few ms a batch on one core, while BLAS's own
+        threads, one a core, wait for cores the decode workers hold and spin meanwhile (on a 16-core GPU machine,
+        15 workers: the products took half the main thread's time and a picture 4× the CPU; .dev/gpu_decode.py)."""
+        if self._blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
 
     # ---- decoding --------------------------------------------------------------------
     def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, list[tuple[float, np.ndarray]]]:
@@ -1077,7 +1107,7 @@ def embed_files(
     device: str = "cpu",
     batch_size: int = BATCH_SIZE,
     threads: int | None = None,
-    decode_workers: int = 2,
+    decode_workers: int | None = None,
     embedder: Embedder | None = None,
     by: str = "both",
 ) -> tuple[np.ndarray, list[str], list[ImageError]]:
@@ -1140,6 +1170,7 @@ def embed(
     threads: int | None = None,
     config: EmbeddingConfig = DEFAULT_CONFIG,
     by: str = "both",
+    decode_workers: int | None = None,
 ) -> EmbedResult:
     """Everything behind ``artvec embed PATH... [--out vectors.npy] [--by PART]`` but the printing (cli.py).
 
@@ -1152,7 +1183,7 @@ def embed(
     except ValueError as error:
         raise ArtvecError(str(error)) from None
     array, names, errors = embed_files(paths, config=config, device=device, batch_size=batch_size, threads=threads,
-                                       by=by)
+                                       decode_workers=decode_workers, by=by)
     if not names:
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

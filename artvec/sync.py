@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from . import configurations, store, tables
 from .catalogue import Catalogue, CatalogueRow
-from .errors import first_line
+from .errors import ConfigError, first_line
 from .images import ImageError
 from .reconnect import LostDatabase, Retry, SyncConnection
 from .sources import FetchError, SourceOptions, read_bytes, stamp
@@ -74,6 +74,7 @@ class SyncOptions:
     retry_failed: bool = False
     batch_size: int = 32
     device: str = "cpu"
+    decode_workers: int | None = None   # None: Embedder's choice for the device (artvec.embedding.default_decode_workers)
     activate: bool = True           # a finished backfill becomes active (sync --no-activate: stays pending)
     progress: Callable[[int, int, float], None] | None = None   # (done, total, seconds)
     say: Callable[[str], None] | None = None                    # messages (the index build of a switch)
@@ -91,6 +92,8 @@ class SyncReport:
     left_to_others: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0      # from the model being ready to the last batch written
+    device: str | None = None       # where the model ran, and how many pictures were decoded at once (None: no
+    decode_workers: int | None = None   # picture needed the model)
     dry_run: bool = False
     failures: list[str] = field(default_factory=list)
     active_config_id: str | None = None   # what artvec.embeddings shows at the end
@@ -217,6 +220,9 @@ def plan_passes(connection: "Connection", chosen: list, rows: list, options: Syn
 
 def sync(settings: "Settings", options: SyncOptions, engine: "Engine | None" = None) -> SyncReport:
     started = time.perf_counter()
+    if options.decode_workers is not None and options.decode_workers < 1:
+        raise ConfigError(f"sync.decode_workers: {options.decode_workers} is not a number of pictures to decode at once "
+                          "(at least 1; empty: the device's default)")
     target = settings.embedding_config()
     catalogue = Catalogue.from_settings(settings)
     sources = source_options(settings)
@@ -412,7 +418,8 @@ class Runner:
         from .embedding import Embedder
 
         self.total = len(tasks)
-        embedder = Embedder(self.config, device=self.options.device)
+        embedder = Embedder(self.config, device=self.options.device, decode_workers=self.options.decode_workers)
+        self.report.device, self.report.decode_workers = str(embedder.device), embedder.decode_workers
         embedder.decode_timeout = self.decode_timeout
         warnings.filterwarnings("ignore", module="PIL")   # a bad picture's warning is not the run's news
         started = time.perf_counter()

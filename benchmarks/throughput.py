@@ -131,7 +131,8 @@ def main():
                     help="pictures handed to the embedder at once, grouped by shape (sync's and embed's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--decode-workers", type=int, default=2)
+    ap.add_argument("--decode-workers", type=int, default=None,
+                    help="pictures decoded at once (default: the Embedder's for the device: 2 on a CPU)")
     ap.add_argument("--image-size", type=int, default=DEFAULT_CONFIG.image_size)
     ap.add_argument("--content-weight", type=float, default=DEFAULT_CONFIG.content_weight)
     args = ap.parse_args()
@@ -150,7 +151,7 @@ def main():
     sync = torch.cuda.synchronize if emb.device.type == "cuda" else (lambda: None)
     shape = config.input_size((args.width, args.height))
     print(f"config {config.config_id}: {shape[0]}×{shape[1]} input, {len(config.layers)} layers, dim {config.dim}; "
-          f"device {emb.device}, torch threads {torch.get_num_threads()}, decode workers {args.decode_workers}, "
+          f"device {emb.device}, torch threads {torch.get_num_threads()}, decode workers {emb.decode_workers}, "
           f"batches of {args.batch_size}, the model taking {model_batch} at once")
 
     with tempfile.TemporaryDirectory() as tmp:

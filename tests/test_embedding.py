@@ -20,8 +20,10 @@ from artvec.embedding import (
     Vectors,
     colour_histogram,
     colour_shares_power,
+    default_decode_workers,
     embed,
     embed_files,
+    GPU_DECODE_WORKERS,
 )
 from artvec.images import CorruptImage, EmptyImage, ImageError, ImageNotFound, UnsupportedImage
 from artvec.weights import SOURCES, WeightsError, load_vgg19_features, weights_identity
@@ -799,6 +801,53 @@ def test_the_api_artvec_embed_and_sync_hand_the_embedder_the_same_batch_by_defau
     embed_command = typer.main.get_command(app).commands["embed"]
     cli_default = next(p.default for p in embed_command.params if p.name == "batch_size")
     assert cli_default == BATCH_SIZE == SETTINGS["sync.batch_size"][1]
+
+
+def test_decode_workers_by_device_and_a_count_under_one_is_a_clear_error():
+    """2 on a CPU beside the model's threads; on a GPU, where decoding sets the pace, one a core but the one feeding
+    the GPU (15 of 16 cores ran fastest on an H200 machine: benchmarks/decode_workers.py), at most GPU_DECODE_WORKERS."""
+    from artvec.errors import ConfigError
+
+    assert default_decode_workers("cpu", cores=2) == default_decode_workers("cpu", cores=64) == 2
+    assert default_decode_workers("cuda", cores=16) == 15 and default_decode_workers("cuda", cores=2) == 2
+    assert default_decode_workers("cuda", cores=64) == GPU_DECODE_WORKERS == 16
+    with Embedder(SMALL) as emb:
+        assert emb.decode_workers == 2
+    with pytest.raises(ConfigError, match="decode workers: 0 is not a number of pictures to decode at once"):
+        Embedder(SMALL, decode_workers=0)
+
+
+def test_embed_command_decode_workers_same_vectors_and_a_bad_count_is_one_line(tmp_path, files):
+    env = {**os.environ, "ARTVEC_HOME": str(tmp_path / "home"), "ARTVEC_EMBEDDING_IMAGE_SIZE": "64"}
+    folder = files["astronaut"].parent
+    run_cli("embed", str(folder), "--decode-workers", "3", "--out", str(tmp_path / "three.npy"), env=env, cwd=tmp_path)
+    names = json.loads((tmp_path / "three.json").read_text())["names"]
+    with Embedder(dataclasses.replace(DEFAULT_CONFIG, image_size=64), decode_workers=1) as emb:
+        one = [v.combined for v in emb.embed_paths(names)]
+    np.testing.assert_allclose(np.load(tmp_path / "three.npy"), np.stack(one), atol=1e-4)   # another process's Grams
+    bad = run_cli("embed", str(folder), "--decode-workers", "0", env=env, cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and bad.stdout == "" and "--decode-workers" in bad.stderr
+
+
+def test_the_whitenings_products_run_on_one_blas_thread_and_blas_is_left_as_it_was(pictures, monkeypatch):
+    """NumPy's BLAS threads, one a core, spin while the decode workers hold the cores: the whitenings' few ms of
+    products a batch run on one (on a 16-core GPU machine the whole path went from 95 to 180 pictures/s)."""
+    from threadpoolctl import threadpool_info
+
+    from artvec.whitening import PartWhitening
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    real_apply = PartWhitening.apply
+    monkeypatch.setattr(PartWhitening, "apply", lambda self, x: (seen.append(blas_threads()), real_apply(self, x))[1])
+    before = blas_threads()
+    with Embedder(SMALL) as emb:
+        vectors = emb.embed_images(list(pictures.values()))
+    # style, colour and copy parts, once for each shape
+    assert len(seen) >= 3 and len(seen) % 3 == 0 and all(threads == {1} for threads in seen)
+    assert blas_threads() == before and all(np.isfinite(v.combined).all() for v in vectors)
 
 
 def test_on_a_cpu_the_model_runs_on_channels_last_activations_with_the_same_vectors(pictures):

@@ -172,10 +172,15 @@ def test_dry_run_and_limit(catalogue, engine, env):
     add_pictures(engine, catalogue, range(1, 8))
     dry = run_cli("sync", "--dry-run", env=env)
     assert "would embed 7 new" in dry.stdout and stored(engine) == {}
-    limited = run_cli("sync", "--limit", "3", env=env)
+    limited = run_cli("sync", "--limit", "3", "--decode-workers", "3", env=env)
     assert "3 embedded" in limited.stdout and len(stored(engine)) == 3
-    rest = json.loads(run_cli("sync", "--json", env=env).stdout)
+    assert "(cpu, 3 decode workers)" in limited.stdout
+    bad = run_cli("sync", env={**env, "ARTVEC_SYNC_DECODE_WORKERS": "0"}, check=False)
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
+    assert "sync.decode_workers: 0 is not a number of pictures to decode at once" in bad.stderr
+    rest = json.loads(run_cli("sync", "--json", env={**env, "ARTVEC_SYNC_DECODE_WORKERS": "1"}).stdout)
     assert rest["embedded"] == 4 and rest["exit_code"] == 0 and len(stored(engine)) == 7
+    assert rest["device"] == "cpu" and rest["decode_workers"] == 1
 
 
 def test_catalogue_mapping_errors_are_one_line(catalogue, env):
