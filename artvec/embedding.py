@@ -29,6 +29,7 @@ import os
 import re
 import threading
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -799,6 +800,37 @@ def default_decode_workers(device_type: str, cores: int | None = None) -> int:
 CPU_MODEL_BATCH = 8
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+@contextmanager
+def one_blas_thread():
+    """NumPy's BLAS on one thread while inside, for the whitenings' products: a few ms a batch on one core, while
+    BLAS's own threads, one a core, wait for cores the decode workers hold and spin meanwhile (on a 16-core GPU
+    machine, 15 workers: the products took half the main thread's time and a picture 3× the CPU;
+    benchmarks/decode_workers.py). The limit is process-wide, so it is counted: set by the first of any threads
+    inside, restored to what it was by the last to leave. NumPy's OpenBLAS (0.3.31) takes a limit set from a thread
+    other than the main one only until the main thread has set one: an Embedder run on another thread may then keep
+    BLAS's threads (the model on a thread of its own, tried on a GPU, ran at half the rate for that)."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
 class Embedder:
     """A loaded model for one configuration.  Thread-compatible, not thread-safe."""
 
@@ -847,7 +879,6 @@ class Embedder:
         #: most pictures the model takes at once (None: a whole chunk of one shape)
         self.model_batch: int | None = CPU_MODEL_BATCH if self.device.type == "cpu" else None
         self._pool: DaemonPool | None = None
-        self._blas = None   # threadpoolctl's controller, made on first use
         self.decode_timeout: float | None = None   # seconds one picture may take to decode
 
     @property
@@ -917,7 +948,7 @@ class Embedder:
         so that a palette (artvec.palette, the SQL artvec.palette_vector) is still a point of its space."""
         c = self.config
         combined_colour = colour_shares_power(colour, c.colour_exponent)
-        with self._one_blas_thread():
+        with one_blas_thread():
             if self._whitening is not None:  # once a batch: two matrix products, not two a picture
                 style = self._whitening.parts["style"].apply(style)
                 combined_colour = self._whitening.parts["colour"].apply(combined_colour)
@@ -927,16 +958,6 @@ class Embedder:
         combined = np.concatenate([style * np.float32(c.style_weight), combined_colour * np.float32(c.colour_weight)], 1)
         combined = combined.astype(np.float32, copy=False)
         return [Vectors(style=s, colour=k, combined=v, copy=p) for s, k, v, p in zip(style, colour, combined, copies)]
-
-    def _one_blas_thread(self):
-        """NumPy's BLAS on one thread for the whitenings' products: a few ms a batch on one core, while BLAS's own
-        threads, one a core, wait for cores the decode workers hold and spin meanwhile (on a 16-core GPU machine,
-        15 workers: the products took half the main thread's time and a picture 4× the CPU; .dev/gpu_decode.py)."""
-        if self._blas is None:
-            from threadpoolctl import ThreadpoolController
-
-            self._blas = ThreadpoolController()
-        return self._blas.limit(limits=1, user_api="blas")
 
     # ---- decoding --------------------------------------------------------------------
     def _prepare(self, img) -> tuple[np.ndarray, np.ndarray, list[tuple[float, np.ndarray]]]:

@@ -850,6 +850,52 @@ def test_the_whitenings_products_run_on_one_blas_thread_and_blas_is_left_as_it_w
     assert blas_threads() == before and all(np.isfinite(v.combined).all() for v in vectors)
 
 
+def test_one_blas_thread_from_overlapping_threads_restores_blas_when_the_last_leaves():
+    """The limit is process-wide, so it is counted: a thread that leaves while another is still inside leaves it
+    set; the last to leave restores what was there (two Embedders in two threads, the web app's beside a sync's,
+    must neither lift the limit under the other nor leave BLAS on one thread)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    import artvec.embedding as embedding
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    def state() -> tuple[int, bool]:
+        return embedding._blas_users, embedding._blas_limiter is not None
+
+    before = blas_threads()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_thread():
+        with embedding.one_blas_thread():
+            inside.set()
+            leave.wait(10)
+
+    with embedding.one_blas_thread():          # this thread first, another joins and leaves first
+        assert blas_threads() == {1} and state() == (1, True)
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        inside.wait(10)
+        assert state() == (2, True)
+        leave.set()
+        worker.join(10)
+        assert state() == (1, True) and blas_threads() == {1}
+    assert state() == (0, False) and blas_threads() == before
+    inside.clear(), leave.clear()
+    worker = threading.Thread(target=other_thread)   # the other thread first, and it leaves first
+    worker.start()
+    inside.wait(10)
+    with embedding.one_blas_thread():
+        assert state() == (2, True)
+        leave.set()
+        worker.join(10)
+        assert state() == (1, True)
+    assert state() == (0, False) and blas_threads() == before
+
+
 def test_on_a_cpu_the_model_runs_on_channels_last_activations_with_the_same_vectors(pictures):
     import torch
 
