@@ -795,6 +795,13 @@ def default_decode_workers(device_type: str, cores: int | None = None) -> int:
     return max(2, min(GPU_DECODE_WORKERS, cores - 1))
 
 
+def check_decode_workers(count: int | None, name: str = "decode workers") -> None:
+    """ConfigError naming ``name`` unless ``count`` is None (the device's default) or at least 1."""
+    if count is not None and int(count) < 1:
+        raise ConfigError(f"{name}: {count} is not a number of pictures to decode at once "
+                          "(at least 1; empty: the device's default)")
+
+
 #: on a CPU, larger batches only cost: their activations outgrow the caches and the memory malloc keeps
 #: (a batch of 32 at 320×208 has 545 MB blocks), and each batch page-faults again (benchmarks/model_batch.py)
 CPU_MODEL_BATCH = 8
@@ -848,8 +855,7 @@ class Embedder:
         from .memory import keep_freed_memory as keep
         from .weights import load_vgg19_features
 
-        if decode_workers is not None and int(decode_workers) < 1:
-            raise ConfigError(f"decode workers: {decode_workers} is not a number of pictures to decode at once (at least 1)")
+        check_decode_workers(decode_workers)
         if keep_freed_memory:  # a CPU forward otherwise page-faults on every batch (artvec.memory)
             keep()
         self.config = config

@@ -27,7 +27,8 @@ from sqlalchemy import text
 
 from . import configurations, store, tables
 from .catalogue import Catalogue, CatalogueRow
-from .errors import ConfigError, first_line
+from .embedding import check_decode_workers
+from .errors import first_line
 from .images import ImageError
 from .reconnect import LostDatabase, Retry, SyncConnection
 from .sources import FetchError, SourceOptions, read_bytes, stamp
@@ -220,9 +221,7 @@ def plan_passes(connection: "Connection", chosen: list, rows: list, options: Syn
 
 def sync(settings: "Settings", options: SyncOptions, engine: "Engine | None" = None) -> SyncReport:
     started = time.perf_counter()
-    if options.decode_workers is not None and options.decode_workers < 1:
-        raise ConfigError(f"sync.decode_workers: {options.decode_workers} is not a number of pictures to decode at once "
-                          "(at least 1; empty: the device's default)")
+    check_decode_workers(options.decode_workers, "sync.decode_workers")   # before any work, not when the model loads
     target = settings.embedding_config()
     catalogue = Catalogue.from_settings(settings)
     sources = source_options(settings)
