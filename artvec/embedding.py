@@ -5,7 +5,8 @@ G = A·Aᵀ / positions (Gatys et al.; upper triangle, signed square root, L2, a
 seeded count-sketch) beside the per-channel mean and std (AdaIN's statistics; a fixed
 seeded projection), then the tone (luma) histogram × ``tone_weight``, the edge
 (gradient magnitude) histogram × ``edge_weight`` and the tone coherence (per luma step, how
-often a pixel's neighbour shares it) × ``coherence_weight`` (and, only if ``content_weight`` > 0,
+often a pixel's neighbour shares it) × ``coherence_weight``, the local binary patterns of the luma (which
+neighbours on small rings are lighter than a pixel) × ``pattern_weight`` (and, only if ``content_weight`` > 0,
 relu5_4's pooled channels, a content CNN's feature, × that weight), scaled so the whole style part has
 unit norm.  Colour part: pixel counts in n³ equal RGB cubes,
 normalised to sum 1, square-rooted (Hellinger), so unit norm; inside the combined vector its shares are
@@ -47,6 +48,7 @@ __all__ = [
     "STYLE_LAYERS",
     "EmbeddingConfig",
     "DEFAULT_CONFIG",
+    "SCANS_CONFIG",
     "CLEAN_CONFIG",
     "HELLINGER_CONFIG",
     "POWERED_CONFIG",
@@ -62,6 +64,7 @@ __all__ = [
     "tone_histogram",
     "edge_histogram",
     "coherence_histogram",
+    "pattern_histogram",
     "embed_files",
     "embed",
 ]
@@ -92,13 +95,18 @@ ADDED_LATER = (
     (("copy_vector",), {"copy_vector": ""}),
     (("style_power", "colour_power"), {"style_power": 1.0, "colour_power": 1.0}),
     (("colour_exponent",), {"colour_exponent": 0.5}),
+    (("pattern_weight", "pattern_radii", "pattern_threshold"), {"pattern_weight": 0.0}),
 )
 #: the fields added since artvec 0.1 at these values reproduce its configurations (and config_ids)
 V1_VALUES = {key: value for _, then in ADDED_LATER for key, value in then.items()}
 #: the colour-blind pixel histograms of the style part, each with ``<name>_bins`` and ``<name>_weight``
 HISTOGRAMS = ("tone", "edge", "coherence")
 _HISTOGRAM_BINS = tuple(f"{h}_bins" for h in HISTOGRAMS)
-_WEIGHTS = ("style_weight", "colour_weight", "content_weight", *(f"{h}_weight" for h in HISTOGRAMS))
+_WEIGHTS = ("style_weight", "colour_weight", "content_weight", "pattern_weight", *(f"{h}_weight" for h in HISTOGRAMS))
+#: the local binary patterns' settings besides their weight (``pattern_histogram``)
+_PATTERN_SETTINGS = ("pattern_radii", "pattern_threshold")
+#: bins of one ring of local binary patterns: a light arc of 0…8 neighbours, or any other pattern
+PATTERN_BINS_PER_RING = 10
 #: the exponents of the signed power each whitened part takes (no effect without a whitening)
 _POWERS = ("style_power", "colour_power")
 #: the layer whose average-pooled activations form the optional content piece (``content_weight``)
@@ -149,9 +157,12 @@ class EmbeddingConfig:
     edge_weight: float = 0.7
     coherence_bins: int = 32
     coherence_weight: float = 0.4
+    pattern_weight: float = 1.0
+    pattern_radii: int = 3
+    pattern_threshold: int = 5
     content_weight: float = 0.0
     content_dims: int = 76
-    whitening: str = "clipart-scans-v1"
+    whitening: str = "clipart-scans-v2"
     copy_vector: str = "clipart-v1"
     style_power: float = 0.85
     colour_power: float = 0.85
@@ -190,6 +201,8 @@ class EmbeddingConfig:
             ("projection_seed", 0, 2**63 - 1),
             *((key, 2, 256) for key in _HISTOGRAM_BINS),
             ("content_dims", 1, STYLE_LAYERS[CONTENT_LAYER]),
+            ("pattern_radii", 1, 8),
+            ("pattern_threshold", 0, 255),
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -266,6 +279,10 @@ class EmbeddingConfig:
         return self.coherence_bins if self.coherence_weight > 0 else 0
 
     @property
+    def pattern_dim(self) -> int:
+        return PATTERN_BINS_PER_RING * self.pattern_radii if self.pattern_weight > 0 else 0
+
+    @property
     def content_dim(self) -> int:
         return self.content_dims if self.content_weight > 0 else 0
 
@@ -287,7 +304,7 @@ class EmbeddingConfig:
     @property
     def style_dim(self) -> int:
         return (sum(self.layer_dim(layer) for layer in self.layers)
-                + self.tone_dim + self.edge_dim + self.coherence_dim + self.content_dim)
+                + self.tone_dim + self.edge_dim + self.coherence_dim + self.pattern_dim + self.content_dim)
 
     @property
     def colour_dim(self) -> int:
@@ -312,7 +329,7 @@ class EmbeddingConfig:
         if not self.whitening:  # the powers act on whitened parts only
             d["style_power"] = d["colour_power"] = 1.0
         if all(d[k] == v for k, v in V1_VALUES.items()):  # artvec 0.1's configurations keep their ids
-            for key in (*V1_VALUES, "stats_dims_per_layer", *_HISTOGRAM_BINS, "content_dims"):
+            for key in (*V1_VALUES, "stats_dims_per_layer", *_HISTOGRAM_BINS, *_PATTERN_SETTINGS, "content_dims"):
                 d.pop(key)
             return self._stamped(d)
         if not self.uses_stats:
@@ -321,6 +338,9 @@ class EmbeddingConfig:
             if not getattr(self, f"{part}_dim"):
                 d.pop(f"{part}_weight")
                 d.pop(f"{part}_bins")
+        if not self.pattern_dim:  # configurations made before the local binary patterns keep their ids
+            for key in ("pattern_weight", *_PATTERN_SETTINGS):
+                d.pop(key)
         if not self.content_dim:  # configurations without the content piece keep their ids
             d.pop("content_weight")
             d.pop("content_dims")
@@ -385,7 +405,7 @@ class EmbeddingConfig:
         if "layers" in kwargs and not isinstance(kwargs["layers"], str):
             kwargs["layers"] = tuple(kwargs["layers"])
         for key in ("image_size", "colour_bins", "style_dims_per_layer", "max_image_pixels", "projection_seed",
-                    "stats_dims_per_layer", "content_dims", *_HISTOGRAM_BINS):
+                    "stats_dims_per_layer", "content_dims", *_HISTOGRAM_BINS, *_PATTERN_SETTINGS):
             if isinstance(kwargs.get(key), str):
                 try:
                     kwargs[key] = int(kwargs[key])
@@ -431,13 +451,17 @@ def _weights_stamp(source: str, weights_path: str | None):
     return (str(path), st.st_size, st.st_mtime_ns)
 
 
-#: the default (config_id vgg19-style-b72a9dc7ebe1): its parts whitened by clipart-scans-v1, a basis fitted on the reference
-#: drawings *and a print and scan of each* (paper tints, faded ink, uneven light), so that what a scan moves counts less
-#: (docs/embedding.md, *The default since: the basis for scanned paper*)
+#: the default (config_id DEFAULT_ID): the local binary patterns of the luma (3 rings, threshold 5 levels) × 1.0 beside the
+#: style part's histograms, its parts whitened by clipart-scans-v2, fitted for that layout on the reference drawings *and a
+#: print and scan of each* (docs/embedding.md, *Local binary patterns: the default since*)
 DEFAULT_CONFIG = EmbeddingConfig()
-#: the previous default (config_id vgg19-style-452b0579749d): the same recipe whitened by clipart-v4, fitted on the clean
+#: the previous default (config_id vgg19-style-b72a9dc7ebe1): no local binary patterns, whitened by clipart-scans-v1, the
+#: basis for scanned paper (fitted on the reference drawings and a print and scan of each, so that what a scan moves
+#: counts less; docs/embedding.md, *The basis for scanned paper*)
+SCANS_CONFIG = replace(DEFAULT_CONFIG, pattern_weight=0.0, whitening="clipart-scans-v1")
+#: the default before (config_id vgg19-style-452b0579749d): that recipe whitened by clipart-v4, fitted on the clean
 #: reference drawings alone; a little ahead on clean icons and chess pieces, behind on scans
-CLEAN_CONFIG = replace(DEFAULT_CONFIG, whitening="clipart-v4")
+CLEAN_CONFIG = replace(SCANS_CONFIG, whitening="clipart-v4")
 #: the default before the colour exponent (config_id vgg19-style-817b32d85a47): the colour part's shares square-rooted
 #: (Hellinger) inside the combined vector too, whitened by clipart-v3, colour × 0.7, colour power 0.7
 HELLINGER_CONFIG = replace(CLEAN_CONFIG, colour_exponent=0.5, colour_weight=0.7, colour_power=0.7, whitening="clipart-v3")
@@ -540,6 +564,53 @@ def coherence_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     coherence = same / np.maximum(total, 1.0)
     norm = np.linalg.norm(coherence)
     return (coherence / norm if norm > 0 else coherence).astype(np.float32)
+
+
+def _riu2_bins() -> np.ndarray:
+    """Each 8-bit pattern's bin among ``PATTERN_BINS_PER_RING``: a "uniform" pattern (one arc of set bits, at most
+    two changes around the ring) by its number of set bits (0…8), whatever the arc's direction; any other, bin 9."""
+    bins = np.empty(256, np.intp)
+    for code in range(256):
+        bits = [(code >> i) & 1 for i in range(8)]
+        changes = sum(bits[i] != bits[(i + 1) % 8] for i in range(8))
+        bins[code] = sum(bits) if changes <= 2 else 9
+    return bins
+
+
+_PATTERN_BIN = _riu2_bins()
+
+
+def _ring(radius: int) -> list[tuple[int, int]]:
+    """The 8 (row, column) offsets of a ring of ``radius`` pixels, in order around it."""
+    r = radius
+    return [(0, r), (-r, r), (-r, 0), (-r, -r), (0, -r), (r, -r), (r, 0), (r, r)]
+
+
+def pattern_histogram(rgb: np.ndarray, radii: int, threshold: int) -> np.ndarray:
+    """Local binary patterns of the luma (Ojala, Pietikäinen & Mäenpää 2002), rotation-invariant and uniform, on
+    the rings of radius 1…``radii`` px: for each pixel, which of 8 neighbours on the ring are lighter than it by more
+    than ``threshold`` levels. A pattern with one arc of lighter neighbours is counted by the arc's length — 0 on a
+    flat area or a light line, a few on the dark side of an edge, 8 in a dark dot — and every other (a dark line
+    across the pixel, crossed hatching, stippling) in one bin: ``PATTERN_BINS_PER_RING`` a ring, each ring's shares
+    square-rooted (Hellinger), unit L2 norm together (float32). How a picture is drawn at the scale of a stroke, and
+    blind to colour and to a tint or a fade that keeps the differences: a greyscale copy has its original's."""
+    y = _luma(rgb).astype(np.int16)
+    height, width = y.shape
+    rings = []
+    for r in range(1, radii + 1):
+        raised = y[r:height - r, r:width - r] + np.int16(threshold)   # each centre pixel, plus the threshold
+        code = np.zeros(raised.shape, np.uint8)
+        lighter = np.empty(raised.shape, bool)
+        for bit, (dy, dx) in enumerate(_ring(r)):
+            np.greater(y[r + dy:height - r + dy, r + dx:width - r + dx], raised, out=lighter)
+            code |= lighter.view(np.uint8) << np.uint8(bit)
+        # the 256 patterns counted, then gathered into their bins (cheaper than mapping every pixel's pattern)
+        counts = np.bincount(_PATTERN_BIN, weights=np.bincount(code.ravel(), minlength=256),
+                             minlength=PATTERN_BINS_PER_RING)
+        rings.append(np.sqrt(counts / max(counts.sum(), 1.0)))
+    v = np.concatenate(rings)
+    norm = np.linalg.norm(v)
+    return (v / norm if norm > 0 else v).astype(np.float32)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -759,7 +830,7 @@ def _whitening_for(config: EmbeddingConfig):
 
 def shipped_with(whitening: str) -> EmbeddingConfig | None:
     """The shipped configuration (the default or an earlier one) that a whitening basis came with."""
-    return next((c for c in (DEFAULT_CONFIG, CLEAN_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG)
+    return next((c for c in (DEFAULT_CONFIG, SCANS_CONFIG, CLEAN_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, FIRST_WHITENED_CONFIG)
                  if c.whitening == whitening),
                 None)
 
@@ -985,6 +1056,8 @@ class Embedder:
             histograms.append((c.edge_weight, edge_histogram(arr, c.edge_bins)))
         if c.coherence_dim:
             histograms.append((c.coherence_weight, coherence_histogram(arr, c.coherence_bins)))
+        if c.pattern_dim:
+            histograms.append((c.pattern_weight, pattern_histogram(arr, c.pattern_radii, c.pattern_threshold)))
         return model_input, colour_histogram(arr, c.colour_bins), histograms
 
     def model_input(self, source, name: str | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ SHA-256 and vectors (an exact duplicate), 1 % a near copy whose vectors are move
 distance between 0.02 and 0.9 × the threshold (a rescan / re-encode), each part renormalised.
 Only the combined HNSW index is built (artvec's m and ef_construction), as `artvec index` does. The
 configuration is the default without its copy vector (``copy_vector = "none"``), so pairs are found by the
-combined vector (1,872 dims): the default's copy vector, 512 dims, makes shorter distance computations.
+combined vector (1,902 dims): the default's copy vector, 512 dims, makes shorter distance computations.
 Prints the time of the whole `find_duplicates` run (neighbour scan on 2 connections, exact
 duplicates, grouping), the recall of the planted pairs and how many groups hold anything else.
 """

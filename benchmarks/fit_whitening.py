@@ -49,7 +49,7 @@ from clipart import missing_tools  # noqa: E402
 ALPHA, SHRINKAGE, RANK = 0.25, 0.1, 256
 COPY_ALPHA = 0.5
 #: bases fitted on the reference drawings and a print and scan of each
-WITH_SCANS = {"clipart-scans-v1"}
+WITH_SCANS = {"clipart-scans-v1", "clipart-scans-v2"}
 SCAN_SEED = 8
 
 

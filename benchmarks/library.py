@@ -1,13 +1,14 @@
 """A labelled benchmark set as a library, judged the way a library judges a configuration: its pictures written
 as PNG files, a catalogue table with their labels, synced under the default (`artvec sync`) and under another
-basis beside it (`artvec sync --no-activate`), then `artvec evaluate --label label --against ID` — each run
+basis beside it (`artvec sync --no-activate`; with it, the rest of the shipped configuration that basis came with: the
+previous default's ``clipart-scans-v1`` without the local binary patterns), then `artvec evaluate --label label --against ID` — each run
 through the real CLI, against a real store.
 
 It prints both configurations' figures, read back from the store (they are quality.py's for the same set), and
 the verdict `--against` gives: the paired difference with its 95 % interval over resampled labels.
 
     python benchmarks/library.py                                    # the clip art, scanned and clean
-    python benchmarks/library.py --sets scans --whitening clipart-v4 --keep /tmp/scans-library
+    python benchmarks/library.py --sets scans --whitening clipart-v4 --keep /tmp/scans-library   # the one before
 
 Each set gets a fresh ARTVEC_HOME (an embedded server of its own) in a temporary folder, removed afterwards
 unless --keep names a folder. About 4 minutes a set of 518 pictures on 2 cores (two syncs).
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sets  # noqa: E402
 from artvec import whitening  # noqa: E402
-from artvec.embedding import DEFAULT_CONFIG  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, EmbeddingConfig, shipped_with  # noqa: E402
 from evaluate import artvec_command  # noqa: E402  (benchmarks/evaluate.py)
 
 
@@ -63,6 +64,16 @@ def write_library(items: list, folder: Path, env: dict) -> None:
                 copy.write_row(row)
 
 
+def other_configuration(basis: str) -> tuple[EmbeddingConfig, dict]:
+    """The configuration synced beside the default — the shipped one ``basis`` came with (the default's with that basis
+    if none) — and the ARTVEC_EMBEDDING_* settings that make it."""
+    other = shipped_with(basis) or dataclasses.replace(DEFAULT_CONFIG, whitening=basis)
+    here, there = DEFAULT_CONFIG.to_dict(), other.to_dict()
+    env = {f"ARTVEC_EMBEDDING_{key.upper()}": ",".join(value) if isinstance(value, (list, tuple)) else str(value or "none")
+           for key, value in there.items() if value != here[key]}
+    return other, env
+
+
 def judge(name: str, items: list, basis: str, folder: Path) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARTVEC_")}   # only these settings
     env.update({"ARTVEC_HOME": str(folder / "home"), "ARTVEC_CATALOGUE_TABLE": "lib.pictures",
@@ -72,9 +83,10 @@ def judge(name: str, items: list, basis: str, folder: Path) -> dict:
     started = time.perf_counter()
     try:
         artvec(env, "sync")
-        artvec({**env, "ARTVEC_EMBEDDING_WHITENING": basis}, "sync", "--no-activate")
+        other, settings = other_configuration(basis)
+        artvec({**env, **settings}, "sync", "--no-activate")
         seconds = time.perf_counter() - started
-        other = dataclasses.replace(DEFAULT_CONFIG, whitening=basis).config_id
+        other = other.config_id
         report = json.loads(artvec(env, "evaluate", "--label", "label", "--against", other, "--duplicates", "0", "--json"))
     finally:
         artvec(env, "db", "stop")
@@ -84,7 +96,9 @@ def judge(name: str, items: list, basis: str, folder: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="scans,clipart", help="comma-separated labelled sets of quality.py")
-    ap.add_argument("--whitening", default="clipart-v4", help="the basis synced beside the default (clipart-v4: the previous default's)")
+    ap.add_argument("--whitening", default="clipart-scans-v1",
+                    help="the basis synced beside the default, with the rest of the configuration it shipped with "
+                         "(clipart-scans-v1: the previous default's; clipart-v4: the one before)")
     ap.add_argument("--keep", type=Path, help="build the libraries here and keep them (default: a temporary folder)")
     args = ap.parse_args()
     names = [n for n in args.sets.split(",") if n]

@@ -22,10 +22,10 @@ half-widths (whole decks / whole source pictures resampled) and the paired diffe
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
 apart; and, for the paired difference, the previous default and artvec 0.1's default) is computed by artvec's
 own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input.
-The previous default (vgg19-style-452b0579749d) is today's recipe whitened by clipart-v4, a basis fitted on the
-clean reference drawings alone (today's, clipart-scans-v1, on them and a print and scan of each); the one before it
-(vgg19-style-817b32d85a47) had the colour part's shares square-rooted (Hellinger) inside the combined vector too,
-colour × 0.7, colour power 0.7 and the basis clipart-v3: earlier runs pair it, so it is not embedded again here.
+The previous default (vgg19-style-b72a9dc7ebe1) is today's recipe without the local binary patterns, whitened by
+clipart-scans-v1 (fitted like today's clipart-scans-v2 on the reference drawings and a print and scan of each); the one
+before it (vgg19-style-452b0579749d, ``CLEAN_CONFIG``) had the basis clipart-v4, fitted on the clean drawings alone:
+earlier runs pair it and the ones before, so they are not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans] [--cards faces|all] [--threads N]
@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.embedding import CLEAN_CONFIG as PREVIOUS, DEFAULT_CONFIG, V1_CONFIG as V1, Embedder  # noqa: E402
+from artvec.embedding import DEFAULT_CONFIG, SCANS_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
 def build_sets(names, cards_choice: str, cards_dir=None):
@@ -146,7 +146,7 @@ def main():
 COPY = "the default's copy vector (searched apart)"
 #: the configurations embedded by artvec's Embedder: key -> (the name the tables print, configuration)
 EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG),
-            "previous": ("previous default (clipart-v4: clean drawings)", PREVIOUS),
+            "previous": ("previous default (no local binary patterns)", PREVIOUS),
             "v1": ("artvec 0.1 default", V1)}
 
 

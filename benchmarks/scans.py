@@ -23,6 +23,9 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   instead of the control: a second scan of each reference drawing (other draws, seeded ``[9, i]``; one more model
   pass over the reference set, 4 minutes), the scans alone, a share of the covariance taken *within* each drawing and
   its scans (what a scan moves: ``whitening.fit(..., groups, within)``), and the exponent and shrinkage moved;
+- with --patterns (instead of the rest), the local binary patterns beside the histograms (the default's rings and
+  threshold, and others, at several weights), each with a basis refitted on the reference set and its scans, paired to
+  the previous default's recipe (no patterns; its basis refitted the same way);
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -32,7 +35,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 ``~/.cache/artvec-bench/scans-lab``), then a few seconds a row.
 
 Needs what quality.py needs, with the clip art (clipart.py).
-Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input]
+Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
 """
 
 from __future__ import annotations
@@ -57,14 +60,18 @@ import sets  # noqa: E402
 from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE, reference_scan  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
 from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
-                              colour_shares_power, edge_histogram, luminance, signed_power, tone_histogram)
+                              colour_shares_power, edge_histogram, luminance, pattern_histogram, signed_power,
+                              tone_histogram)
 from artvec.images import load_image  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
 SETS = ("cards", "tiles", "icons", "chess", "stylised", "clipart", "scans")
 LAYERS_DIM = sum(DEFAULT.layer_dim(layer) for layer in DEFAULT.layers)
-HISTOGRAM_WEIGHTS = (DEFAULT.tone_weight, DEFAULT.edge_weight, DEFAULT.coherence_weight)
-STYLE_NORM = lab.style_norm(*HISTOGRAM_WEIGHTS)
+HISTOGRAM_WEIGHTS = (DEFAULT.tone_weight, DEFAULT.edge_weight, DEFAULT.coherence_weight, DEFAULT.pattern_weight)
+#: the configuration the layers block is read from: the default unwhitened, without the local binary patterns (the same
+#: layers: the cache made before them stays valid), and the scale of the layers block in its style part
+LAYERS_CONFIG = dataclasses.replace(DEFAULT, whitening="", pattern_weight=0.0)
+LAYERS_NORM = lab.style_norm(*HISTOGRAM_WEIGHTS[:3])
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 #: --steps: the reference drawings' scans for the basis made with some of print_and_scan's steps only (the same draws)
 STEP_SUBSETS = {"tint": ("tint",), "tint+light": ("tint", "light"), "tint+light+grain": ("tint", "light", "grain"),
@@ -75,16 +82,16 @@ def model_layers(load: Callable[[], list], keys: list[str], device: str) -> np.n
     """The default's layers block (unit norm, before the histograms join it) of every picture, by the Embedder
     unwhitened; cached by the pictures' keys, so ``load`` (the pictures) is called only when they are not cached."""
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-    path = bench_cache("scans-lab") / f"layers-{DEFAULT.parts_id}-{digest}.npy"
+    path = bench_cache("scans-lab") / f"layers-{LAYERS_CONFIG.parts_id}-{digest}.npy"
     if path.exists():
         return np.load(path)
     pictures = load()
     layers = []
     t = time.time()
-    with Embedder(dataclasses.replace(DEFAULT, whitening=""), device=device) as embedder:
+    with Embedder(LAYERS_CONFIG, device=device) as embedder:
         for start in range(0, len(pictures), 64):
             vectors = embedder.embed_images(pictures[start:start + 64])
-            layers += [v.style[:LAYERS_DIM] * np.float32(STYLE_NORM) for v in vectors]
+            layers += [v.style[:LAYERS_DIM] * np.float32(LAYERS_NORM) for v in vectors]
             print(f"  model: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
     layers = np.stack(layers)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +135,9 @@ MODEL_INPUT_FIXES = {"white": luma_white, "levels": levels}
 
 
 def histograms(arrays: list, tone_fix=None, edge_fix=None, coherence_fix=None, colour_fix=None) -> dict:
-    """The four pixel histograms of every picture, each taken after its ``*_fix`` (none: the picture as it is)."""
-    out = {"tone": [], "edge": [], "coherence": [], "colour": []}
+    """The five pixel histograms of every picture, each taken after its ``*_fix`` (none: the picture as it is; the
+    local binary patterns always on the picture as it is)."""
+    out = {"tone": [], "edge": [], "coherence": [], "pattern": [], "colour": []}
     for a in arrays:
         fixed = {}
 
@@ -141,6 +149,7 @@ def histograms(arrays: list, tone_fix=None, edge_fix=None, coherence_fix=None, c
         out["tone"].append(tone_histogram(get(tone_fix), DEFAULT.tone_bins))
         out["edge"].append(edge_histogram(get(edge_fix), DEFAULT.edge_bins))
         out["coherence"].append(coherence_histogram(get(coherence_fix), DEFAULT.coherence_bins))
+        out["pattern"].append(pattern_histogram(a, DEFAULT.pattern_radii, DEFAULT.pattern_threshold))
         out["colour"].append(colour_histogram(get(colour_fix), DEFAULT.colour_bins))
     return {k: np.stack(v) for k, v in out.items()}
 
@@ -205,14 +214,15 @@ class Lab:
         return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
 
     def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0, alpha: float = ALPHA,
-                shrinkage: float = SHRINKAGE, within: float = 0.0) -> np.ndarray:
+                shrinkage: float = SHRINKAGE, within: float = 0.0, weights=HISTOGRAM_WEIGHTS) -> np.ndarray:
         """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
         ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more reference pictures' layers and
         histograms, in the reference set's order, to fit on), raised to the default's powers. With ``pairs`` the basis
         is instead the reference drawings' mean and covariance plus ``pairs`` × the covariance of what their scans
         moved (within each pair); with ``within``, that share of the covariance is taken about each reference
-        drawing's own mean (the drawing and its scans among the rows)."""
-        own, more = raw_parts(self.layers, h), raw_parts(*extra) if extra else None
+        drawing's own mean (the drawing and its scans among the rows). ``weights``: the tone, edge, coherence and
+        pattern histograms'."""
+        own, more = raw_parts(self.layers, h, weights), raw_parts(*extra, weights) if extra else None
         groups = None
         if within:  # each fitting row's reference drawing: the set's rows come after the n benchmark pictures
             drawing = (np.asarray(fit_rows) - self.n) % self.n_ref
@@ -236,10 +246,11 @@ def counting_moves(drawings: np.ndarray, scans: np.ndarray, weight: float) -> wh
     return whitening.from_covariance(drawings.mean(0), covariance, ALPHA, SHRINKAGE, RANK)
 
 
-def raw_parts(layers: np.ndarray, h: dict) -> dict:
-    """The style part (layers and the weighted histograms) and the colour part, before the whitening."""
-    tone, edge, coherence = HISTOGRAM_WEIGHTS
-    style = np.concatenate([layers, tone * h["tone"], edge * h["edge"], coherence * h["coherence"]], 1) / STYLE_NORM
+def raw_parts(layers: np.ndarray, h: dict, weights=HISTOGRAM_WEIGHTS) -> dict:
+    """The style part (layers and the histograms at ``weights``; a histogram at 0 is left out) and the colour part,
+    before the whitening."""
+    blocks = [layers] + [w * h[name] for name, w in zip(("tone", "edge", "coherence", "pattern"), weights) if w]
+    style = np.concatenate(blocks, 1) / np.sqrt(1 + sum(w * w for w in weights))
     return {"style": style, "colour": colour_shares_power(h["colour"], DEFAULT.colour_exponent)}
 
 
@@ -278,6 +289,34 @@ def around_the_default(data: Lab, plain: dict, with_scans: np.ndarray, device: s
         show(bench, name, bench.score(data.vectors(plain, **how)), default)
 
 
+#: --patterns: (rings, threshold) of the local binary patterns tried, and their weights
+PATTERN_SETTINGS = ((1, 5), (2, 2), (2, 5), (3, 2), (3, 3), (3, 5))
+PATTERN_WEIGHTS = (0.7, 1.0, 1.4)
+
+
+def pattern_rows(data: Lab, plain: dict, with_scans: np.ndarray) -> None:
+    """The local binary patterns beside the previous default's histograms, paired to it (every basis fitted on the
+    reference set and its scans, as the shipped ones)."""
+    bench = data.bench
+    without = (*HISTOGRAM_WEIGHTS[:3], 0.0)
+    x = data.vectors(plain, with_scans, weights=without)
+    previous = bench.score(x)
+    print(lab.header(bench, 44))
+    print(lab.row(bench, "previous default (no patterns), refitted here", "area256g", previous, x.shape[1], 44))
+    for radii, threshold in PATTERN_SETTINGS:
+        patterns = np.stack([pattern_histogram(a, radii, threshold) for a in data.arrays])
+        alone = [metrics.retrieval(patterns[:data.n][bench.slices[s]], bench.labels[s]).ap_at_r.mean()
+                 for s in ("clipart", "scans")]
+        print(f"patterns, {radii} rings, threshold {threshold}, alone unwhitened: clip art {alone[0]:.3f} -> scans "
+              f"{alone[1]:.3f}", flush=True)
+        h = {**plain, "pattern": patterns}
+        for weight in PATTERN_WEIGHTS:
+            x = data.vectors(h, with_scans, weights=(*without[:3], weight))
+            show(bench, f"+ patterns {radii} rings, threshold {threshold}, × {weight}", bench.score(x), previous)
+        x = data.vectors(h, with_scans, weights=(*without[:2], 0.0, 1.0))
+        show(bench, "  … × 1.0 in place of the coherence", bench.score(x), previous)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -287,6 +326,9 @@ def main() -> None:
     ap.add_argument("--around", action="store_true",
                     help="also the neighbourhood of today's basis (fitted with the scans), paired to it (one more model "
                          "pass over the reference set, 4 minutes on 2 cores the first time)")
+    ap.add_argument("--patterns", action="store_true",
+                    help="only the local binary patterns' rows, paired to the previous default (no model pass beyond the "
+                         "cached one; about 5 minutes)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
@@ -295,6 +337,10 @@ def main() -> None:
     data = Lab(args.device)
     bench = data.bench
     plain = histograms(data.arrays)
+    if args.patterns:
+        pattern_rows(data, plain, np.r_[data.reference, data.reference_scans])
+        print(f"total {time.time() - t0:.0f}s")
+        return
     parts_alone(data, plain)
     print("\nmAP@R (dup, drawdup: top-1) paired to the control, 95 % cluster bootstrap, '*' beyond the noise:")
     x = data.vectors(plain, data.reference)

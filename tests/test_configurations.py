@@ -326,7 +326,7 @@ def test_migration_0006_gives_every_table_a_copy_column_and_the_view_keeps_its_g
         assert f"{newer}_copy_hnsw" in configurations.hnsw_index_names(newer_configuration)
     env = {**env, "ARTVEC_EMBEDDING_COPY_VECTOR": "none"}
     listed = run_cli("configs", env=env).stdout
-    assert "1872/1360/512+512" in listed and re.search(rf"{without.config_id} +1872/1360/512 ", listed)
+    assert "1902/1390/512+512" in listed and re.search(rf"{without.config_id} +1902/1390/512 ", listed)
     result = run_cli("similar", "1", "--by", "copy", env=env, check=False)
     assert result.returncode != 0 and "has no copy vector" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -15,6 +15,7 @@ from PIL import Image
 from artvec.embedding import (
     DEFAULT_CONFIG,
     POWERED_CONFIG,
+    SCANS_CONFIG,
     EmbeddingConfig,
     Embedder,
     Vectors,
@@ -73,9 +74,9 @@ def files(tmp_path_factory, pictures) -> dict[str, Path]:
 def test_default_dims_fit_pgvector_hnsw():
     c = DEFAULT_CONFIG
     assert c.style_dim == (sum(c.gram_dim(layer) + c.stats_dim(layer) for layer in c.layers)
-                           + c.tone_dim + c.edge_dim + c.coherence_dim)
+                           + c.tone_dim + c.edge_dim + c.coherence_dim + c.pattern_dim)
     assert c.style_dim == (len(c.layers) * (c.style_dims_per_layer + c.stats_dims_per_layer)
-                           + c.tone_bins + c.edge_bins + c.coherence_bins)
+                           + c.tone_bins + c.edge_bins + c.coherence_bins + 10 * c.pattern_radii)
     assert c.colour_dim == c.colour_bins**3
     assert c.dim == c.style_dim + c.colour_dim <= 2000
 
@@ -105,6 +106,9 @@ def test_config_id_stable_and_sensitive():
         "edge_weight": 0.5,
         "coherence_bins": 16,
         "coherence_weight": 0.5,
+        "pattern_weight": 0.5,
+        "pattern_radii": 2,
+        "pattern_threshold": 3,
         "content_weight": 0.2,
         "whitening": "none",
         "copy_vector": "none",
@@ -153,7 +157,7 @@ def test_stored_configurations_keep_their_ids():
                                if k not in ("coherence_bins", "coherence_weight", "whitening")}
     assert EmbeddingConfig.from_stored(stored_before_coherence) == before
     # the default before the whitening: its row has no "whitening" and comes back unwhitened, with its id
-    assert UNWHITENED_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and UNWHITENED_CONFIG.dim == DEFAULT_CONFIG.dim == 1872
+    assert UNWHITENED_CONFIG.config_id == "vgg19-style-1150cb5a1cda" and UNWHITENED_CONFIG.dim == SCANS_CONFIG.dim == 1872
     stored_before_whitening = {k: v for k, v in UNWHITENED_CONFIG.to_dict().items() if k != "whitening"}
     assert EmbeddingConfig.from_stored(stored_before_whitening) == UNWHITENED_CONFIG
     # the first whitened default (clipart-v1, tone × 0.55) keeps its id beside the later ones (clipart-v2, v3, tone × 0.2);
@@ -187,15 +191,36 @@ def test_stored_configurations_keep_their_ids():
     assert HELLINGER_CONFIG.dim == POWERED_CONFIG.dim == 1872 and HELLINGER_CONFIG.parts_id != POWERED_CONFIG.parts_id
     row = {k: v for k, v in HELLINGER_CONFIG.to_dict().items() if k != "colour_exponent"}
     assert EmbeddingConfig.from_stored(row) == HELLINGER_CONFIG
-    # today's default: that one with the colour part's shares to the power 0.25 inside the combined vector, colour × 0.6,
-    # colour power 0.85, and a basis of its own (clipart-v4 for the previous default; clipart-scans-v1, fitted on the same
-    # drawings and a print and scan of each, for today's), the same size
-    assert (DEFAULT_CONFIG.colour_exponent, DEFAULT_CONFIG.colour_weight, DEFAULT_CONFIG.colour_power) == (0.25, 0.6, 0.85)
-    assert DEFAULT_CONFIG == dataclasses.replace(HELLINGER_CONFIG, colour_exponent=0.25, colour_weight=0.6, colour_power=0.85,
-                                                 whitening="clipart-scans-v1")
-    assert DEFAULT_CONFIG.config_id not in (HELLINGER_CONFIG.config_id, POWERED_CONFIG.config_id, UNPOWERED_CONFIG.config_id)
-    assert DEFAULT_CONFIG.dim == 1872 and DEFAULT_CONFIG.parts_id != HELLINGER_CONFIG.parts_id
+    # the previous default: that one with the colour part's shares to the power 0.25 inside the combined vector, colour
+    # × 0.6, colour power 0.85, and a basis of its own (clipart-v4 for the one before; clipart-scans-v1, fitted on the
+    # same drawings and a print and scan of each, for it), the same size
+    assert (SCANS_CONFIG.colour_exponent, SCANS_CONFIG.colour_weight, SCANS_CONFIG.colour_power) == (0.25, 0.6, 0.85)
+    assert SCANS_CONFIG == dataclasses.replace(HELLINGER_CONFIG, colour_exponent=0.25, colour_weight=0.6, colour_power=0.85,
+                                               whitening="clipart-scans-v1")
+    assert SCANS_CONFIG.config_id not in (HELLINGER_CONFIG.config_id, POWERED_CONFIG.config_id, UNPOWERED_CONFIG.config_id)
+    assert SCANS_CONFIG.config_id == "vgg19-style-b72a9dc7ebe1"
+    assert SCANS_CONFIG.dim == 1872 and SCANS_CONFIG.parts_id != HELLINGER_CONFIG.parts_id
+    assert EmbeddingConfig.from_stored(SCANS_CONFIG.to_dict()) == SCANS_CONFIG
+    # its row has no pattern settings and comes back without the local binary patterns, with its id
+    row = {k: v for k, v in SCANS_CONFIG.to_dict().items() if not k.startswith("pattern_")}
+    assert EmbeddingConfig.from_stored(row) == SCANS_CONFIG
+    # today's default: that one with the local binary patterns (3 rings of 10 bins, threshold 5) × 1.0 beside the
+    # histograms, whitened by a basis fitted for that layout the same way (clipart-scans-v2): 30 dims more
+    assert (DEFAULT_CONFIG.pattern_weight, DEFAULT_CONFIG.pattern_radii, DEFAULT_CONFIG.pattern_threshold) == (1.0, 3, 5)
+    assert DEFAULT_CONFIG == dataclasses.replace(SCANS_CONFIG, pattern_weight=1.0, whitening="clipart-scans-v2")
+    assert DEFAULT_CONFIG.dim == 1902 and DEFAULT_CONFIG.style_dim == 1390 and DEFAULT_CONFIG.pattern_dim == 30
+    assert DEFAULT_CONFIG.parts_id != SCANS_CONFIG.parts_id and DEFAULT_CONFIG.config_id != SCANS_CONFIG.config_id
     assert EmbeddingConfig.from_stored(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+    # the settings are checked and their ids follow them
+    assert EmbeddingConfig.from_dict({"pattern_radii": "2", "pattern_threshold": "3"}).pattern_dim == 20
+    for key, bad in (("pattern_radii", 0), ("pattern_radii", 9), ("pattern_threshold", -1), ("pattern_threshold", 2.5),
+                     ("pattern_weight", -1)):
+        with pytest.raises(ValueError, match=key):
+            EmbeddingConfig.from_dict({key: bad})
+    unwhitened_default = dataclasses.replace(DEFAULT_CONFIG, whitening="none")
+    assert dataclasses.replace(unwhitened_default, pattern_threshold=4).config_id != unwhitened_default.config_id
+    assert dataclasses.replace(unwhitened_default, pattern_weight=0, pattern_threshold=4).config_id == \
+        dataclasses.replace(unwhitened_default, pattern_weight=0).config_id
     assert EmbeddingConfig.from_dict({"colour_exponent": "0.3"}).colour_exponent == 0.3
     for bad in (0, -0.5, 1.5, "x", True):
         with pytest.raises(ValueError, match="colour_exponent"):
@@ -217,10 +242,10 @@ def test_the_content_piece_is_the_pooled_deep_feature_beside_the_style(pictures)
     from artvec.embedding import luminance
     from artvec.weights import LAYER_INDEX, get_source
 
-    assert DEFAULT_CONFIG.content_weight == 0 and DEFAULT_CONFIG.dim == 1872
-    assert dataclasses.replace(DEFAULT_CONFIG, content_weight=0.2).dim == 1948   # still stored inline
+    assert DEFAULT_CONFIG.content_weight == 0 and DEFAULT_CONFIG.dim == 1902
+    assert dataclasses.replace(DEFAULT_CONFIG, content_weight=0.2).dim == 1978   # still stored inline
     config = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
-                             tone_weight=0.5, edge_weight=0.0, coherence_weight=0.0, tone_bins=8,
+                             tone_weight=0.5, edge_weight=0.0, coherence_weight=0.0, pattern_weight=0.0, tone_bins=8,
                              content_weight=0.3, content_dims=12)
     assert config.style_dim == 16 + 16 + 8 + 12
     picture = pictures["coffee"]
@@ -332,7 +357,7 @@ def test_relu4_4_default_stops_the_model_there_and_keeps_the_colour_part_and_cop
         for a, b in zip(new.embed_images(originals), old.embed_images(originals)):
             np.testing.assert_array_equal(a.colour, b.colour)
             np.testing.assert_array_equal(a.copy, b.copy)
-            assert np.linalg.norm(a.style - b.style) > 0.1 and a.combined.shape == b.combined.shape
+            assert a.style.shape[0] == b.style.shape[0] + 30 == DEFAULT_CONFIG.style_dim   # the patterns: 30 more
 
 
 def test_a_partial_user_setting_keeps_the_other_defaults():
@@ -569,7 +594,7 @@ def test_luminance_input_makes_a_greyscale_copy_share_the_style(pictures):
 
 def test_statistics_and_gram_parts_and_their_share(pictures):
     base = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1", "relu4_1"), style_dims_per_layer=32, stats_dims_per_layer=48,
-                           tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0)
+                           tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0, pattern_weight=0.0)
     assert base.style_dim == 2 * (32 + 48)
     only_stats = dataclasses.replace(base, stats_share=1.0)
     only_gram = dataclasses.replace(base, stats_share=0.0)
@@ -590,25 +615,26 @@ def test_statistics_and_gram_parts_and_their_share(pictures):
     assert not np.allclose(out["gaussian"][0].style, mixed)
 
 
-def test_tone_edge_and_coherence_histograms_close_the_style_part(pictures):
-    from artvec.embedding import coherence_histogram, edge_histogram, tone_histogram
+def test_tone_edge_coherence_and_pattern_histograms_close_the_style_part(pictures):
+    from artvec.embedding import coherence_histogram, edge_histogram, pattern_histogram, tone_histogram
 
     config = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
                              tone_bins=8, tone_weight=0.5, edge_bins=8, edge_weight=1.0, coherence_bins=8,
-                             coherence_weight=0.4)
-    assert config.style_dim == 16 + 16 + 8 + 8 + 8
+                             coherence_weight=0.4, pattern_weight=0.6, pattern_radii=2, pattern_threshold=5)
+    assert config.style_dim == 16 + 16 + 8 + 8 + 8 + 20
     picture = pictures["coffee"]
-    plain_config = dataclasses.replace(config, tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0)
+    plain_config = dataclasses.replace(config, tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0, pattern_weight=0.0)
     with Embedder(config) as emb, Embedder(plain_config) as plain:
         (v,), (w,) = emb.embed_images([picture]), plain.embed_images([picture])
     _check(v, config)
     arr = np.asarray(picture.convert("RGB").resize(config.input_size(picture.size), Image.Resampling.BILINEAR,
                                                     reducing_gap=3.0), dtype=np.uint8)
-    norm = np.sqrt(1 + 0.5**2 + 1.0**2 + 0.4**2)
-    np.testing.assert_allclose(v.style[-24:-16], 0.5 * tone_histogram(arr, 8) / norm, atol=1e-6)
-    np.testing.assert_allclose(v.style[-16:-8], 1.0 * edge_histogram(arr, 8) / norm, atol=1e-6)
-    np.testing.assert_allclose(v.style[-8:], 0.4 * coherence_histogram(arr, 8) / norm, atol=1e-6)
-    np.testing.assert_allclose(v.style[:-24], w.style / norm, atol=1e-5)   # the layers' part, rescaled
+    norm = np.sqrt(1 + 0.5**2 + 1.0**2 + 0.4**2 + 0.6**2)
+    np.testing.assert_allclose(v.style[-44:-36], 0.5 * tone_histogram(arr, 8) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[-36:-28], 1.0 * edge_histogram(arr, 8) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[-28:-20], 0.4 * coherence_histogram(arr, 8) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[-20:], 0.6 * pattern_histogram(arr, 2, 5) / norm, atol=1e-6)
+    np.testing.assert_allclose(v.style[:-44], w.style / norm, atol=1e-5)   # the layers' part, rescaled
     np.testing.assert_allclose(v.colour, w.colour)
     dark, light = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 250, np.uint8)
     assert tone_histogram(dark, 8)[0] == 1 and tone_histogram(light, 8)[-1] == 1
@@ -624,6 +650,39 @@ def test_tone_edge_and_coherence_histograms_close_the_style_part(pictures):
     assert np.abs(tone_histogram(grey, 32) - tone_histogram(colour, 32)).max() < 0.05   # a greyscale copy's tones
     assert np.abs(edge_histogram(grey, 16) - edge_histogram(colour, 16)).max() < 0.05   # and its strokes
     assert np.abs(coherence_histogram(grey, 32) - coherence_histogram(colour, 32)).max() < 0.05
+    assert np.abs(pattern_histogram(grey, 3, 5) - pattern_histogram(colour, 3, 5)).max() < 0.05
+
+
+def test_local_binary_patterns_count_how_a_picture_is_drawn_whatever_its_paper():
+    """pattern_histogram: per ring, 10 bins — a light arc of 0…8 neighbours, or any other pattern — Hellinger, unit
+    norm together. Flat areas and grain under the threshold are bin 0, a dark dot bin 8, a dark line across a pixel
+    the last bin; a tint and a fade (the luma scaled and shifted) leave it nearly as it was, unlike the tone histogram."""
+    from artvec.embedding import PATTERN_BINS_PER_RING, pattern_histogram, tone_histogram
+
+    flat = np.full((24, 24, 3), 200, np.uint8)
+    h = pattern_histogram(flat, 2, 5)
+    assert h.shape == (2 * PATTERN_BINS_PER_RING,) and np.isclose(np.linalg.norm(h), 1.0)
+    assert h[0] == h[PATTERN_BINS_PER_RING] > 0.7 and np.count_nonzero(h) == 2
+    grain = np.clip(flat + np.random.default_rng(0).normal(0, 0.6, flat.shape[:2])[..., None], 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(pattern_histogram(grain, 2, 5), h)          # grain under 5 levels: flat
+    assert not np.array_equal(pattern_histogram(grain, 2, 0), h)              # … which a threshold of 0 counts
+    dots = flat.copy()
+    dots[4::6, 4::6] = 20                                                     # dark dots: every neighbour lighter
+    assert pattern_histogram(dots, 1, 5)[8] > 0
+    lines = flat.copy()
+    lines[::4] = 20                                                           # dark lines: lighter on both sides
+    line_bins = pattern_histogram(lines, 1, 5)
+    assert line_bins[9] > 0.4 and np.count_nonzero(line_bins[1:9]) == 0        # the rows beside them: flat (0)
+    rng = np.random.default_rng(1)
+    drawing = np.full((64, 64, 3), 255, np.uint8)
+    for _ in range(40):                                                       # strokes of ink on white paper
+        r, c = rng.integers(0, 60, 2)
+        drawing[r:r + rng.integers(1, 4), c:c + rng.integers(2, 30)] = rng.integers(0, 120)
+    tinted = np.clip(drawing * 0.85 + np.array([20, 14, 0]), 0, 255).astype(np.uint8)   # cream paper, ink faded
+    for radii in (1, 3):
+        moved = np.linalg.norm(pattern_histogram(tinted, radii, 5) - pattern_histogram(drawing, radii, 5))
+        assert moved < 0.05
+    assert np.linalg.norm(tone_histogram(tinted, 32) - tone_histogram(drawing, 32)) > 1.0
 
 
 def test_tone_coherence_tells_flat_fills_from_hatching():
@@ -691,7 +750,7 @@ def test_the_content_piece_from_the_command_line(tmp_path, pictures):
     env["ARTVEC_EMBEDDING_WHITENING"] = "none"
     out = run_cli("embed", str(picture), "--out", str(tmp_path / "v.npy"), env=env, cwd=tmp_path)
     with_content = dataclasses.replace(DEFAULT_CONFIG, image_size=64, content_weight=0.2, whitening="")
-    assert np.load(tmp_path / "v.npy").shape == (1, 1948) and with_content.config_id in out.stdout
+    assert np.load(tmp_path / "v.npy").shape == (1, 1978) and with_content.config_id in out.stdout
     assert with_content.config_id != dataclasses.replace(DEFAULT_CONFIG, image_size=64, whitening="").config_id
     bad = run_cli("embed", str(picture), env={**env, "ARTVEC_EMBEDDING_CONTENT_DIMS": "0"}, cwd=tmp_path, check=False)
     assert bad.returncode != 0 and bad.stdout == ""
@@ -704,7 +763,7 @@ def test_the_colour_exponent_raises_the_shares_inside_the_combined_vector_only(p
     instead of ½; the colour part searched alone (and a palette) stays the plain Hellinger histogram."""
     config = EmbeddingConfig(image_size=64, whitening="none", copy_vector="none", layers=("relu2_1",), style_dims_per_layer=16,
                              stats_dims_per_layer=16, tone_weight=0.0, edge_weight=0.0, coherence_weight=0.0,
-                             colour_bins=4, colour_weight=0.6, colour_exponent=0.25)
+                             pattern_weight=0.0, colour_bins=4, colour_weight=0.6, colour_exponent=0.25)
     picture = pictures["coffee"]
     with Embedder(config) as emb, Embedder(dataclasses.replace(config, colour_exponent=0.5)) as plain:
         (v,), (w,) = emb.embed_images([picture]), plain.embed_images([picture])
