@@ -69,7 +69,7 @@ def other_configuration(basis: str) -> tuple[EmbeddingConfig, dict]:
     if none) — and the ARTVEC_EMBEDDING_* settings that make it."""
     other = shipped_with(basis) or dataclasses.replace(DEFAULT_CONFIG, whitening=basis)
     here, there = DEFAULT_CONFIG.to_dict(), other.to_dict()
-    env = {f"ARTVEC_EMBEDDING_{key.upper()}": ",".join(value) if isinstance(value, (list, tuple)) else str(value or "none")
+    env = {f"ARTVEC_EMBEDDING_{key.upper()}": ",".join(value) if isinstance(value, (list, tuple)) else str(value) if value != "" else "none"
            for key, value in there.items() if value != here[key]}
     return other, env
 
