@@ -451,7 +451,7 @@ def _weights_stamp(source: str, weights_path: str | None):
     return (str(path), st.st_size, st.st_mtime_ns)
 
 
-#: the default (config_id DEFAULT_ID): the local binary patterns of the luma (3 rings, threshold 5 levels) × 1.0 beside the
+#: the default (config_id vgg19-style-517e6a901330): the local binary patterns of the luma (3 rings, threshold 5 levels) × 1.0 beside the
 #: style part's histograms, its parts whitened by clipart-scans-v2, fitted for that layout on the reference drawings *and a
 #: print and scan of each* (docs/embedding.md, *Local binary patterns: the default since*)
 DEFAULT_CONFIG = EmbeddingConfig()
