@@ -615,12 +615,16 @@ def pattern_histogram(rgb: np.ndarray, radii: int, threshold: int) -> np.ndarray
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """uint8 H×W×3 RGB -> its Rec. 601 luma (Pillow's "L") in all three channels: the picture as the
-    model sees it when style should not depend on colour (a greyscale copy then has the same style)."""
+    model sees it when style should not depend on colour (a greyscale copy then has the same style). Like the
+    edge, coherence and pattern histograms, it also takes that luma itself (H×W, as ``_luma`` gives it)."""
     return np.repeat(np.clip(_luma(rgb), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    """uint8 H×W×3 RGB -> its Rec. 601 luma, rounded to whole levels (float32 H×W)."""
+    """uint8 H×W×3 RGB -> its Rec. 601 luma, rounded to whole levels (float32 H×W). An H×W array is taken to be
+    that luma already: the Embedder computes it once a picture for the model's input and every histogram on it."""
+    if rgb.ndim == 2:
+        return rgb
     return np.rint(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
 
 
@@ -1047,17 +1051,18 @@ class Embedder:
         if img.size != size:
             img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(img, dtype=np.uint8)
+        y = _luma(arr)  # once, for the model's input and the histograms of the luma
         c = self.config
-        model_input = luminance(arr) if c.style_input == "luminance" else arr
+        model_input = luminance(y) if c.style_input == "luminance" else arr
         histograms = []
         if c.tone_dim:
             histograms.append((c.tone_weight, tone_histogram(arr, c.tone_bins)))
         if c.edge_dim:
-            histograms.append((c.edge_weight, edge_histogram(arr, c.edge_bins)))
+            histograms.append((c.edge_weight, edge_histogram(y, c.edge_bins)))
         if c.coherence_dim:
-            histograms.append((c.coherence_weight, coherence_histogram(arr, c.coherence_bins)))
+            histograms.append((c.coherence_weight, coherence_histogram(y, c.coherence_bins)))
         if c.pattern_dim:
-            histograms.append((c.pattern_weight, pattern_histogram(arr, c.pattern_radii, c.pattern_threshold)))
+            histograms.append((c.pattern_weight, pattern_histogram(y, c.pattern_radii, c.pattern_threshold)))
         return model_input, colour_histogram(arr, c.colour_bins), histograms
 
     def model_input(self, source, name: str | None = None) -> np.ndarray:

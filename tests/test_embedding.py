@@ -616,7 +616,7 @@ def test_statistics_and_gram_parts_and_their_share(pictures):
 
 
 def test_tone_edge_coherence_and_pattern_histograms_close_the_style_part(pictures):
-    from artvec.embedding import coherence_histogram, edge_histogram, pattern_histogram, tone_histogram
+    from artvec.embedding import _luma, coherence_histogram, edge_histogram, luminance, pattern_histogram, tone_histogram
 
     config = EmbeddingConfig(image_size=64, whitening="none", layers=("relu2_1",), style_dims_per_layer=16, stats_dims_per_layer=16,
                              tone_bins=8, tone_weight=0.5, edge_bins=8, edge_weight=1.0, coherence_bins=8,
@@ -635,6 +635,11 @@ def test_tone_edge_coherence_and_pattern_histograms_close_the_style_part(picture
     np.testing.assert_allclose(v.style[-28:-20], 0.4 * coherence_histogram(arr, 8) / norm, atol=1e-6)
     np.testing.assert_allclose(v.style[-20:], 0.6 * pattern_histogram(arr, 2, 5) / norm, atol=1e-6)
     np.testing.assert_allclose(v.style[:-44], w.style / norm, atol=1e-5)   # the layers' part, rescaled
+    y = _luma(arr)   # what the Embedder computes once and hands to each histogram of the luma: the same numbers
+    np.testing.assert_array_equal(edge_histogram(y, 8), edge_histogram(arr, 8))
+    np.testing.assert_array_equal(coherence_histogram(y, 8), coherence_histogram(arr, 8))
+    np.testing.assert_array_equal(pattern_histogram(y, 2, 5), pattern_histogram(arr, 2, 5))
+    np.testing.assert_array_equal(luminance(y), luminance(arr))
     np.testing.assert_allclose(v.colour, w.colour)
     dark, light = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 250, np.uint8)
     assert tone_histogram(dark, 8)[0] == 1 and tone_histogram(light, 8)[-1] == 1
