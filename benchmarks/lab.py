@@ -1227,10 +1227,11 @@ class Bench:
                 self.slices[name] = slice(len(self.items), len(self.items) + len(labelled[name]))
                 self.items += labelled[name]
 
-        append([name for name in labelled if name not in sets.APART])
+        apart = sets.APART + sets.PAINTED
+        append([name for name in labelled if name not in apart])
         self.items += originals + distractors
         self.s_db = slice(0, len(self.items))
-        append([name for name in labelled if name in sets.APART])  # scored apart: not among the copies' pictures
+        append([name for name in labelled if name in apart])  # scored apart: not among the copies' pictures
         self.items += dups.queries
         self.s_q = slice(len(self.items) - len(dups.queries), len(self.items))
         #: copies of the clip art searched among the clip art (scored as "drawdup"; only with the clip art)
@@ -1289,7 +1290,8 @@ class Bench:
         return metrics.bootstrap_interval(getattr(r[name], metric), self.groups[name][r[name].index])
 
 
-SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a", "scans": "sc"}
+SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a", "scans": "sc",
+         "portraits": "p", "portrait-scans": "ps"}
 
 
 def header(bench: Bench, width: int = 58) -> str:

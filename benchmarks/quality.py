@@ -12,6 +12,9 @@ Sets (benchmarks/sets.py; all reproducible offline):
   scored apart from the near-duplicate task;
 - scans: the same drawings printed and scanned (artvec.edits.print_and_scan: a paper tint
   each, the ink a little faded, uneven light, skew, blur, grain, JPEG), labelled by artist, scored apart too;
+- portraits and portrait-scans (asked for by name: ``--sets portraits,portrait-scans``): 141 digital paintings by 4
+  artists (Battle for Wesnoth's unit portraits, Debian's wesnoth-1.16-data; portraits.py), labelled by artist, and the
+  same printed and scanned: the one set of paintings, scored apart; its noise resamples the peoples painted;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
 - near-duplicates among drawings (with the clip art; column "a.dup1"): two edits of each clip-art drawing
@@ -28,7 +31,8 @@ before it (vgg19-style-452b0579749d, ``CLEAN_CONFIG``) had the basis clipart-v4,
 earlier runs pair it and the ones before, so they are not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
-Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans] [--cards faces|all] [--threads N]
+Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]]
+       [--cards faces|all] [--threads N]
        [--device cpu|cuda] [--whitening NAME]
 
 The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``

@@ -26,6 +26,10 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
 - with --patterns (instead of the rest), the local binary patterns beside the histograms (the default's rings and
   threshold, and others, at several weights), each with a basis refitted on the reference set and its scans, paired to
   the previous default's recipe (no patterns; its basis refitted the same way);
+- with --pattern-variants (instead of the rest), other local binary patterns in place of the default's, paired to the
+  default (its basis and theirs refitted on the reference set and its scans): more rings (4, 5, or 1, 2, 3 and 5),
+  ternary patterns (Tan & Triggs 2010: the neighbours darker than the centre by the threshold counted too, a second
+  code a ring), and the default's rings beside rings 1 and 2 on the luma at half scale (2 × 2 averaged);
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -36,6 +40,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 
 Needs what quality.py needs, with the clip art (clipart.py).
 Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
+       [--pattern-variants]
 """
 
 from __future__ import annotations
@@ -59,9 +64,9 @@ import reference  # noqa: E402
 import sets  # noqa: E402
 from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE, reference_scan  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
-from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, coherence_histogram, colour_histogram,  # noqa: E402
-                              colour_shares_power, edge_histogram, luminance, pattern_histogram, signed_power,
-                              tone_histogram)
+from artvec.embedding import (_PATTERN_BIN, DEFAULT_CONFIG as DEFAULT, PATTERN_BINS_PER_RING, Embedder,  # noqa: E402
+                              _luma, _ring, coherence_histogram, colour_histogram, colour_shares_power, edge_histogram,
+                              luminance, pattern_histogram, signed_power, tone_histogram)
 from artvec.images import load_image  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
@@ -317,6 +322,66 @@ def pattern_rows(data: Lab, plain: dict, with_scans: np.ndarray) -> None:
         show(bench, "  … × 1.0 in place of the coherence", bench.score(x), previous)
 
 
+def pattern_rings(y: np.ndarray, radii: tuple[int, ...], threshold: int, darker: bool = False) -> list[np.ndarray]:
+    """``pattern_histogram``'s rings (Hellinger shares, not yet normalised together) of a luma ``y`` at the given radii;
+    ``darker``: the neighbours darker than the centre by more than ``threshold`` (a ternary pattern's lower code)."""
+    y = y.astype(np.int16)
+    height, width = y.shape
+    rings = []
+    for r in radii:
+        centre = y[r:height - r, r:width - r]
+        code = np.zeros(centre.shape, np.uint8)
+        for bit, (dy, dx) in enumerate(_ring(r)):
+            neighbour = y[r + dy:height - r + dy, r + dx:width - r + dx]
+            hit = neighbour < centre - threshold if darker else neighbour > centre + threshold
+            code |= hit.view(np.uint8) << np.uint8(bit)
+        counts = np.bincount(_PATTERN_BIN, weights=np.bincount(code.ravel(), minlength=256), minlength=PATTERN_BINS_PER_RING)
+        rings.append(np.sqrt(counts / max(counts.sum(), 1.0)))
+    return rings
+
+
+def unit(blocks: list[np.ndarray]) -> np.ndarray:
+    v = np.concatenate(blocks)
+    norm = np.linalg.norm(v)
+    return (v / norm if norm > 0 else v).astype(np.float32)
+
+
+def half_scale(y: np.ndarray) -> np.ndarray:
+    """A luma at half its size, each 2 × 2 block averaged (rounded)."""
+    h, w = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
+    return np.rint(y[:h, :w].reshape(h // 2, 2, w // 2, 2).mean((1, 3)))
+
+
+#: --pattern-variants: other local binary patterns, each from a picture's luma ("t": the threshold)
+PATTERN_VARIANTS = {
+    "4 rings, t 5": lambda y: unit(pattern_rings(y, (1, 2, 3, 4), 5)),
+    "5 rings, t 5": lambda y: unit(pattern_rings(y, (1, 2, 3, 4, 5), 5)),
+    "rings 1, 2, 3, 5, t 5": lambda y: unit(pattern_rings(y, (1, 2, 3, 5), 5)),
+    "ternary, 3 rings, t 5": lambda y: unit(pattern_rings(y, (1, 2, 3), 5) + pattern_rings(y, (1, 2, 3), 5, True)),
+    "ternary, 3 rings, t 8": lambda y: unit(pattern_rings(y, (1, 2, 3), 8) + pattern_rings(y, (1, 2, 3), 8, True)),
+    "3 rings + 2 at half scale, t 5": lambda y: unit(pattern_rings(y, (1, 2, 3), 5)
+                                                     + pattern_rings(half_scale(y), (1, 2), 5)),
+}
+
+
+def pattern_variant_rows(data: Lab, plain: dict, with_scans: np.ndarray) -> None:
+    """``PATTERN_VARIANTS`` in place of the default's patterns, × 1.0 and × 1.4, paired to the default (every basis
+    fitted on the reference set and its scans, as the shipped one)."""
+    bench = data.bench
+    x = data.vectors(plain, with_scans)
+    default = bench.score(x)
+    print(lab.header(bench, 44))
+    print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44))
+    lumas = [_luma(a) for a in data.arrays]
+    # these rings are the shipped ones where they overlap
+    assert np.allclose(unit(pattern_rings(lumas[0], (1, 2, 3), 5)), pattern_histogram(lumas[0], 3, 5), atol=1e-6)
+    for name, variant in PATTERN_VARIANTS.items():
+        h = {**plain, "pattern": np.stack([variant(y) for y in lumas])}
+        for weight in (1.0, 1.4):
+            x = data.vectors(h, with_scans, weights=(*HISTOGRAM_WEIGHTS[:3], weight))
+            show(bench, f"{name} × {weight} ({h['pattern'].shape[1]})", bench.score(x), default)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -329,6 +394,8 @@ def main() -> None:
     ap.add_argument("--patterns", action="store_true",
                     help="only the local binary patterns' rows, paired to the previous default (no model pass beyond the "
                          "cached one; about 5 minutes)")
+    ap.add_argument("--pattern-variants", action="store_true",
+                    help="only other local binary patterns in place of the default's, paired to it (about 3 minutes)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
@@ -337,6 +404,10 @@ def main() -> None:
     data = Lab(args.device)
     bench = data.bench
     plain = histograms(data.arrays)
+    if args.pattern_variants:
+        pattern_variant_rows(data, plain, np.r_[data.reference, data.reference_scans])
+        print(f"total {time.time() - t0:.0f}s")
+        return
     if args.patterns:
         pattern_rows(data, plain, np.r_[data.reference, data.reference_scans])
         print(f"total {time.time() - t0:.0f}s")

@@ -16,6 +16,9 @@
   paper tint, the ink a little faded, the light a little uneven, a slight skew, blur and grain, a JPEG), labelled
   by artist and scored apart like ``clipart``: a library's pictures come from scans of paper, not from clean
   renders, and the pixel histograms of the style and colour parts feel it where the model's layers hardly do.
+- ``portraits`` and ``portrait-scans`` (asked for by name; they need wesnoth-1.16-data): 141 digital paintings,
+  Battle for Wesnoth's unit portraits by 4 artists, labelled by artist, and the same printed and scanned; the one
+  set of paintings, scored apart like ``clipart``. See portraits.py.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -267,8 +270,17 @@ def clipart_items() -> list[Item]:
             for path, artist in clipart.clipart_set()]
 
 
+def portrait_items() -> list[Item]:
+    """Wesnoth's painted portraits credited to one artist: label = the artist, group = the people painted (folder)."""
+    import portraits
+
+    require(portraits.missing_tools())
+    return [Item(key=f"portraits/{path.parent.name}/{path.stem}", label=artist, group=people, path=path)
+            for path, artist, people in portraits.portrait_set()]
+
+
 def scanned_items(drawings: list[Item]) -> list[Item]:
-    """Each clip-art drawing printed and scanned (``print_and_scan``, seeded by its place): label = group = artist."""
+    """Each picture printed and scanned (``print_and_scan``, seeded by its place), with its label and group."""
     return [Item(key=f"scan/{it.key}", label=it.label, group=it.group,
                  image=print_and_scan(it.load(), np.random.default_rng([7, i])))
             for i, it in enumerate(drawings)]
@@ -330,6 +342,8 @@ def duplicate_originals(cards: list[Item], stylised_originals: list[Item], per_d
 SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
 #: sets scored on their own, outside the near-duplicate task (neither originals nor among its pictures)
 APART = ("clipart", "scans")
+#: the painted portraits and their scans: scored apart too, asked for by name (they need wesnoth-1.16-data)
+PAINTED = ("portraits", "portrait-scans")
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -353,12 +367,13 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
         stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
     if "stylised" in names:
         labelled["stylised"] = stylised
-    if "clipart" in names or "scans" in names:
-        drawings = clipart_items()
-        if "clipart" in names:
-            labelled["clipart"] = drawings
-        if "scans" in names:
-            labelled["scans"] = scanned_items(drawings)
+    for clean, scanned, items in (("clipart", "scans", clipart_items), ("portraits", "portrait-scans", portrait_items)):
+        if clean in names or scanned in names:  # a set and its print and scan, read once for both
+            pictures = items()
+            if clean in names:
+                labelled[clean] = pictures
+            if scanned in names:
+                labelled[scanned] = scanned_items(pictures)
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups
