@@ -30,6 +30,9 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   default (its basis and theirs refitted on the reference set and its scans): more rings (4, 5, or 1, 2, 3 and 5),
   ternary patterns (Tan & Triggs 2010: the neighbours darker than the centre by the threshold counted too, a second
   code a ring), and the default's rings beside rings 1 and 2 on the luma at half scale (2 × 2 averaged);
+- with --paintings (instead of the rest), the default's settings moved one at a time (the colour's weight, each
+  histogram's, the powers), each scored on the seven sets and on the painted portraits and their scans
+  (portraits.py), paired to the default, every basis fitted on the reference drawings and their scans;
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -40,7 +43,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 
 Needs what quality.py needs, with the clip art (clipart.py).
 Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
-       [--pattern-variants]
+       [--pattern-variants] [--paintings]
 """
 
 from __future__ import annotations
@@ -382,6 +385,74 @@ def pattern_variant_rows(data: Lab, plain: dict, with_scans: np.ndarray) -> None
             show(bench, f"{name} × {weight} ({h['pattern'].shape[1]})", bench.score(x), default)
 
 
+class Painted:
+    """The painted portraits and their scans (portraits.py), their layers (cached like the bench's) and histograms."""
+
+    def __init__(self, device: str):
+        painted = sets.portrait_items()
+        items = painted + sets.scanned_items(painted)
+        pictures = [it.load() for it in items]
+        self.layers = model_layers(lambda: pictures, [it.key for it in items], device)
+        self.h = histograms([lab.prepare(p, "area256g") for p in pictures])
+        self.labels = np.array([it.label for it in painted])
+        self.groups = np.array([it.group for it in painted])
+        self.n = len(painted)
+
+    def score(self, x: np.ndarray) -> dict:
+        return {name: metrics.retrieval(x[rows], self.labels, k=10)
+                for name, rows in (("portraits", slice(0, self.n)), ("portrait-scans", slice(self.n, 2 * self.n)))}
+
+
+def whitened_both(data: Lab, plain: dict, painted: Painted, fit_rows: np.ndarray, weights=HISTOGRAM_WEIGHTS,
+                  colour_weight: float = DEFAULT.colour_weight, style_power: float = DEFAULT.style_power,
+                  colour_power: float = DEFAULT.colour_power) -> tuple[np.ndarray, np.ndarray]:
+    """The default's recipe with these settings for the bench and for the paintings, each part whitened by one basis
+    fitted on ``fit_rows`` of the lab (the paintings take no part in it)."""
+    own, theirs = raw_parts(data.layers, plain, weights), raw_parts(painted.layers, painted.h, weights)
+    bench_parts, painted_parts = [], []
+    for part, power, weight in (("style", style_power, DEFAULT.style_weight), ("colour", colour_power, colour_weight)):
+        basis = whitening.fit(own[part][fit_rows], ALPHA, SHRINKAGE, RANK)
+        bench_parts.append(weight * signed_power(basis.apply(own[part][:data.n]), power))
+        painted_parts.append(weight * signed_power(basis.apply(theirs[part]), power))
+    return np.concatenate(bench_parts, 1).astype(np.float32), np.concatenate(painted_parts, 1).astype(np.float32)
+
+
+#: --paintings: the default's settings moved one at a time (weights: tone, edge, coherence, patterns)
+TONE, EDGE, COHERENCE, PATTERNS = HISTOGRAM_WEIGHTS
+PAINTING_ROWS = {
+    **{f"colour × {w}": dict(colour_weight=w) for w in (0.45, 0.8, 1.0)},
+    **{f"tone × {w}": dict(weights=(w, EDGE, COHERENCE, PATTERNS)) for w in (0.0, 0.1)},
+    **{f"edges × {w}": dict(weights=(TONE, w, COHERENCE, PATTERNS)) for w in (0.0, 0.35)},
+    "coherence × 0.2": dict(weights=(TONE, EDGE, 0.2, PATTERNS)),
+    "patterns × 1.4": dict(weights=(TONE, EDGE, COHERENCE, 1.4)),
+    "tone × 0.1, edges × 0.35, patterns × 1.4": dict(weights=(0.1, 0.35, COHERENCE, 1.4)),
+    "style power 0.7": dict(style_power=0.7),
+    "colour power 0.7": dict(colour_power=0.7),
+}
+
+
+def painting_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
+    """``PAINTING_ROWS`` on the seven sets and on the paintings, paired to the default (every basis fitted on the
+    reference drawings and their scans, as the shipped one)."""
+    painted = Painted(device)
+    bench = data.bench
+    x, y = whitened_both(data, plain, painted, with_scans)
+    default, default_painted = bench.score(x), painted.score(y)
+    print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
+    print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44) + "  " + "  ".join(
+        f"{name} {r.ap_at_r.mean():.3f}" for name, r in default_painted.items()))
+    for name, how in PAINTING_ROWS.items():
+        x, y = whitened_both(data, plain, painted, with_scans, **how)
+        r = painted.score(y)
+        paintings = "  ".join(f"{key} {lab_lead(r[key].ap_at_r, default_painted[key].ap_at_r, painted.groups[r[key].index])}" for key in r)
+        print(f"{lab.paired(bench, name, '', bench.score(x), default)}  {paintings}", flush=True)
+
+
+def lab_lead(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> str:
+    diff, half = metrics.paired_difference(a, b, groups)
+    return f"{diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -396,6 +467,9 @@ def main() -> None:
                          "cached one; about 5 minutes)")
     ap.add_argument("--pattern-variants", action="store_true",
                     help="only other local binary patterns in place of the default's, paired to it (about 3 minutes)")
+    ap.add_argument("--paintings", action="store_true",
+                    help="only the default's settings moved one at a time, scored on the seven sets and on the painted "
+                         "portraits and their scans (portraits.py; about 4 minutes, the paintings' layers cached)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
@@ -404,6 +478,10 @@ def main() -> None:
     data = Lab(args.device)
     bench = data.bench
     plain = histograms(data.arrays)
+    if args.paintings:
+        painting_rows(data, plain, np.r_[data.reference, data.reference_scans], args.device)
+        print(f"total {time.time() - t0:.0f}s")
+        return
     if args.pattern_variants:
         pattern_variant_rows(data, plain, np.r_[data.reference, data.reference_scans])
         print(f"total {time.time() - t0:.0f}s")
