@@ -1051,8 +1051,9 @@ class Embedder:
         if img.size != size:
             img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(img, dtype=np.uint8)
-        y = _luma(arr)  # once, for the model's input and the histograms of the luma
         c = self.config
+        luma_used = c.style_input == "luminance" or c.edge_dim or c.coherence_dim or c.pattern_dim
+        y = _luma(arr) if luma_used else None  # once, for the model's input and the histograms of the luma
         model_input = luminance(y) if c.style_input == "luminance" else arr
         histograms = []
         if c.tone_dim:
