@@ -15,8 +15,13 @@ Hellinger × 0.5; read at about 256² keeping the aspect ratio, where the issue'
 the content CNN (relu5_4 average-pooled) and the literal recipe (one raw Gram, raw counts) as quality.py computes them;
 then each method's line (its slope, the correlation, the prediction, and its range leaving out one set at a time).
 
+With ``--copies``, instead: the held-out near-duplicate task's twins, which no method's held-out figure calibrates —
+two edits of every portrait and of every clip-art drawing (artvec/edits.py's eight edits in turn), each searched among
+the portraits and the drawings together (659 pictures, about the held-out set's 590), by the default's combined vector
+and its copy vector: top-1 per set and per edit.
+
 Needs what quality.py needs for the clip art and the portraits (clipart.py, portraits.py).
-Usage: python benchmarks/heldout.py [--device cpu|cuda]   (about 12 minutes on 2 cores)
+Usage: python benchmarks/heldout.py [--device cpu|cuda] [--copies]   (about 14 minutes on 2 cores; --copies 8)
 """
 
 from __future__ import annotations
@@ -103,11 +108,37 @@ def report(f: dict) -> None:
                   f"{HELD_OUT['content CNN'][m] + high:.3f}){check}")
 
 
+def copies(device: str) -> None:
+    """Near-duplicate top-1 of two edits of each portrait and drawing among all of them, by the combined and copy vector."""
+    labelled, *_ = sets.build(("clipart", "portraits"))
+    pool = labelled["portraits"] + labelled["clipart"]
+    dups = {name: sets.near_duplicates(labelled[name], per_original=2) for name in ("portraits", "clipart")}
+    position = {it.key: i for i, it in enumerate(pool)}
+    with Embedder(DEFAULT_CONFIG, device=device) as embedder:
+        found = embedder.embed_images([it.load() for it in pool])
+        asked = {name: embedder.embed_images([it.load() for it in d.queries]) for name, d in dups.items()}
+    print(f"\ncopies searched among {len(pool)} pictures (the portraits and the drawings), top-1:")
+    for part in ("combined", "copy"):
+        db = np.stack([getattr(v, part) for v in found])
+        for name, d in dups.items():
+            hit = metrics.top1(np.stack([getattr(v, part) for v in asked[name]]), db,
+                               np.array([position[key] for key in d.targets]))
+            kinds = np.array(d.kinds)
+            print(f"  {part:8s} copies of the {name:9s} {hit.mean():.3f} ({int((~hit).sum())} of {len(hit)} missed): "
+                  + ", ".join(f"{k} {hit[kinds == k].mean():.2f}" for k in dict.fromkeys(d.kinds)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--copies", action="store_true", help="only the near-duplicate twins (two edits of each portrait and "
+                                                          "drawing among all of them)")
     args = ap.parse_args()
     t0 = time.time()
+    if args.copies:
+        copies(args.device)
+        print(f"\ntotal {time.time() - t0:.0f}s")
+        return
     labelled, *_ = sets.build(SETS)
     print(", ".join(f"{name} {len(labelled[name])}" for name in SETS), flush=True)
     report(figures(labelled, args.device))
