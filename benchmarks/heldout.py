@@ -21,7 +21,7 @@ the portraits and the drawings together (659 pictures, about the held-out set's 
 and its copy vector: top-1 per set and per edit.
 
 Needs what quality.py needs for the clip art and the portraits (clipart.py, portraits.py).
-Usage: python benchmarks/heldout.py [--device cpu|cuda] [--copies]   (about 14 minutes on 2 cores; --copies 8)
+Usage: python benchmarks/heldout.py [--device cpu|cuda] [--copies]   (about 14 minutes on 2 cores; --copies 6)
 """
 
 from __future__ import annotations
