@@ -561,9 +561,7 @@ def coherence_histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
     for here, there in ((steps[:, :-1], steps[:, 1:]), (steps[:-1], steps[1:])):
         total += np.bincount(here.ravel(), minlength=bins)
         same += np.bincount(here[here == there], minlength=bins)
-    coherence = same / np.maximum(total, 1.0)
-    norm = np.linalg.norm(coherence)
-    return (coherence / norm if norm > 0 else coherence).astype(np.float32)
+    return unit_norm(same / np.maximum(total, 1.0))
 
 
 def _riu2_bins() -> np.ndarray:
@@ -595,20 +593,27 @@ def pattern_histogram(rgb: np.ndarray, radii: int, threshold: int) -> np.ndarray
     square-rooted (Hellinger), unit L2 norm together (float32). How a picture is drawn at the scale of a stroke, and
     blind to colour and to a tint or a fade that keeps the differences: a greyscale copy has its original's."""
     y = _luma(rgb).astype(np.int16)
+    return unit_norm(np.concatenate([pattern_ring(y, r, threshold) for r in range(1, radii + 1)]))
+
+
+def pattern_ring(y: np.ndarray, radius: int, threshold: int) -> np.ndarray:
+    """One ring of ``pattern_histogram``: its ``PATTERN_BINS_PER_RING`` shares, square-rooted, of an int16 luma ``y``
+    (the luma turned over, 255 − y, counts the neighbours *darker* by the threshold instead)."""
+    r = radius
     height, width = y.shape
-    rings = []
-    for r in range(1, radii + 1):
-        raised = y[r:height - r, r:width - r] + np.int16(threshold)   # each centre pixel, plus the threshold
-        code = np.zeros(raised.shape, np.uint8)
-        lighter = np.empty(raised.shape, bool)
-        for bit, (dy, dx) in enumerate(_ring(r)):
-            np.greater(y[r + dy:height - r + dy, r + dx:width - r + dx], raised, out=lighter)
-            code |= lighter.view(np.uint8) << np.uint8(bit)
-        # the 256 patterns counted, then gathered into their bins (cheaper than mapping every pixel's pattern)
-        counts = np.bincount(_PATTERN_BIN, weights=np.bincount(code.ravel(), minlength=256),
-                             minlength=PATTERN_BINS_PER_RING)
-        rings.append(np.sqrt(counts / max(counts.sum(), 1.0)))
-    v = np.concatenate(rings)
+    raised = y[r:height - r, r:width - r] + np.int16(threshold)   # each centre pixel, plus the threshold
+    code = np.zeros(raised.shape, np.uint8)
+    lighter = np.empty(raised.shape, bool)
+    for bit, (dy, dx) in enumerate(_ring(r)):
+        np.greater(y[r + dy:height - r + dy, r + dx:width - r + dx], raised, out=lighter)
+        code |= lighter.view(np.uint8) << np.uint8(bit)
+    # the 256 patterns counted, then gathered into their bins (cheaper than mapping every pixel's pattern)
+    counts = np.bincount(_PATTERN_BIN, weights=np.bincount(code.ravel(), minlength=256), minlength=PATTERN_BINS_PER_RING)
+    return np.sqrt(counts / max(counts.sum(), 1.0))
+
+
+def unit_norm(v: np.ndarray) -> np.ndarray:
+    """``v`` scaled to unit L2 norm (left as it is if all zeros), float32."""
     norm = np.linalg.norm(v)
     return (v / norm if norm > 0 else v).astype(np.float32)
 

@@ -1308,11 +1308,13 @@ def row(bench: Bench, name, variant, r, dims, width: int = 58):
 
 def paired(bench: Bench, name, variant, r, base) -> str:
     """A row of paired differences (mAP@R; near-duplicates: top-1) of result ``r`` to ``base``, * beyond the noise."""
-    parts = []
-    for key in bench.names + bench.tasks:
-        diff, half = bench.paired(r, base, key)
-        parts.append(f"{key} {diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}")
-    return f"{name[:44]:44s} {variant:8s} " + "  ".join(parts)
+    return f"{name[:44]:44s} {variant:8s} " + "  ".join(
+        f"{key} {difference(*bench.paired(r, base, key))}" for key in bench.names + bench.tasks)
+
+
+def difference(diff: float, half: float) -> str:
+    """A paired difference and its 95 % half-width, * beyond the noise."""
+    return f"{diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}"
 
 
 def sharp_kernel(x: np.ndarray, fingerprint: np.ndarray, sx: float, s0: float, weight: float, features: int = 0):

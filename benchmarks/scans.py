@@ -67,9 +67,9 @@ import reference  # noqa: E402
 import sets  # noqa: E402
 from fit_whitening import ALPHA, RANK, SCAN_SEED, SHRINKAGE, reference_scan  # noqa: E402
 from artvec import metrics, whitening  # noqa: E402
-from artvec.embedding import (_PATTERN_BIN, DEFAULT_CONFIG as DEFAULT, PATTERN_BINS_PER_RING, Embedder,  # noqa: E402
-                              _luma, _ring, coherence_histogram, colour_histogram, colour_shares_power, edge_histogram,
-                              luminance, pattern_histogram, signed_power, tone_histogram)
+from artvec.embedding import (DEFAULT_CONFIG as DEFAULT, Embedder, _luma, coherence_histogram,  # noqa: E402
+                              colour_histogram, colour_shares_power, edge_histogram, luminance, pattern_histogram,
+                              pattern_ring, signed_power, tone_histogram, unit_norm)
 from artvec.images import load_image  # noqa: E402
 from cards import bench_cache  # noqa: E402
 
@@ -222,28 +222,35 @@ class Lab:
         return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
 
     def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0, alpha: float = ALPHA,
-                shrinkage: float = SHRINKAGE, within: float = 0.0, weights=HISTOGRAM_WEIGHTS) -> np.ndarray:
+                shrinkage: float = SHRINKAGE, within: float = 0.0, weights=HISTOGRAM_WEIGHTS,
+                colour_weight: float = DEFAULT.colour_weight, style_power: float = DEFAULT.style_power,
+                colour_power: float = DEFAULT.colour_power, also=None):
         """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
         ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more reference pictures' layers and
         histograms, in the reference set's order, to fit on), raised to the default's powers. With ``pairs`` the basis
         is instead the reference drawings' mean and covariance plus ``pairs`` × the covariance of what their scans
         moved (within each pair); with ``within``, that share of the covariance is taken about each reference
         drawing's own mean (the drawing and its scans among the rows). ``weights``: the tone, edge, coherence and
-        pattern histograms'."""
+        pattern histograms'. ``also``: other pictures' (layers, histograms), which take no part in the fit, whitened by
+        the same bases: then (the bench's vectors, theirs)."""
         own, more = raw_parts(self.layers, h, weights), raw_parts(*extra, weights) if extra else None
+        others = raw_parts(*also, weights) if also else None
         groups = None
         if within:  # each fitting row's reference drawing: the set's rows come after the n benchmark pictures
             drawing = (np.asarray(fit_rows) - self.n) % self.n_ref
             groups = drawing if more is None else np.r_[drawing, np.arange(self.n_ref)]
-        parts = []
-        for part, power in (("style", DEFAULT.style_power), ("colour", DEFAULT.colour_power)):
+        parts, other_parts = [], []
+        for part, power, weight in (("style", style_power, DEFAULT.style_weight), ("colour", colour_power, colour_weight)):
             if pairs:
                 basis = counting_moves(own[part][self.reference], own[part][self.reference_scans], pairs)
             else:
                 fit_on = own[part][fit_rows] if more is None else np.r_[own[part][fit_rows], more[part]]
                 basis = whitening.fit(fit_on, alpha, shrinkage, RANK, groups, within)
-            parts.append(signed_power(basis.apply(own[part][:self.n]), power))
-        return np.concatenate([parts[0] * np.float32(DEFAULT.style_weight), parts[1] * np.float32(DEFAULT.colour_weight)], 1)
+            parts.append(signed_power(basis.apply(own[part][:self.n]), power) * np.float32(weight))
+            if others is not None:
+                other_parts.append(signed_power(basis.apply(others[part]), power) * np.float32(weight))
+        x = np.concatenate(parts, 1)
+        return x if others is None else (x, np.concatenate(other_parts, 1))
 
 
 def counting_moves(drawings: np.ndarray, scans: np.ndarray, weight: float) -> whitening.PartWhitening:
@@ -326,27 +333,14 @@ def pattern_rows(data: Lab, plain: dict, with_scans: np.ndarray) -> None:
 
 
 def pattern_rings(y: np.ndarray, radii: tuple[int, ...], threshold: int, darker: bool = False) -> list[np.ndarray]:
-    """``pattern_histogram``'s rings (Hellinger shares, not yet normalised together) of a luma ``y`` at the given radii;
-    ``darker``: the neighbours darker than the centre by more than ``threshold`` (a ternary pattern's lower code)."""
+    """``pattern_histogram``'s rings (not yet normalised together) of a luma ``y`` at the given radii; ``darker``: the
+    neighbours darker than the centre by more than ``threshold`` (a ternary pattern's lower code)."""
     y = y.astype(np.int16)
-    height, width = y.shape
-    rings = []
-    for r in radii:
-        centre = y[r:height - r, r:width - r]
-        code = np.zeros(centre.shape, np.uint8)
-        for bit, (dy, dx) in enumerate(_ring(r)):
-            neighbour = y[r + dy:height - r + dy, r + dx:width - r + dx]
-            hit = neighbour < centre - threshold if darker else neighbour > centre + threshold
-            code |= hit.view(np.uint8) << np.uint8(bit)
-        counts = np.bincount(_PATTERN_BIN, weights=np.bincount(code.ravel(), minlength=256), minlength=PATTERN_BINS_PER_RING)
-        rings.append(np.sqrt(counts / max(counts.sum(), 1.0)))
-    return rings
+    return [pattern_ring(255 - y if darker else y, r, threshold) for r in radii]
 
 
 def unit(blocks: list[np.ndarray]) -> np.ndarray:
-    v = np.concatenate(blocks)
-    norm = np.linalg.norm(v)
-    return (v / norm if norm > 0 else v).astype(np.float32)
+    return unit_norm(np.concatenate(blocks))
 
 
 def half_scale(y: np.ndarray) -> np.ndarray:
@@ -376,8 +370,6 @@ def pattern_variant_rows(data: Lab, plain: dict, with_scans: np.ndarray) -> None
     print(lab.header(bench, 44))
     print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44))
     lumas = [_luma(a) for a in data.arrays]
-    # these rings are the shipped ones where they overlap
-    assert np.allclose(unit(pattern_rings(lumas[0], (1, 2, 3), 5)), pattern_histogram(lumas[0], 3, 5), atol=1e-6)
     for name, variant in PATTERN_VARIANTS.items():
         h = {**plain, "pattern": np.stack([variant(y) for y in lumas])}
         for weight in (1.0, 1.4):
@@ -403,20 +395,6 @@ class Painted:
                 for name, rows in (("portraits", slice(0, self.n)), ("portrait-scans", slice(self.n, 2 * self.n)))}
 
 
-def whitened_both(data: Lab, plain: dict, painted: Painted, fit_rows: np.ndarray, weights=HISTOGRAM_WEIGHTS,
-                  colour_weight: float = DEFAULT.colour_weight, style_power: float = DEFAULT.style_power,
-                  colour_power: float = DEFAULT.colour_power) -> tuple[np.ndarray, np.ndarray]:
-    """The default's recipe with these settings for the bench and for the paintings, each part whitened by one basis
-    fitted on ``fit_rows`` of the lab (the paintings take no part in it)."""
-    own, theirs = raw_parts(data.layers, plain, weights), raw_parts(painted.layers, painted.h, weights)
-    bench_parts, painted_parts = [], []
-    for part, power, weight in (("style", style_power, DEFAULT.style_weight), ("colour", colour_power, colour_weight)):
-        basis = whitening.fit(own[part][fit_rows], ALPHA, SHRINKAGE, RANK)
-        bench_parts.append(weight * signed_power(basis.apply(own[part][:data.n]), power))
-        painted_parts.append(weight * signed_power(basis.apply(theirs[part]), power))
-    return np.concatenate(bench_parts, 1).astype(np.float32), np.concatenate(painted_parts, 1).astype(np.float32)
-
-
 #: --paintings: the default's settings moved one at a time (weights: tone, edge, coherence, patterns)
 TONE, EDGE, COHERENCE, PATTERNS = HISTOGRAM_WEIGHTS
 PAINTING_ROWS = {
@@ -436,21 +414,17 @@ def painting_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -
     reference drawings and their scans, as the shipped one)."""
     painted = Painted(device)
     bench = data.bench
-    x, y = whitened_both(data, plain, painted, with_scans)
+    x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h))
     default, default_painted = bench.score(x), painted.score(y)
     print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
     print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44) + "  " + "  ".join(
         f"{name} {r.ap_at_r.mean():.3f}" for name, r in default_painted.items()))
     for name, how in PAINTING_ROWS.items():
-        x, y = whitened_both(data, plain, painted, with_scans, **how)
+        x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h), **how)
         r = painted.score(y)
-        paintings = "  ".join(f"{key} {lab_lead(r[key].ap_at_r, default_painted[key].ap_at_r, painted.groups[r[key].index])}" for key in r)
+        paintings = "  ".join(f"{key} " + lab.difference(*metrics.paired_difference(
+            r[key].ap_at_r, default_painted[key].ap_at_r, painted.groups[r[key].index])) for key in r)
         print(f"{lab.paired(bench, name, '', bench.score(x), default)}  {paintings}", flush=True)
-
-
-def lab_lead(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> str:
-    diff, half = metrics.paired_difference(a, b, groups)
-    return f"{diff:+.3f}±{half:.3f}{'*' if abs(diff) > half else ' '}"
 
 
 def main() -> None:
