@@ -33,6 +33,11 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
 - with --paintings (instead of the rest), the default's settings moved one at a time (the colour's weight, each
   histogram's, the powers), each scored on the seven sets and on the painted portraits and their scans
   (portraits.py), paired to the default, every basis fitted on the reference drawings and their scans;
+- with --painting-features (instead of the rest), the style part changed where the settings cannot, scored on the seven
+  sets and the paintings, paired to the default (every basis refitted on the reference drawings and their scans): the
+  model's layers read again at 128² and averaged with the default's (or in their place), the model given RGB (or its
+  layers averaged with the luminance's), the four layers weighted otherwise, and a content piece (relu5_4 average-pooled,
+  the Embedder's ``content_weight``) in the style part, these last also against that content CNN alone;
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -43,7 +48,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 
 Needs what quality.py needs, with the clip art (clipart.py).
 Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
-       [--pattern-variants] [--paintings]
+       [--pattern-variants] [--paintings] [--painting-features]
 """
 
 from __future__ import annotations
@@ -86,17 +91,19 @@ STEP_SUBSETS = {"tint": ("tint",), "tint+light": ("tint", "light"), "tint+light+
                 "degrade": ("grain", "skew", "blur", "jpeg")}
 
 
-def model_layers(load: Callable[[], list], keys: list[str], device: str) -> np.ndarray:
+def model_layers(load: Callable[[], list], keys: list[str], device: str, config=None) -> np.ndarray:
     """The default's layers block (unit norm, before the histograms join it) of every picture, by the Embedder
-    unwhitened; cached by the pictures' keys, so ``load`` (the pictures) is called only when they are not cached."""
+    unwhitened (or by ``config``, a change of its input: then the keys say so); cached by the pictures' keys, so
+    ``load`` (the pictures) is called only when they are not cached."""
+    config = config or LAYERS_CONFIG
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-    path = bench_cache("scans-lab") / f"layers-{LAYERS_CONFIG.parts_id}-{digest}.npy"
+    path = bench_cache("scans-lab") / f"layers-{config.parts_id}-{digest}.npy"
     if path.exists():
         return np.load(path)
     pictures = load()
     layers = []
     t = time.time()
-    with Embedder(LAYERS_CONFIG, device=device) as embedder:
+    with Embedder(config, device=device) as embedder:
         for start in range(0, len(pictures), 64):
             vectors = embedder.embed_images(pictures[start:start + 64])
             layers += [v.style[:LAYERS_DIM] * np.float32(LAYERS_NORM) for v in vectors]
@@ -105,6 +112,31 @@ def model_layers(load: Callable[[], list], keys: list[str], device: str) -> np.n
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, layers)
     return layers
+
+
+#: --painting-features: the content piece read on the default's input, every channel (the Embedder's ``content_weight``
+#: and ``content_dims`` 512: relu5_4 average-pooled, square-rooted, L2)
+CONTENT_CONFIG = dataclasses.replace(LAYERS_CONFIG, copy_vector="", content_weight=1.0, content_dims=512)
+#: --painting-features: the model's input changed, its layers block read again (cached apart by the key prefix)
+INPUT_VARIANTS = {"s128": dict(image_size=128), "rgb": dict(style_input="rgb")}
+
+
+def content_features(load: Callable[[], list], keys: list[str], device: str) -> np.ndarray:
+    """Every picture's content piece (N × 512, unit norm), cached by the pictures' keys as ``model_layers``."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    path = bench_cache("scans-lab") / f"content-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    pictures, content, t = load(), [], time.time()
+    dims = CONTENT_CONFIG.content_dims
+    with Embedder(CONTENT_CONFIG, device=device) as embedder:
+        for start in range(0, len(pictures), 64):
+            vectors = embedder.embed_images(pictures[start:start + 64])
+            content += [unit_norm(v.style[-dims:]) for v in vectors]
+            print(f"  content: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
+    content = np.stack(content).astype(np.float32)
+    np.save(path, content)
+    return content
 
 
 def percentile(channel: np.ndarray, q: float) -> int:
@@ -207,6 +239,14 @@ class Lab:
 
         return model_layers(fixed, [f"{name}:{key}" for key in self.keys()], device)
 
+    def layers_with_input(self, name: str, device: str) -> np.ndarray:
+        """The layers of every picture with the model's input changed by ``INPUT_VARIANTS[name]``."""
+        config = dataclasses.replace(LAYERS_CONFIG, **INPUT_VARIANTS[name])
+        return model_layers(self.pictures, [f"{name}:{key}" for key in self.keys()], device, config)
+
+    def content(self, device: str) -> np.ndarray:
+        return content_features(self.pictures, self.keys(), device)
+
     def reference_scans_with(self, name: str, device: str) -> tuple[np.ndarray, dict]:
         """The layers and histograms of the reference drawings scanned with ``STEP_SUBSETS[name]`` only."""
         return self.reference_edited(name, lambda img, i: reference_scan(img, i, STEP_SUBSETS[name]), device)
@@ -224,7 +264,7 @@ class Lab:
     def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0, alpha: float = ALPHA,
                 shrinkage: float = SHRINKAGE, within: float = 0.0, weights=HISTOGRAM_WEIGHTS,
                 colour_weight: float = DEFAULT.colour_weight, style_power: float = DEFAULT.style_power,
-                colour_power: float = DEFAULT.colour_power, also=None):
+                colour_power: float = DEFAULT.colour_power, also=None, content_weight: float = 0.0):
         """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
         ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more reference pictures' layers and
         histograms, in the reference set's order, to fit on), raised to the default's powers. With ``pairs`` the basis
@@ -232,9 +272,10 @@ class Lab:
         moved (within each pair); with ``within``, that share of the covariance is taken about each reference
         drawing's own mean (the drawing and its scans among the rows). ``weights``: the tone, edge, coherence and
         pattern histograms'. ``also``: other pictures' (layers, histograms), which take no part in the fit, whitened by
-        the same bases: then (the bench's vectors, theirs)."""
-        own, more = raw_parts(self.layers, h, weights), raw_parts(*extra, weights) if extra else None
-        others = raw_parts(*also, weights) if also else None
+        the same bases: then (the bench's vectors, theirs). ``content_weight``: the content piece's (``h["content"]``)."""
+        own = raw_parts(self.layers, h, weights, content_weight)
+        more = raw_parts(*extra, weights, content_weight) if extra else None
+        others = raw_parts(*also, weights, content_weight) if also else None
         groups = None
         if within:  # each fitting row's reference drawing: the set's rows come after the n benchmark pictures
             drawing = (np.asarray(fit_rows) - self.n) % self.n_ref
@@ -261,11 +302,13 @@ def counting_moves(drawings: np.ndarray, scans: np.ndarray, weight: float) -> wh
     return whitening.from_covariance(drawings.mean(0), covariance, ALPHA, SHRINKAGE, RANK)
 
 
-def raw_parts(layers: np.ndarray, h: dict, weights=HISTOGRAM_WEIGHTS) -> dict:
-    """The style part (layers and the histograms at ``weights``; a histogram at 0 is left out) and the colour part,
-    before the whitening."""
+def raw_parts(layers: np.ndarray, h: dict, weights=HISTOGRAM_WEIGHTS, content_weight: float = 0.0) -> dict:
+    """The style part (layers and the histograms at ``weights``; a histogram at 0 is left out; with ``content_weight``,
+    the content piece ``h["content"]`` closing it, as the Embedder's ``content_weight``) and the colour part, before the
+    whitening."""
     blocks = [layers] + [w * h[name] for name, w in zip(("tone", "edge", "coherence", "pattern"), weights) if w]
-    style = np.concatenate(blocks, 1) / np.sqrt(1 + sum(w * w for w in weights))
+    blocks += [content_weight * h["content"]] if content_weight else []
+    style = np.concatenate(blocks, 1) / np.sqrt(1 + sum(w * w for w in weights) + content_weight ** 2)
     return {"style": style, "colour": colour_shares_power(h["colour"], DEFAULT.colour_exponent)}
 
 
@@ -383,9 +426,10 @@ class Painted:
     def __init__(self, device: str):
         painted = sets.portrait_items()
         items = painted + sets.scanned_items(painted)
-        pictures = [it.load() for it in items]
-        self.layers = model_layers(lambda: pictures, [it.key for it in items], device)
-        self.h = histograms([lab.prepare(p, "area256g") for p in pictures])
+        self.pictures = [it.load() for it in items]
+        self.keys = [it.key for it in items]
+        self.layers = model_layers(lambda: self.pictures, self.keys, device)
+        self.h = histograms([lab.prepare(p, "area256g") for p in self.pictures])
         self.labels = np.array([it.label for it in painted])
         self.groups = np.array([it.group for it in painted])
         self.n = len(painted)
@@ -393,6 +437,18 @@ class Painted:
     def score(self, x: np.ndarray) -> dict:
         return {name: metrics.retrieval(x[rows], self.labels, k=10)
                 for name, rows in (("portraits", slice(0, self.n)), ("portrait-scans", slice(self.n, 2 * self.n)))}
+
+    def paired(self, r: dict, base: dict) -> str:
+        """mAP@R of ``r`` minus ``base`` on the portraits and their scans, the peoples resampled."""
+        return "  ".join(f"{key} " + lab.difference(*metrics.paired_difference(
+            r[key].ap_at_r, base[key].ap_at_r, self.groups[r[key].index])) for key in r)
+
+    def layers_with_input(self, name: str, device: str) -> np.ndarray:
+        config = dataclasses.replace(LAYERS_CONFIG, **INPUT_VARIANTS[name])
+        return model_layers(lambda: self.pictures, [f"{name}:{key}" for key in self.keys], device, config)
+
+    def content(self, device: str) -> np.ndarray:
+        return content_features(lambda: self.pictures, self.keys, device)
 
 
 #: --paintings: the default's settings moved one at a time (weights: tone, edge, coherence, patterns)
@@ -421,10 +477,61 @@ def painting_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -
         f"{name} {r.ap_at_r.mean():.3f}" for name, r in default_painted.items()))
     for name, how in PAINTING_ROWS.items():
         x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h), **how)
-        r = painted.score(y)
-        paintings = "  ".join(f"{key} " + lab.difference(*metrics.paired_difference(
-            r[key].ap_at_r, default_painted[key].ap_at_r, painted.groups[r[key].index])) for key in r)
-        print(f"{lab.paired(bench, name, '', bench.score(x), default)}  {paintings}", flush=True)
+        print(f"{lab.paired(bench, name, '', bench.score(x), default)}  {painted.paired(painted.score(y), default_painted)}",
+              flush=True)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def layer_weighted(layers: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """The layers block with each layer's vector scaled by its weight, unit norm again."""
+    widths = np.cumsum([0] + [DEFAULT.layer_dim(layer) for layer in DEFAULT.layers])
+    return unit_rows(np.concatenate([w * layers[:, a:b] for w, a, b in zip(weights, widths, widths[1:])], 1))
+
+
+def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
+    """The style part changed where the settings cannot (the model's input, the layers' weights, a content piece), on
+    the seven sets and the paintings, paired to the default (every basis refitted on the reference drawings and their
+    scans); the content rows also against the content CNN read on the same input."""
+    painted = Painted(device)
+    bench = data.bench
+    layers, painted_layers = data.layers, painted.layers
+    small = data.layers_with_input("s128", device), painted.layers_with_input("s128", device)
+    rgb = data.layers_with_input("rgb", device), painted.layers_with_input("rgb", device)
+    content, painted_content = data.content(device), painted.content(device)
+    plain, painted_h = {**plain, "content": content}, {**painted.h, "content": painted_content}
+
+    def score(bench_layers, paintings_layers, **how) -> tuple[dict, dict]:
+        data.layers = bench_layers
+        x, y = data.vectors(plain, with_scans, also=(paintings_layers, painted_h), **how)
+        return bench.score(x), painted.score(y)
+
+    default, default_painted = score(layers, painted_layers)
+    cnn, cnn_painted = bench.score(content[:data.n]), painted.score(painted_content)
+    print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
+    for name, r, rp in (("the default, refitted here", default, default_painted),
+                        ("content CNN (relu5_4 pooled, the default's input)", cnn, cnn_painted)):
+        print(lab.row(bench, name, "area256g", r, 0, 44) + "  " + "  ".join(
+            f"{key} {q.ap_at_r.mean():.3f}" for key, q in rp.items()))
+    print(f"{lab.paired(bench, 'the default − that content CNN', '', default, cnn)}  {painted.paired(default_painted, cnn_painted)}")
+    rows = {
+        **{f"+ the layers at 128² × {w}": ((unit_rows(layers + w * small[0]), unit_rows(painted_layers + w * small[1])), {})
+           for w in (0.5, 1.0)},
+        "the layers at 128² instead": (small, {}),
+        "the model sees RGB": (rgb, {}),
+        "+ the layers of RGB × 1.0": ((unit_rows(layers + rgb[0]), unit_rows(painted_layers + rgb[1])), {}),
+        **{f"layer weights {w}": ((layer_weighted(layers, w), layer_weighted(painted_layers, w)), {})
+           for w in ((0.7, 1, 1, 1), (1.4, 1, 1, 1), (1, 1, 1, 1.4), (1, 1, 1.4, 1.4), (0.7, 0.85, 1, 1.4))},
+        **{f"content piece × {w}": ((layers, painted_layers), dict(content_weight=w)) for w in (0.15, 0.2, 0.3, 0.4)},
+    }
+    for name, ((bench_layers, paintings_layers), how) in rows.items():
+        r, rp = score(bench_layers, paintings_layers, **how)
+        print(f"{lab.paired(bench, name, '', r, default)}  {painted.paired(rp, default_painted)}", flush=True)
+        if how:
+            print(f"{lab.paired(bench, '  … minus the content CNN', '', r, cnn)}  {painted.paired(rp, cnn_painted)}", flush=True)
+    data.layers = layers
 
 
 def main() -> None:
@@ -444,6 +551,10 @@ def main() -> None:
     ap.add_argument("--paintings", action="store_true",
                     help="only the default's settings moved one at a time, scored on the seven sets and on the painted "
                          "portraits and their scans (portraits.py; about 4 minutes, the paintings' layers cached)")
+    ap.add_argument("--painting-features", action="store_true",
+                    help="only the style part changed where the settings cannot: the layers at 128² beside the default's, "
+                         "the model given RGB, the layers weighted, a content piece; on the seven sets and the paintings "
+                         "(3 more model passes over every picture, 50 minutes on 2 cores the first time)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
@@ -452,6 +563,10 @@ def main() -> None:
     data = Lab(args.device)
     bench = data.bench
     plain = histograms(data.arrays)
+    if args.painting_features:
+        painting_feature_rows(data, plain, np.r_[data.reference, data.reference_scans], args.device)
+        print(f"total {time.time() - t0:.0f}s")
+        return
     if args.paintings:
         painting_rows(data, plain, np.r_[data.reference, data.reference_scans], args.device)
         print(f"total {time.time() - t0:.0f}s")
