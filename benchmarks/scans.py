@@ -37,7 +37,8 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   sets and the paintings, paired to the default (every basis refitted on the reference drawings and their scans): the
   model's layers read again at 128² and averaged with the default's (or in their place), the model given RGB (or its
   layers averaged with the luminance's), the four layers weighted otherwise, and a content piece (relu5_4 average-pooled,
-  the Embedder's ``content_weight``) in the style part, these last also against that content CNN alone;
+  the Embedder's ``content_weight``) in the style part, these also against that content CNN alone, or as a third part
+  of the combined vector, whitened on its own;
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -532,6 +533,14 @@ def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device
         if how:
             print(f"{lab.paired(bench, '  … minus the content CNN', '', r, cnn)}  {painted.paired(rp, cnn_painted)}", flush=True)
     data.layers = layers
+    # the content piece as a part of its own beside the style and colour parts, whitened on its own
+    x, y = data.vectors(plain, with_scans, also=(painted_layers, painted_h))
+    basis = whitening.fit(content[with_scans], ALPHA, SHRINKAGE, RANK)
+    part, painted_part = (signed_power(basis.apply(c), DEFAULT.style_power) for c in (content[:data.n], painted_content))
+    for w in (0.15, 0.25, 0.35):
+        r, rp = bench.score(np.c_[x, w * part]), painted.score(np.c_[y, w * painted_part])
+        print(f"{lab.paired(bench, f'content as a part of its own × {w}', '', r, default)}  {painted.paired(rp, default_painted)}",
+              flush=True)
 
 
 def main() -> None:
@@ -553,7 +562,8 @@ def main() -> None:
                          "portraits and their scans (portraits.py; about 4 minutes, the paintings' layers cached)")
     ap.add_argument("--painting-features", action="store_true",
                     help="only the style part changed where the settings cannot: the layers at 128² beside the default's, "
-                         "the model given RGB, the layers weighted, a content piece; on the seven sets and the paintings "
+                         "the model given RGB, the layers weighted, a content piece (in the style part or a part of its "
+                         "own); on the seven sets and the paintings "
                          "(3 more model passes over every picture, 50 minutes on 2 cores the first time)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
