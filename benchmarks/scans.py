@@ -509,7 +509,8 @@ def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device
         x, y = data.vectors(plain, with_scans, also=(paintings_layers, painted_h), **how)
         return bench.score(x), painted.score(y)
 
-    default, default_painted = score(layers, painted_layers)
+    x, y = data.vectors(plain, with_scans, also=(painted_layers, painted_h))
+    default, default_painted = bench.score(x), painted.score(y)
     cnn, cnn_painted = bench.score(content[:data.n]), painted.score(painted_content)
     print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
     for name, r, rp in (("the default, refitted here", default, default_painted),
@@ -533,8 +534,7 @@ def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device
         if how:
             print(f"{lab.paired(bench, '  … minus the content CNN', '', r, cnn)}  {painted.paired(rp, cnn_painted)}", flush=True)
     data.layers = layers
-    # the content piece as a part of its own beside the style and colour parts, whitened on its own
-    x, y = data.vectors(plain, with_scans, also=(painted_layers, painted_h))
+    # the content piece as a part of its own beside the default's style and colour parts, whitened on its own
     basis = whitening.fit(content[with_scans], ALPHA, SHRINKAGE, RANK)
     part, painted_part = (signed_power(basis.apply(c), DEFAULT.style_power) for c in (content[:data.n], painted_content))
     for w in (0.15, 0.25, 0.35):
