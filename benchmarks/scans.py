@@ -97,22 +97,28 @@ def model_layers(load: Callable[[], list], keys: list[str], device: str, config=
     unwhitened (or by ``config``, a change of its input: then the keys say so); cached by the pictures' keys, so
     ``load`` (the pictures) is called only when they are not cached."""
     config = config or LAYERS_CONFIG
+    return embedded_rows(f"layers-{config.parts_id}", "model", load, keys, device, config,
+                         lambda v: v.style[:LAYERS_DIM] * np.float32(LAYERS_NORM))
+
+
+def embedded_rows(cache_name: str, what: str, load: Callable[[], list], keys: list[str], device: str, config,
+                  row: Callable) -> np.ndarray:
+    """``row`` of each picture's vectors by an Embedder of ``config``, stacked; cached as ``cache_name`` and a digest of
+    the pictures' keys, so ``load`` (the pictures) is called only when they are not cached."""
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-    path = bench_cache("scans-lab") / f"layers-{config.parts_id}-{digest}.npy"
+    path = bench_cache("scans-lab") / f"{cache_name}-{digest}.npy"
     if path.exists():
         return np.load(path)
-    pictures = load()
-    layers = []
-    t = time.time()
+    pictures, rows, t = load(), [], time.time()
     with Embedder(config, device=device) as embedder:
         for start in range(0, len(pictures), 64):
             vectors = embedder.embed_images(pictures[start:start + 64])
-            layers += [v.style[:LAYERS_DIM] * np.float32(LAYERS_NORM) for v in vectors]
-            print(f"  model: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
-    layers = np.stack(layers)
+            rows += [row(v) for v in vectors]
+            print(f"  {what}: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
+    rows = np.stack(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, layers)
-    return layers
+    np.save(path, rows)
+    return rows
 
 
 #: --painting-features: the content piece read on the default's input, every channel (the Embedder's ``content_weight``
@@ -124,20 +130,14 @@ INPUT_VARIANTS = {"s128": dict(image_size=128), "rgb": dict(style_input="rgb")}
 
 def content_features(load: Callable[[], list], keys: list[str], device: str) -> np.ndarray:
     """Every picture's content piece (N × 512, unit norm), cached by the pictures' keys as ``model_layers``."""
-    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-    path = bench_cache("scans-lab") / f"content-{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    pictures, content, t = load(), [], time.time()
     dims = CONTENT_CONFIG.content_dims
-    with Embedder(CONTENT_CONFIG, device=device) as embedder:
-        for start in range(0, len(pictures), 64):
-            vectors = embedder.embed_images(pictures[start:start + 64])
-            content += [unit_norm(v.style[-dims:]) for v in vectors]
-            print(f"  content: {start + len(vectors)}/{len(pictures)} ({time.time() - t:.0f}s)", flush=True)
-    content = np.stack(content).astype(np.float32)
-    np.save(path, content)
-    return content
+    return embedded_rows("content", "content", load, keys, device, CONTENT_CONFIG, lambda v: unit_norm(v.style[-dims:]))
+
+
+def layers_with_input(name: str, load: Callable[[], list], keys: list[str], device: str) -> np.ndarray:
+    """The layers of the pictures with the model's input changed by ``INPUT_VARIANTS[name]``."""
+    config = dataclasses.replace(LAYERS_CONFIG, **INPUT_VARIANTS[name])
+    return model_layers(load, [f"{name}:{key}" for key in keys], device, config)
 
 
 def percentile(channel: np.ndarray, q: float) -> int:
@@ -241,9 +241,7 @@ class Lab:
         return model_layers(fixed, [f"{name}:{key}" for key in self.keys()], device)
 
     def layers_with_input(self, name: str, device: str) -> np.ndarray:
-        """The layers of every picture with the model's input changed by ``INPUT_VARIANTS[name]``."""
-        config = dataclasses.replace(LAYERS_CONFIG, **INPUT_VARIANTS[name])
-        return model_layers(self.pictures, [f"{name}:{key}" for key in self.keys()], device, config)
+        return layers_with_input(name, self.pictures, self.keys(), device)
 
     def content(self, device: str) -> np.ndarray:
         return content_features(self.pictures, self.keys(), device)
@@ -439,14 +437,18 @@ class Painted:
         return {name: metrics.retrieval(x[rows], self.labels, k=10)
                 for name, rows in (("portraits", slice(0, self.n)), ("portrait-scans", slice(self.n, 2 * self.n)))}
 
+    @staticmethod
+    def figures(r: dict) -> str:
+        """mAP@R on the portraits and their scans."""
+        return "  ".join(f"{key} {q.ap_at_r.mean():.3f}" for key, q in r.items())
+
     def paired(self, r: dict, base: dict) -> str:
         """mAP@R of ``r`` minus ``base`` on the portraits and their scans, the peoples resampled."""
         return "  ".join(f"{key} " + lab.difference(*metrics.paired_difference(
             r[key].ap_at_r, base[key].ap_at_r, self.groups[r[key].index])) for key in r)
 
     def layers_with_input(self, name: str, device: str) -> np.ndarray:
-        config = dataclasses.replace(LAYERS_CONFIG, **INPUT_VARIANTS[name])
-        return model_layers(lambda: self.pictures, [f"{name}:{key}" for key in self.keys], device, config)
+        return layers_with_input(name, lambda: self.pictures, self.keys, device)
 
     def content(self, device: str) -> np.ndarray:
         return content_features(lambda: self.pictures, self.keys, device)
@@ -474,22 +476,18 @@ def painting_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -
     x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h))
     default, default_painted = bench.score(x), painted.score(y)
     print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
-    print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44) + "  " + "  ".join(
-        f"{name} {r.ap_at_r.mean():.3f}" for name, r in default_painted.items()))
+    print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44) + "  "
+          + painted.figures(default_painted))
     for name, how in PAINTING_ROWS.items():
         x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h), **how)
         print(f"{lab.paired(bench, name, '', bench.score(x), default)}  {painted.paired(painted.score(y), default_painted)}",
               flush=True)
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def layer_weighted(layers: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
     """The layers block with each layer's vector scaled by its weight, unit norm again."""
     widths = np.cumsum([0] + [DEFAULT.layer_dim(layer) for layer in DEFAULT.layers])
-    return unit_rows(np.concatenate([w * layers[:, a:b] for w, a, b in zip(weights, widths, widths[1:])], 1))
+    return lab.l2n(np.concatenate([w * layers[:, a:b] for w, a, b in zip(weights, widths, widths[1:])], 1))
 
 
 def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
@@ -515,15 +513,14 @@ def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device
     print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
     for name, r, rp in (("the default, refitted here", default, default_painted),
                         ("content CNN (relu5_4 pooled, the default's input)", cnn, cnn_painted)):
-        print(lab.row(bench, name, "area256g", r, 0, 44) + "  " + "  ".join(
-            f"{key} {q.ap_at_r.mean():.3f}" for key, q in rp.items()))
+        print(lab.row(bench, name, "area256g", r, 0, 44) + "  " + painted.figures(rp))
     print(f"{lab.paired(bench, 'the default − that content CNN', '', default, cnn)}  {painted.paired(default_painted, cnn_painted)}")
     rows = {
-        **{f"+ the layers at 128² × {w}": ((unit_rows(layers + w * small[0]), unit_rows(painted_layers + w * small[1])), {})
+        **{f"+ the layers at 128² × {w}": ((lab.l2n(layers + w * small[0]), lab.l2n(painted_layers + w * small[1])), {})
            for w in (0.5, 1.0)},
         "the layers at 128² instead": (small, {}),
         "the model sees RGB": (rgb, {}),
-        "+ the layers of RGB × 1.0": ((unit_rows(layers + rgb[0]), unit_rows(painted_layers + rgb[1])), {}),
+        "+ the layers of RGB × 1.0": ((lab.l2n(layers + rgb[0]), lab.l2n(painted_layers + rgb[1])), {}),
         **{f"layer weights {w}": ((layer_weighted(layers, w), layer_weighted(painted_layers, w)), {})
            for w in ((0.7, 1, 1, 1), (1.4, 1, 1, 1), (1, 1, 1, 1.4), (1, 1, 1.4, 1.4), (0.7, 0.85, 1, 1.4))},
         **{f"content piece × {w}": ((layers, painted_layers), dict(content_weight=w)) for w in (0.15, 0.2, 0.3, 0.4)},
@@ -573,29 +570,23 @@ def main() -> None:
     data = Lab(args.device)
     bench = data.bench
     plain = histograms(data.arrays)
-    if args.painting_features:
-        painting_feature_rows(data, plain, np.r_[data.reference, data.reference_scans], args.device)
-        print(f"total {time.time() - t0:.0f}s")
-        return
-    if args.paintings:
-        painting_rows(data, plain, np.r_[data.reference, data.reference_scans], args.device)
-        print(f"total {time.time() - t0:.0f}s")
-        return
-    if args.pattern_variants:
-        pattern_variant_rows(data, plain, np.r_[data.reference, data.reference_scans])
-        print(f"total {time.time() - t0:.0f}s")
-        return
-    if args.patterns:
-        pattern_rows(data, plain, np.r_[data.reference, data.reference_scans])
-        print(f"total {time.time() - t0:.0f}s")
-        return
+    with_scans = np.r_[data.reference, data.reference_scans]
+    only = {"painting_features": lambda: painting_feature_rows(data, plain, with_scans, args.device),
+            "paintings": lambda: painting_rows(data, plain, with_scans, args.device),
+            "pattern_variants": lambda: pattern_variant_rows(data, plain, with_scans),
+            "patterns": lambda: pattern_rows(data, plain, with_scans)}
+    for flag, rows in only.items():
+        if getattr(args, flag):
+            rows()
+            print(f"total {time.time() - t0:.0f}s")
+            return
     parts_alone(data, plain)
     print("\nmAP@R (dup, drawdup: top-1) paired to the control, 95 % cluster bootstrap, '*' beyond the noise:")
     x = data.vectors(plain, data.reference)
     control = bench.score(x)
     print(lab.header(bench, 44))
     print(lab.row(bench, "control: the default, basis refitted here", "area256g", control, x.shape[1], 44))
-    with_scans, a_third = np.r_[data.reference, data.reference_scans], np.r_[data.reference, data.reference_scans[::3]]
+    a_third = np.r_[data.reference, data.reference_scans[::3]]
     white_tone = histograms(data.arrays, paper_white, None, paper_white, None)
     white_luma = histograms(data.arrays, luma_white, None, luma_white, None)
     rows = {
