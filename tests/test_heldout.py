@@ -1,0 +1,129 @@
+"""``benchmarks/heldout.py --folder``: issue 9's table on anyone's labelled pictures, run as its holder would run it
+(the real script in a subprocess, real models, pictures drawn here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout.py"
+HANDS = ("hatching", "stippling", "blocks")
+METHODS = ("artvec default", "copy vector", "artvec 0.1", "careful recipe", "content CNN", "literal recipe")
+
+
+def drawing(hand: str, seed: int) -> Image.Image:
+    """A small picture in one of three hands: short hatched strokes, dots, or filled blocks."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (150 + 10 * (seed % 4), 120), (242, 236, 218))
+    draw = ImageDraw.Draw(img)
+    ink = tuple(int(c) for c in rng.integers(0, 180, 3))
+    for x, y in rng.integers(0, 140, (40, 2)):
+        if hand == "hatching":
+            draw.line([x, y, x + 18, y + 6], fill=ink, width=2)
+        elif hand == "stippling":
+            draw.ellipse([x, y, x + 4, y + 4], fill=ink)
+        else:
+            draw.rectangle([x, y, x + 14, y + 11], fill=ink)
+    return img
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=900)
+
+
+def table(stdout: str) -> dict[str, list[str]]:
+    """The method table's rows: method -> its cells."""
+    rows = {}
+    for line in stdout.splitlines():
+        for method in METHODS:
+            if line.startswith(method + " ") and method not in rows:
+                rows[method] = line[len(method):].split()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def hands(tmp_path_factory) -> Path:
+    """Three hands, four pictures each, one folder per hand; a broken file among them and a picture without a
+    folder."""
+    root = tmp_path_factory.mktemp("heldout")
+    for h, hand in enumerate(HANDS):
+        (root / hand).mkdir()
+        for i in range(4):
+            drawing(hand, 10 * h + i).save(root / hand / f"{i}.png")
+    (root / "stippling" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    drawing("blocks", 99).save(root / "unfiled.png")
+    return root
+
+
+def test_folder_scores_every_method_and_the_copies(hands):
+    result = run("--folder", str(hands), "--copies-of", "8")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # the broken file: one line naming it and why, and the run goes on without it
+    left_out = [line for line in result.stderr.splitlines() if line.startswith("left out:")]
+    assert len(left_out) == 1 and "torn.jpg" in left_out[0], result.stderr
+    assert "1 without a label left out" in out
+    assert "12 pictures, 3 labels (4–4 pictures each); 8 copies" in out
+    rows = table(out)
+    assert set(rows) == set(METHODS), out
+    for method in METHODS:
+        figures = [float(cell) for cell in rows[method] if re.fullmatch(r"\d\.\d{3}", cell)]
+        assert figures and all(0.0 <= f <= 1.0 for f in figures), (method, rows[method])
+    assert rows["artvec 0.1"][-3:] == ["0.333", "/", "0.203"]  # issue 9's held-out figures beside its own
+    # the eight edits, one copy each, and every target named
+    edits = re.search(r"near-duplicate top-1 by edit \(default\): (.*)", out).group(1)
+    assert [part.split()[0] for part in edits.split(", ")] == [
+        "rescan", "rotate", "border", "crop", "rescale", "jpeg", "greyscale", "cast+crop"]
+    for target in ("P@10", "mAP@R", "near-duplicate top-1"):
+        assert re.search(rf"  {re.escape(target)} +\d\.\d{{3}} ± \d\.\d{{3}} \(target 0\.\d\d\): (met|not met)", out), out
+    assert re.search(r"all of them met: (True|False)", out)
+    # the paired leads of the default, one line per other method
+    for method in METHODS[1:]:
+        assert re.search(rf"  vs {re.escape(method)} +.*dup1 [+-]\d\.\d{{3}}±\d\.\d{{3}}", out), method
+
+
+def test_labels_from_a_csv_and_bad_folders(hands, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    rows = ["path,label"]
+    for h, hand in enumerate(HANDS):
+        for i in range(3):
+            name = f"{hand}-{i}.png"
+            drawing(hand, 100 + 10 * h + i).save(flat / name)
+            rows.append(f"{name},{hand}")
+    rows.append("stray.png,")  # no label: counted and left out
+    (flat / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = run("--folder", str(flat), "--labels", str(flat / "labels.csv"), "--copies-of", "0")
+    assert result.returncode == 0, result.stderr
+    assert "9 pictures, 3 labels (3–3 pictures each); 0 copies" in result.stdout
+    assert "1 without a label left out" in result.stdout
+    assert "all of them met: False (no copies made: --copies-of 0)" in result.stdout
+    assert set(table(result.stdout)) == set(METHODS)
+
+    (flat / "bad.csv").write_text("file,artist\nx.png,a\n")
+    bad = run("--folder", str(flat), "--labels", str(flat / "bad.csv"))
+    assert bad.returncode != 0 and "needs the columns path,label" in bad.stderr
+
+    absent = run("--folder", str(flat), "--labels", str(flat / "absent.csv"))
+    assert absent.returncode != 0 and absent.stderr.strip() == f"error: {flat / 'absent.csv'}: no such file"
+
+    one = tmp_path / "one"
+    (one / "only-hand").mkdir(parents=True)
+    for i in range(3):
+        drawing("blocks", i).save(one / "only-hand" / f"{i}.png")
+    single = run("--folder", str(one))
+    assert single.returncode != 0 and "needs at least two labels with two pictures or more" in single.stderr
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    drawing("blocks", 7).save(loose / "a.png")
+    unfiled = run("--folder", str(loose))
+    assert unfiled.returncode != 0 and unfiled.stderr.strip() == (
+        f"error: {loose}: no labelled pictures (1 without a label left out: pictures go in one folder per label)")
+    missing = run("--folder", str(tmp_path / "absent"))
+    assert missing.returncode != 0 and "not a folder" in missing.stderr
