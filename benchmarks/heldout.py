@@ -30,20 +30,21 @@ artvec/edits.py's eight edits in turn, from a working copy at most 1,024 px on i
 rank 1 among all the pictures. Printed: precision@10, mAP@R, nearest-neighbour accuracy and near-duplicate top-1 of
 each method (the default's copy vector beside it), the default's paired lead on each method with a 95 % bootstrap that
 resamples whole labels, the default's worst labels, issue 9's held-out figures beside the four methods', and whether
-the default meets issue 9's targets (P@10 ≥ 0.42, mAP@R ≥ 0.26, near-duplicate top-1 ≥ 0.99). A picture that cannot be
-read is named in one line and left out. On the clip art laid out so (518 drawings, 31 folders) it gives heldout.py's
+the default meets issue 9's targets (P@10 ≥ 0.42, mAP@R ≥ 0.26, near-duplicate top-1 ≥ 0.99); ``--json FILE`` also
+writes every figure to FILE. A picture that cannot be read is named in one line and left out. On the clip art laid out so (518 drawings, 31 folders) it gives heldout.py's
 own figures of every method to the third decimal; 9 minutes on 2 cores with 300 copies (large scans take longer to read).
 
 Needs what quality.py needs for the clip art and the portraits (clipart.py, portraits.py); ``--folder`` needs nothing
 but the pictures.
 Usage: python benchmarks/heldout.py [--device cpu|cuda] [--copies]   (about 14 minutes on 2 cores; --copies 6)
-       python benchmarks/heldout.py --folder DIR [--labels FILE.csv] [--copies-of N] [--device cpu|cuda]
+       python benchmarks/heldout.py --folder DIR [--labels FILE.csv] [--copies-of N] [--json FILE] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -236,58 +237,66 @@ def folder_vectors(items: list[sets.Item], dups: sets.NearDuplicates, default: d
     return {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in vectors.items()}
 
 
-def folder_report(items: list[sets.Item], dups: sets.NearDuplicates, vectors: dict) -> bool:
-    """The table, the default's leads, its worst labels and issue 9's targets; whether they are all met."""
+FIELDS = (("P@10", "precision_at_k"), ("mAP@R", "ap_at_r"), ("NN", "nn_correct"))
+
+
+def folder_figures(items: list[sets.Item], dups: sets.NearDuplicates, vectors: dict) -> dict:
+    """Every figure of the folder's report (what ``--json`` writes): each method's P@10, mAP@R, NN and near-duplicate
+    top-1 ("dup1"); the default's paired lead on each ([difference, 95 % half-width], labels resampled); its worst
+    labels and its copies by edit; each of issue 9's targets ([figure, half-width, target, met])."""
     n = len(items)
     labels = np.array([it.label for it in items])
     position = {it.key: i for i, it in enumerate(items)}
     targets = np.array([position[key] for key in dups.targets], dtype=int)
-    copied = len(targets) > 0
     dup_groups = labels[targets]
     retrieved = {name: metrics.retrieval(x[:n], labels, k=10) for name, x in vectors.items() if name != "copy vector"}
-    found = {name: metrics.top1(x[n:], x[:n], targets) for name, x in vectors.items()} if copied else {}
-    r0 = retrieved["artvec default"]
+    found = {name: metrics.top1(x[n:], x[:n], targets) for name, x in vectors.items()} if len(targets) else {}
+    r0, dup0 = retrieved["artvec default"], found.get("artvec default")
     groups = labels[r0.index]
-    print(f"\n{'method':16s} {'P@10':>6s} {'mAP@R':>6s} {'NN':>6s} {'dup1':>6s}   issue 9's held-out P@10 / mAP@R")
+    methods, leads = {}, {}
     for name in vectors:
         r = retrieved.get(name)
-        cells = (f"{r.precision_at_k.mean():6.3f} {r.ap_at_r.mean():6.3f} {r.nn_correct.mean():6.3f}" if r
-                 else f"{'(searched apart)':>20s}")
-        known = HELD_OUT.get(name)
-        print(f"{name:16s} {cells} " + (f"{found[name].mean():6.3f}" if copied else f"{'-':>6s}")
-              + (f"   {known[0]:.3f} / {known[1]:.3f}" if known else ""))
-    print("\nthe default minus each (paired, 95 % bootstrap resampling whole labels; '*' beyond the noise):")
-    for name in vectors:
-        if name == "artvec default":
-            continue
-        r = retrieved.get(name)
-        parts = [] if r is None else [
-            f"{label} {lab.difference(*metrics.paired_difference(getattr(r0, field), getattr(r, field), groups))}"
-            for label, field in (("P@10", "precision_at_k"), ("mAP@R", "ap_at_r"), ("NN", "nn_correct"))]
-        if copied:
-            parts.append(f"dup1 {lab.difference(*metrics.paired_difference(found['artvec default'], found[name], dup_groups))}")
-        print(f"  vs {name:16s} " + "  ".join(parts))
-    worst = sorted((r0.ap_at_r[groups == g].mean(), g, int((labels == g).sum())) for g in np.unique(groups))[:5]
-    print("worst labels (mAP@R, pictures): " + ", ".join(f"{g} {v:.2f} ({c})" for v, g, c in worst))
+        methods[name] = {**({label: float(getattr(r, field).mean()) for label, field in FIELDS} if r else {}),
+                         **({"dup1": float(found[name].mean())} if found else {})}
+        if name != "artvec default":
+            leads[name] = {**({label: metrics.paired_difference(getattr(r0, field), getattr(r, field), groups)
+                               for label, field in FIELDS} if r else {}),
+                           **({"dup1": metrics.paired_difference(dup0, found[name], dup_groups)} if found else {})}
     checks = [("P@10", r0.precision_at_k, groups, TARGETS[0]), ("mAP@R", r0.ap_at_r, groups, TARGETS[1])]
-    if copied:
-        kinds = np.array(dups.kinds)
-        dup0 = found["artvec default"]
-        print("near-duplicate top-1 by edit (default): " + ", ".join(f"{k} {dup0[kinds == k].mean():.2f}"
-                                                                     for k in dict.fromkeys(dups.kinds)))
+    if found:
         checks.append(("near-duplicate top-1", dup0, dup_groups, 0.99))
+    goals = {label: (float(values.mean()), metrics.bootstrap_interval(values, by), target, bool(values.mean() >= target))
+             for label, values, by, target in checks}
+    kinds = np.array(dups.kinds)
+    return {"pictures": n, "labels": len(set(labels)), "copies": len(targets), "methods": methods,
+            "default_minus": leads, "issue_9_held_out": {name: dict(zip(("P@10", "mAP@R"), HELD_OUT[name]))
+                                                         for name in vectors if name in HELD_OUT},
+            "worst_labels": [(g, float(r0.ap_at_r[groups == g].mean()), int((labels == g).sum()))
+                             for g in sorted(sorted(set(groups)), key=lambda g: r0.ap_at_r[groups == g].mean())[:5]],
+            "copies_by_edit": {k: float(dup0[kinds == k].mean()) for k in dict.fromkeys(dups.kinds)} if found else {},
+            "targets": goals, "all_met": bool(found) and all(met for *_, met in goals.values())}
+
+
+def print_folder(f: dict) -> None:
+    print(f"\n{'method':16s} {'P@10':>6s} {'mAP@R':>6s} {'NN':>6s} {'dup1':>6s}   issue 9's held-out P@10 / mAP@R")
+    for name, m in f["methods"].items():
+        cells = " ".join(f"{m[label]:6.3f}" for label, _ in FIELDS) if "P@10" in m else f"{'(searched apart)':>20s}"
+        known = f["issue_9_held_out"].get(name)
+        print(f"{name:16s} {cells} " + (f"{m['dup1']:6.3f}" if "dup1" in m else f"{'-':>6s}")
+              + (f"   {known['P@10']:.3f} / {known['mAP@R']:.3f}" if known else ""))
+    print("\nthe default minus each (paired, 95 % bootstrap resampling whole labels; '*' beyond the noise):")
+    for name, lead in f["default_minus"].items():
+        print(f"  vs {name:16s} " + "  ".join(f"{label} {lab.difference(*v)}" for label, v in lead.items()))
+    print("worst labels (mAP@R, pictures): " + ", ".join(f"{g} {v:.2f} ({c})" for g, v, c in f["worst_labels"]))
+    if f["copies_by_edit"]:
+        print("near-duplicate top-1 by edit (default): " + ", ".join(f"{k} {v:.2f}" for k, v in f["copies_by_edit"].items()))
     print("\nissue 9's targets for the default (its figure ± the 95 % half-width, labels resampled):")
-    met = copied
-    for label, values, by, target in checks:
-        value = float(values.mean())
-        met &= value >= target
-        print(f"  {label:21s} {value:.3f} ± {metrics.bootstrap_interval(values, by):.3f} (target {target:.2f}): "
-              f"{'met' if value >= target else 'not met'}")
-    print(f"all of them met: {met}" + ("" if copied else " (no copies made: --copies-of 0)"))
-    return met
+    for label, (value, half, target, met) in f["targets"].items():
+        print(f"  {label:21s} {value:.3f} ± {half:.3f} (target {target:.2f}): {'met' if met else 'not met'}")
+    print(f"all of them met: {f['all_met']}" + ("" if f["copies"] else " (no copies made: --copies-of 0)"))
 
 
-def folder(root: Path, labels_file: Path | None, count: int, device: str) -> None:
+def folder(root: Path, labels_file: Path | None, count: int, device: str, json_file: Path | None = None) -> None:
     if not root.is_dir():
         raise SystemExit(f"error: {root}: not a folder")
     items, unlabelled = folder_items(root, labels_file)
@@ -303,7 +312,11 @@ def folder(root: Path, labels_file: Path | None, count: int, device: str) -> Non
     dups = copies_of(items, count) if count else sets.NearDuplicates([], [], [])
     print(f"{len(items)} pictures, {len(sizes)} labels ({min(sizes.values())}–{max(sizes.values())} pictures each); "
           f"{len(dups.queries)} copies", flush=True)
-    folder_report(items, dups, folder_vectors(items, dups, default, device))
+    figures = folder_figures(items, dups, folder_vectors(items, dups, default, device))
+    print_folder(figures)
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"figures written to {json_file}")
 
 
 def main() -> None:
@@ -314,16 +327,17 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, metavar="DIR",
                     help="score the pictures under DIR, one folder per label (the held-out set itself, or any)")
     ap.add_argument("--labels", type=Path, metavar="FILE", help="with --folder: a CSV of path,label instead of folders")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="with --folder: also write every figure to FILE as JSON")
     ap.add_argument("--copies-of", type=int, default=300, metavar="N",
                     help="with --folder: near-duplicates made, one edit each (default 300; 0: none)")
     args = ap.parse_args()
-    if args.labels and not args.folder:
-        ap.error("--labels goes with --folder")
+    if (args.labels or args.json) and not args.folder:
+        ap.error("--labels and --json go with --folder")
     if args.copies_of < 0:
         ap.error("--copies-of must be 0 or more")
     t0 = time.time()
     if args.folder:
-        folder(args.folder, args.labels, args.copies_of, args.device)
+        folder(args.folder, args.labels, args.copies_of, args.device, args.json)
         print(f"\ntotal {time.time() - t0:.0f}s")
         return
     if args.copies:

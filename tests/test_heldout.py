@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -61,8 +62,8 @@ def hands(tmp_path_factory) -> Path:
     return root
 
 
-def test_folder_scores_every_method_and_the_copies(hands):
-    result = run("--folder", str(hands), "--copies-of", "8")
+def test_folder_scores_every_method_and_the_copies(hands, tmp_path):
+    result = run("--folder", str(hands), "--copies-of", "8", "--json", str(tmp_path / "figures.json"))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     # the broken file: one line naming it and why, and the run goes on without it
@@ -83,6 +84,20 @@ def test_folder_scores_every_method_and_the_copies(hands):
     for target in ("P@10", "mAP@R", "near-duplicate top-1"):
         assert re.search(rf"  {re.escape(target)} +\d\.\d{{3}} ± \d\.\d{{3}} \(target 0\.\d\d\): (met|not met)", out), out
     assert re.search(r"all of them met: (True|False)", out)
+    # --json: the same figures as the table, and the verdict computed from them
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert (figures["pictures"], figures["labels"], figures["copies"]) == (12, 3, 8)
+    for method in METHODS:
+        printed = [cell for cell in rows[method] if re.fullmatch(r"\d\.\d{3}", cell)]
+        keys = ["dup1"] if method == "copy vector" else ["P@10", "mAP@R", "NN", "dup1"]
+        assert [f"{figures['methods'][method][key]:.3f}" for key in keys] == printed[:len(keys)], method
+    assert figures["issue_9_held_out"]["content CNN"] == {"P@10": 0.342, "mAP@R": 0.2}
+    goals = figures["targets"]
+    assert {label: met for label, (value, half, target, met) in goals.items()} == {
+        label: value >= target for label, (value, half, target, met) in goals.items()}
+    assert figures["all_met"] == all(met for *_, met in goals.values())
+    assert sorted(figures["copies_by_edit"]) == sorted(["rescan", "rotate", "border", "crop", "rescale", "jpeg",
+                                                         "greyscale", "cast+crop"])
     # the paired leads of the default, one line per other method
     for method in METHODS[1:]:
         assert re.search(rf"  vs {re.escape(method)} +.*dup1 [+-]\d\.\d{{3}}±\d\.\d{{3}}", out), method
