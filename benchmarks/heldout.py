@@ -47,6 +47,7 @@ import csv
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +164,12 @@ def folder_items(root: Path, labels_file: Path | None = None) -> tuple[list[sets
             if not {"path", "label"} <= set(reader.fieldnames or ()):
                 raise SystemExit(f"error: {labels_file}: needs the columns path,label "
                                  f"(it has {', '.join(reader.fieldnames or ()) or 'none'})")
-            rows = [(row["path"] or "", (row["label"] or "").strip()) for row in reader]
-        items = [sets.Item(key=path, label=label, group=label, path=root / path) for path, label in rows if label]
+            rows = list(dict.fromkeys((row["path"] or "", (row["label"] or "").strip()) for row in reader))
+        labelled = [(path, label) for path, label in rows if label]
+        twice = next((path for path, n in Counter(path for path, _ in labelled).items() if n > 1), None)
+        if twice is not None:
+            raise SystemExit(f"error: {labels_file}: {twice} has two labels")
+        items = [sets.Item(key=path, label=label, group=label, path=root / path) for path, label in labelled]
         return items, len(rows) - len(items)
     items, unlabelled = [], 0
     for path in iter_image_files(root):

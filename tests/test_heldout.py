@@ -113,6 +113,7 @@ def test_labels_from_a_csv_and_bad_folders(hands, tmp_path):
             drawing(hand, 100 + 10 * h + i).save(flat / name)
             rows.append(f"{name},{hand}")
     rows.append("stray.png,")  # no label: counted and left out
+    rows.append(rows[1])  # the same row twice: read once
     (flat / "labels.csv").write_text("\n".join(rows) + "\n")
     result = run("--folder", str(flat), "--labels", str(flat / "labels.csv"), "--copies-of", "0")
     assert result.returncode == 0, result.stderr
@@ -120,6 +121,10 @@ def test_labels_from_a_csv_and_bad_folders(hands, tmp_path):
     assert "1 without a label left out" in result.stdout
     assert "all of them met: False (no copies made: --copies-of 0)" in result.stdout
     assert set(table(result.stdout)) == set(METHODS)
+
+    (flat / "twice.csv").write_text("path,label\nx.png,a\nx.png,b\n")
+    twice = run("--folder", str(flat), "--labels", str(flat / "twice.csv"))
+    assert twice.returncode != 0 and twice.stderr.strip() == f"error: {flat / 'twice.csv'}: x.png has two labels"
 
     (flat / "bad.csv").write_text("file,artist\nx.png,a\n")
     bad = run("--folder", str(flat), "--labels", str(flat / "bad.csv"))
