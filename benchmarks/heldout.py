@@ -48,6 +48,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402
 import sets  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.edits import EDITS  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, V1_CONFIG, EmbeddingConfig, Embedder  # noqa: E402
-from artvec.images import ImageError, iter_image_files, load_image  # noqa: E402
+from artvec.images import ImageError, iter_image_files  # noqa: E402
 
 SETS = ("clipart", "scans", "portraits", "portrait-scans")
 #: issue 9's held-out figures: (precision@10, mAP@R)
@@ -76,6 +76,12 @@ EMBEDDED = {"artvec default": DEFAULT_CONFIG, "artvec 0.1": V1_CONFIG, "careful 
 METRICS = (("P@10", "precision_at_k"), ("mAP@R", "ap_at_r"))
 
 
+def vgg_baselines(items: list, device: str) -> dict[str, np.ndarray]:
+    """The content CNN and the literal recipe of every item, from one VGG pass at 224², as quality.py computes them."""
+    blocks = lab.extract(items, "sq224", lab.Extractor(device, heads=(), literal=True), log_every=0)
+    return {"content CNN": lab.l2n(blocks["gap"]), "literal recipe": np.concatenate([blocks["lit"], blocks["raw8"]], 1)}
+
+
 def figures(labelled: dict, device: str) -> dict[str, dict[str, tuple[float, float]]]:
     """{method: {set: (P@10, mAP@R)}} for every method on every set."""
     items = [it for name in SETS for it in labelled[name]]
@@ -86,9 +92,7 @@ def figures(labelled: dict, device: str) -> dict[str, dict[str, tuple[float, flo
         with Embedder(config, device=device) as embedder:
             vectors[name] = np.stack([v.combined for v in embedder.embed_images(pictures)])
         print(f"  {name}: {len(pictures)} pictures in {time.time() - t:.0f}s", flush=True)
-    blocks = lab.extract(items, "sq224", lab.Extractor(device, heads=(), literal=True), log_every=0)
-    vectors["content CNN"] = lab.l2n(blocks["gap"])
-    vectors["literal recipe"] = np.concatenate([blocks["lit"], blocks["raw8"]], 1)
+    vectors.update(vgg_baselines(items, device))
     out, start = {}, 0
     for name in SETS:
         rows = slice(start, start + len(labelled[name]))
@@ -186,17 +190,7 @@ def copies_of(items: list[sets.Item], count: int, seed: int = 0) -> sets.NearDup
     was drawn once (seeded), each edited from a working copy at most WORKING_SIDE px on its longer side."""
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(items)) for _ in range(-(-count // len(items)))])[:count]
-    edits = list(EDITS.items())
-    queries, targets, kinds = [], [], []
-    for n, i in enumerate(order):
-        kind, edit = edits[n % len(edits)]
-        original = items[int(i)]
-        img = load_image(original.path, target_size=WORKING_SIDE, square=False)
-        queries.append(sets.Item(key=f"{original.key}~{kind}", label=original.label, group=original.label,
-                                 image=edit(img, rng)))
-        targets.append(original.key)
-        kinds.append(kind)
-    return sets.NearDuplicates(queries, targets, kinds)
+    return sets.near_duplicates([replace(items[int(i)], longest=WORKING_SIDE) for i in order], rng, per_original=1)
 
 
 def readable(items: list[sets.Item], device: str) -> tuple[list[sets.Item], dict]:
@@ -204,10 +198,12 @@ def readable(items: list[sets.Item], device: str) -> tuple[list[sets.Item], dict
     other picture named in one line on stderr."""
     with Embedder(DEFAULT_CONFIG, device=device) as embedder:
         results = embedder.embed_paths([it.path for it in items])
-    good = [i for i, r in enumerate(results) if not isinstance(r, ImageError)]
-    for r in results:
+    good = []
+    for i, r in enumerate(results):
         if isinstance(r, ImageError):
             print(f"left out: {r}", file=sys.stderr)
+        else:
+            good.append(i)
     if not good:
         raise SystemExit(f"error: no picture with a label could be read (of {len(items)})")
     return [items[i] for i in good], {part: np.stack([getattr(results[i], part) for i in good])
@@ -235,9 +231,7 @@ def folder_vectors(items: list[sets.Item], dups: sets.NearDuplicates, default: d
         vectors[name] = np.stack([v.combined for v in found])
         print(f"  {name}: {len(found)} pictures in {time.time() - t:.0f}s", flush=True)
     t = time.time()
-    blocks = lab.extract(items + dups.queries, "sq224", lab.Extractor(device, heads=(), literal=True), log_every=0)
-    vectors["content CNN"] = lab.l2n(blocks["gap"])
-    vectors["literal recipe"] = np.concatenate([blocks["lit"], blocks["raw8"]], 1)
+    vectors.update(vgg_baselines(items + dups.queries, device))
     print(f"  content CNN and literal recipe: {len(items) + len(pictures)} pictures in {time.time() - t:.0f}s", flush=True)
     return {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in vectors.items()}
 
@@ -310,7 +304,7 @@ def folder(root: Path, labels_file: Path | None, count: int, device: str, json_f
         raise SystemExit(f"error: {root}: no labelled pictures{note or ' (pictures go in one folder per label)'}")
     print(f"{len(items)} pictures under {root}{note}; reading them with the default", flush=True)
     items, default = readable(items, device)
-    sizes = {label: n for label, n in zip(*np.unique([it.label for it in items], return_counts=True))}
+    sizes = Counter(it.label for it in items)
     if sum(n > 1 for n in sizes.values()) < 2:
         raise SystemExit(f"error: {root}: needs at least two labels with two pictures or more each "
                          f"(found {len(items)} readable pictures, {len(sizes)} labels)")

@@ -58,11 +58,12 @@ class Item:
     group: str
     path: Path | None = None
     image: Image.Image | None = None
+    longest: int | None = None  # read from ``path`` at most this many pixels on its longer side (None: as it is)
 
     def load(self) -> Image.Image:
         if self.image is not None:
             return self.image
-        return load_image(self.path)
+        return load_image(self.path, target_size=self.longest, square=False)
 
 
 @dataclass
@@ -297,9 +298,11 @@ def stylised_items() -> tuple[list[Item], list[Item], list[Item]]:
     return stylised, originals, distractors
 
 
-def near_duplicates(originals: list[Item], seed: int = 0, per_original: int | None = None) -> NearDuplicates:
-    """Every edit of every original, with seeded random strengths; with ``per_original`` n, n edits of each
-    original instead, taking the edits in turn (original i gets edits n·i … n·i + n − 1, modulo 8)."""
+def near_duplicates(originals: list[Item], seed: int | np.random.Generator = 0,
+                    per_original: int | None = None) -> NearDuplicates:
+    """Every edit of every original, with seeded random strengths (``seed``, or a generator to draw them from); with
+    ``per_original`` n, n edits of each original instead, taking the edits in turn (original i gets edits n·i … n·i +
+    n − 1, modulo 8)."""
     rng = np.random.default_rng(seed)
     edits = list(EDITS.items())
     queries, targets, kinds = [], [], []
