@@ -15,6 +15,12 @@ Needs the portraits: ``apt-get install wesnoth-1.16-data`` (146 MB), or ``apt-ge
 dpkg -x wesnoth-1.16-data_*.deb DIR`` and ``ARTVEC_WESNOTH_PORTRAITS=DIR/usr/share/games/wesnoth/1.16/data/core/
 images/portraits``. Read in place: nothing to render or cache.
 
+Two more sets of painted portraits serve ``scans.py --painted-basis`` as reference pictures for a whitening basis,
+never as a benchmark: Wesnoth's portraits outside the set (joint credits, alternates, the uncredited: the same
+artists' hands among them) and Naev's character portraits (Debian's ``naev-data``, ``dat/gfx/portraits``: 175 digital
+paintings of 200 × 150 px made from one artist's parts, another game and other hands; ``apt-get install naev-data``
+(350 MB), or unpack the .deb and set ``ARTVEC_NAEV_PORTRAITS`` to that folder).
+
 Usage: python benchmarks/portraits.py   (lists the set; quality.py calls it with --sets ...,portraits)
 """
 
@@ -26,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 PORTRAITS_DIR = "/usr/share/games/wesnoth/1.16/data/core/images/portraits"
+NAEV_PORTRAITS_DIR = "/usr/share/naev/dat/gfx/portraits"
 
 
 def _each(folder: str, *names: str) -> list[str]:
@@ -92,6 +99,23 @@ def portrait_set() -> list[tuple[Path, str, str]]:
     """[(png path, artist, people: the portrait's folder)] for every credited portrait."""
     root = portraits_dir()
     return [(root / p, artist, p.split("/")[0]) for artist, paths in ARTISTS.items() for p in paths]
+
+
+def other_portraits() -> list[Path]:
+    """Wesnoth's portraits that are not in the set (joint or other credits, or none), in a fixed order."""
+    used = {path for path, _, _ in portrait_set()}
+    return sorted(path for path in portraits_dir().rglob("*.png") if path not in used)
+
+
+def naev_portraits() -> list[Path]:
+    """Naev's character portraits (its placeholder "Portrait missing" left out), in a fixed order; a one-line error
+    without them."""
+    root = Path(os.environ.get("ARTVEC_NAEV_PORTRAITS", NAEV_PORTRAITS_DIR))
+    found = sorted(path for path in root.rglob("*.png") if path.name != "none.png")
+    if not found:
+        raise SystemExit(f"error: Naev's portraits are not at {root} (apt-get install naev-data, or set "
+                         "ARTVEC_NAEV_PORTRAITS to dat/gfx/portraits of an unpacked naev-data .deb)")
+    return found
 
 
 def main() -> None:

@@ -39,6 +39,11 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   layers averaged with the luminance's), the four layers weighted otherwise, and a content piece (relu5_4 average-pooled,
   the Embedder's ``content_weight``) in the style part, these also against that content CNN alone, or as a third part
   of the combined vector, whitened on its own;
+- with --painted-basis (instead of the rest), the whitening on paintings: the shipped default against itself unwhitened
+  on the paintings; the basis fitted with painted portraits among the reference pictures (Naev's, another game's and
+  other hands, or Wesnoth's outside the set; with a scan of each, alone, or counted three times), or on Naev's alone;
+  and the exponent and shrinkage moved; on the seven sets and the paintings, paired to the default refitted here
+  (needs naev-data: portraits.py);
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -49,7 +54,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 
 Needs what quality.py needs, with the clip art (clipart.py).
 Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
-       [--pattern-variants] [--paintings] [--painting-features]
+       [--pattern-variants] [--paintings] [--painting-features] [--painted-basis]
 """
 
 from __future__ import annotations
@@ -471,15 +476,22 @@ PAINTING_ROWS = {
 def painting_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
     """``PAINTING_ROWS`` on the seven sets and on the paintings, paired to the default (every basis fitted on the
     reference drawings and their scans, as the shipped one)."""
-    painted = Painted(device)
+    paired_on_paintings(data, plain, with_scans, Painted(device), PAINTING_ROWS)
+
+
+def paired_on_paintings(data: Lab, plain: dict, with_scans: np.ndarray, painted: Painted, rows: dict) -> None:
+    """Each of ``rows`` (name: ``Lab.vectors``'s keywords; ``fit_rows`` the reference rows to fit on, the drawings and
+    their scans unless given) on the seven sets and the paintings, paired to the default refitted here."""
     bench = data.bench
     x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h))
     default, default_painted = bench.score(x), painted.score(y)
     print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
     print(lab.row(bench, "the default, refitted here", "area256g", default, x.shape[1], 44) + "  "
           + painted.figures(default_painted))
-    for name, how in PAINTING_ROWS.items():
-        x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h), **how)
+    for name, how in rows.items():
+        how = dict(how)
+        fit_rows = how.pop("fit_rows", with_scans)
+        x, y = data.vectors(plain, fit_rows, also=(painted.layers, painted.h), **how)
         print(f"{lab.paired(bench, name, '', bench.score(x), default)}  {painted.paired(painted.score(y), default_painted)}",
               flush=True)
 
@@ -540,6 +552,54 @@ def painting_feature_rows(data: Lab, plain: dict, with_scans: np.ndarray, device
               flush=True)
 
 
+#: --painted-basis: the reference paintings' scans are seeded [SCAN_SEED, PAINTED_SCAN_OFFSET + i], apart from the drawings'
+PAINTED_SCAN_OFFSET = 10_000
+
+
+def painted_reference(name: str, paths: list[Path], device: str) -> tuple[np.ndarray, dict, int]:
+    """The layers and histograms of the pictures ``paths`` and then of a scan of each, and how many pictures."""
+    pictures = [load_image(path) for path in paths]
+    scanned = [reference_scan(img, PAINTED_SCAN_OFFSET + i) for i, img in enumerate(pictures)]
+    keys = [f"{name}/{path}" for path in paths] + [f"{name}-scan/{path}" for path in paths]
+    layers = model_layers(lambda: pictures + scanned, keys, device)
+    return layers, histograms([lab.prepare(p, "area256g") for p in pictures + scanned]), len(paths)
+
+
+def rows_of(layers: np.ndarray, h: dict, rows: np.ndarray) -> tuple[np.ndarray, dict]:
+    return layers[rows], {name: x[rows] for name, x in h.items()}
+
+
+def painted_basis_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
+    """The whitening on paintings: the shipped default against itself unwhitened (the paintings, by the Embedder);
+    the basis fitted with paintings among the reference pictures (Naev's portraits, or Wesnoth's outside the set; with
+    their scans, alone, or three times over), or on Naev's alone; the exponent and the shrinkage moved. Paired to the
+    default refitted here, on the seven sets and the paintings."""
+    import portraits
+
+    naev = portraits.naev_portraits()
+    painted = Painted(device)
+    scores = []
+    for config in (DEFAULT, dataclasses.replace(DEFAULT, whitening="none")):
+        with Embedder(config, device=device) as embedder:
+            scores.append(painted.score(np.stack([v.combined for v in embedder.embed_images(painted.pictures)])))
+    shipped, unwhitened = scores
+    print(f"{'the shipped default, by the Embedder':44s} {painted.figures(shipped)}")
+    print(f"{'… unwhitened':44s} {painted.figures(unwhitened)}  minus the shipped: {painted.paired(unwhitened, shipped)}")
+    references = {"Naev's portraits": painted_reference("naev", naev, device),
+                  "Wesnoth's others": painted_reference("wesnoth-other", portraits.other_portraits(), device)}
+    rows = {}
+    for name, (layers, h, n) in references.items():
+        with_their_scans = np.arange(2 * n)
+        rows |= {f"+ {name} and their scans": dict(extra=(layers, h)),
+                 f"+ {name} alone": dict(extra=rows_of(layers, h, np.arange(n))),
+                 f"+ {name} and their scans × 3": dict(extra=rows_of(layers, h, np.tile(with_their_scans, 3)))}
+    rows["on Naev's portraits and their scans alone"] = dict(extra=references["Naev's portraits"][:2],
+                                                             fit_rows=np.array([], int))
+    rows |= {f"exponent {a} ({ALPHA})": dict(alpha=a) for a in (0.15, 0.35, 0.5)}
+    rows |= {f"shrinkage {k} ({SHRINKAGE})": dict(shrinkage=k) for k in (0.03, 0.3)}
+    paired_on_paintings(data, plain, with_scans, painted, rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -562,18 +622,27 @@ def main() -> None:
                          "the model given RGB, the layers weighted, a content piece (in the style part or a part of its "
                          "own); on the seven sets and the paintings "
                          "(3 more model passes over every picture, 50 minutes on 2 cores the first time)")
+    ap.add_argument("--painted-basis", action="store_true",
+                    help="only the whitening on paintings: the default unwhitened, the basis fitted with painted portraits "
+                         "among the reference pictures (needs naev-data), the exponent and shrinkage; on the seven sets "
+                         "and the paintings (one model pass over 272 portraits and a scan of each, 2 minutes the first time; then 3 minutes)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
     args = ap.parse_args()
     t0 = time.time()
-    if args.paintings or args.painting_features:
+    if args.paintings or args.painting_features or args.painted_basis:
         sets.portrait_items()  # without the portraits: their one-line error now, not after the lab's minutes of loading
+    if args.painted_basis:
+        import portraits
+
+        portraits.naev_portraits()
     data = Lab(args.device)
     bench = data.bench
     plain = histograms(data.arrays)
     with_scans = np.r_[data.reference, data.reference_scans]
-    only = {"painting_features": lambda: painting_feature_rows(data, plain, with_scans, args.device),
+    only = {"painted_basis": lambda: painted_basis_rows(data, plain, with_scans, args.device),
+            "painting_features": lambda: painting_feature_rows(data, plain, with_scans, args.device),
             "paintings": lambda: painting_rows(data, plain, with_scans, args.device),
             "pattern_variants": lambda: pattern_variant_rows(data, plain, with_scans),
             "patterns": lambda: pattern_rows(data, plain, with_scans)}
