@@ -133,6 +133,11 @@ CONTENT_CONFIG = dataclasses.replace(LAYERS_CONFIG, copy_vector="", content_weig
 INPUT_VARIANTS = {"s128": dict(image_size=128), "rgb": dict(style_input="rgb")}
 
 
+def layers_and_histograms(pictures: list, keys: list[str], device: str) -> tuple[np.ndarray, dict]:
+    """The layers (cached by ``keys``) and the pixel histograms of ``pictures``."""
+    return model_layers(lambda: pictures, keys, device), histograms([lab.prepare(p, "area256g") for p in pictures])
+
+
 def content_features(load: Callable[[], list], keys: list[str], device: str) -> np.ndarray:
     """Every picture's content piece (N × 512, unit norm), cached by the pictures' keys as ``model_layers``."""
     dims = CONTENT_CONFIG.content_dims
@@ -262,8 +267,7 @@ class Lab:
     def reference_edited(self, name: str, edit: Callable, device: str) -> tuple[np.ndarray, dict]:
         refs = reference.reference_set()
         pictures = [edit(load_image(p), i) for i, p in enumerate(refs)]
-        layers = model_layers(lambda: pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
-        return layers, histograms([lab.prepare(p, "area256g") for p in pictures])
+        return layers_and_histograms(pictures, [f"ref-{name}/{p.stem}" for p in refs], device)
 
     def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0, alpha: float = ALPHA,
                 shrinkage: float = SHRINKAGE, within: float = 0.0, weights=HISTOGRAM_WEIGHTS,
@@ -432,8 +436,7 @@ class Painted:
         items = painted + sets.scanned_items(painted)
         self.pictures = [it.load() for it in items]
         self.keys = [it.key for it in items]
-        self.layers = model_layers(lambda: self.pictures, self.keys, device)
-        self.h = histograms([lab.prepare(p, "area256g") for p in self.pictures])
+        self.layers, self.h = layers_and_histograms(self.pictures, self.keys, device)
         self.labels = np.array([it.label for it in painted])
         self.groups = np.array([it.group for it in painted])
         self.n = len(painted)
@@ -561,8 +564,7 @@ def painted_reference(name: str, paths: list[Path], device: str) -> tuple[np.nda
     pictures = [load_image(path) for path in paths]
     scanned = [reference_scan(img, PAINTED_SCAN_OFFSET + i) for i, img in enumerate(pictures)]
     keys = [f"{name}/{path}" for path in paths] + [f"{name}-scan/{path}" for path in paths]
-    layers = model_layers(lambda: pictures + scanned, keys, device)
-    return layers, histograms([lab.prepare(p, "area256g") for p in pictures + scanned]), len(paths)
+    return *layers_and_histograms(pictures + scanned, keys, device), len(paths)
 
 
 def rows_of(layers: np.ndarray, h: dict, rows: np.ndarray) -> tuple[np.ndarray, dict]:
