@@ -1227,7 +1227,7 @@ class Bench:
                 self.slices[name] = slice(len(self.items), len(self.items) + len(labelled[name]))
                 self.items += labelled[name]
 
-        apart = sets.APART + sets.PAINTED
+        apart = sets.APART + sets.PAINTED + sets.HISTORICAL
         append([name for name in labelled if name not in apart])
         self.items += originals + distractors
         self.s_db = slice(0, len(self.items))
@@ -1291,7 +1291,7 @@ class Bench:
 
 
 SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a", "scans": "sc",
-         "portraits": "p", "portrait-scans": "ps"}
+         "portraits": "p", "portrait-scans": "ps", "constellations": "h"}
 
 
 def header(bench: Bench, width: int = 58) -> str:

@@ -15,6 +15,10 @@ Sets (benchmarks/sets.py; all reproducible offline):
 - portraits and portrait-scans (asked for by name: ``--sets portraits,portrait-scans``): 141 digital paintings by 4
   artists (Battle for Wesnoth's unit portraits, Debian's wesnoth-1.16-data; portraits.py), labelled by artist, and the
   same printed and scanned: the one set of paintings, scored apart; its noise resamples the peoples painted;
+- constellations (asked for by name: ``--sets constellations``): 391 figures Stellarium draws over the sky by 14 hands
+  or sources (manuscripts, a codex, a temple ceiling, a marble globe, and the people who painted the rest; Debian's
+  stellarium-data; constellations.py), labelled by hand or source: the one set of historical illustrations, scored
+  apart; its noise resamples the labels;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
 - near-duplicates among drawings (with the clip art; column "a.dup1"): two edits of each clip-art drawing
@@ -31,13 +35,16 @@ before it (vgg19-style-452b0579749d, ``CLEAN_CONFIG``) had the basis clipart-v4,
 earlier runs pair it and the ones before, so they are not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
-Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]]
-       [--cards faces|all] [--threads N]
-       [--device cpu|cuda] [--whitening NAME]
+Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]
+       [,constellations]] [--cards faces|all] [--threads N]
+       [--device cpu|cuda] [--whitening NAME] [--around]
 
 The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``
 leaves the drawings out). ``--whitening NAME`` also embeds the default's recipe with another shipped basis beside
-the others, and prints its lead on each baseline.
+the others, and prints its lead on each baseline. ``--around``, instead of the table: the default against itself with one
+setting changed (``AROUND``: the whitening off, the colour weight, the input size and shape, RGB to the model, the
+powers; each a setting the shipped basis fits at any value) and its style and colour parts alone, paired on every set
+named (on the constellations 13 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -63,11 +70,11 @@ def build_sets(names, cards_choice: str, cards_dir=None):
     return lab.Bench(*sets.build(names, cards_choice, cards_dir))
 
 
-def embed_each(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict, dict, dict]:
+def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str | None = None) -> tuple:
     """Every picture through artvec's Embedder for each configuration, exactly as `artvec sync` does:
     ({name: combined vectors}, {name: copy vectors, for configurations with a copy vector},
-    {name: seconds per picture}). The configurations take turns chunk by chunk, so a shared machine's drift
-    affects them alike."""
+    {name: seconds per picture}), and with ``parts_of`` a configuration's name, its {"style": …, "colour": …} parts.
+    The configurations take turns chunk by chunk, so a shared machine's drift affects them alike."""
     embedders = {name: Embedder(config, device=device) for name, config in configs.items()}
     pictures = [item.load() for item in bench.items]
     vectors = {name: [] for name in configs}
@@ -83,9 +90,12 @@ def embed_each(bench, configs: dict, device: str, chunk: int = 64) -> tuple[dict
     finally:
         for embedder in embedders.values():
             embedder.close()
-    return ({name: np.stack([v.combined for v in vs]) for name, vs in vectors.items()},
-            {name: np.stack([v.copy for v in vs]) for name, vs in vectors.items() if configs[name].copy_vector},
-            {name: total / len(pictures) for name, total in seconds.items()})
+    out = ({name: np.stack([v.combined for v in vs]) for name, vs in vectors.items()},
+           {name: np.stack([v.copy for v in vs]) for name, vs in vectors.items() if configs[name].copy_vector},
+           {name: total / len(pictures) for name, total in seconds.items()})
+    if parts_of is None:
+        return out
+    return *out, {part: np.stack([v.part(part) for v in vectors[parts_of]]) for part in ("style", "colour")}
 
 
 def main():
@@ -95,6 +105,9 @@ def main():
     ap.add_argument("--cards-dir", default=None, help="pre-rendered cards (deck-H/card.png|jpg) instead of the cache")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--around", action="store_true",
+                    help="instead: the default against itself with one setting changed (each a setting a basis fits "
+                         "at any value) and its parts alone, paired on every set")
     ap.add_argument("--whitening", default=None, metavar="NAME",
                     help="also embed the default's recipe with another shipped basis "
                          "and say whether it too is ahead of every baseline")
@@ -114,6 +127,9 @@ def main():
     print(f"sets: {sizes}; {len(bench.dups.queries)} near-duplicate queries among {bench.s_db.stop} pictures; "
           f"built in {time.time() - t0:.0f}s", flush=True)
 
+    if args.around:
+        around_the_default(bench, args.device)
+        return
     results, dims = {}, {}
     embedded = dict(EMBEDDED)
     if args.whitening:
@@ -152,6 +168,35 @@ COPY = "the default's copy vector (searched apart)"
 EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG),
             "previous": ("previous default (no local binary patterns)", PREVIOUS),
             "v1": ("artvec 0.1 default", V1)}
+
+
+#: --around: the default with one setting changed, each one a whitening basis fits at any value (``_NOT_LAYOUT``)
+AROUND = {
+    "unwhitened (whitening none)": dict(whitening="none"),
+    "colour weight 0.3 (0.6)": dict(colour_weight=0.3),
+    "colour weight 0.9": dict(colour_weight=0.9),
+    "input 192² (256²)": dict(image_size=192),
+    "input 320²": dict(image_size=320),
+    "a square input (the default keeps the aspect)": dict(resize="square"),
+    "model sees RGB (luminance)": dict(style_input="rgb"),
+    "no power on the parts (0.85)": dict(style_power=1.0, colour_power=1.0),
+}
+
+
+def around_the_default(bench, device: str) -> None:
+    """The default against itself with one setting changed, and its style and colour parts alone (what ``--by style``
+    and ``--by colour`` search), paired on every set and the near-duplicate tasks."""
+    configs = {"default": DEFAULT_CONFIG} | {name: replace(DEFAULT_CONFIG, **change) for name, change in AROUND.items()}
+    vectors, _, speed, parts = embed_each(bench, configs, device, parts_of="default")
+    default = bench.score(vectors["default"])
+    figures = [f"{key} {default[key].ap_at_r.mean():.3f}±{bench.half_width(default, key):.3f}" for key in bench.names]
+    figures += [f"{task} {default[task].mean():.3f}" for task in bench.tasks]
+    print(f"\n{'the default (mAP@R; dup top-1)':46s} " + "  ".join(figures) + f"  {speed['default'] * 1000:.0f} ms/picture")
+    rows = {name: bench.score(vectors[name]) for name in AROUND}
+    rows |= {f"its {part} part alone (--by {part})": bench.score(x) for part, x in parts.items()}
+    for name, r in rows.items():
+        ms = f"  {speed[name] * 1000:.0f} ms/picture" if name in speed else ""
+        print(f"{name[:46]:46s} " + "  ".join(lead(key, *bench.paired(r, default, key)) for key in bench.names + bench.tasks) + ms)
 
 
 def report(bench, results: dict, dims: dict) -> bool:

@@ -19,6 +19,10 @@
 - ``portraits`` and ``portrait-scans`` (asked for by name; they need wesnoth-1.16-data): 141 digital paintings,
   Battle for Wesnoth's unit portraits by 4 artists, labelled by artist, and the same printed and scanned; the one
   set of paintings, scored apart like ``clipart``. See portraits.py.
+- ``constellations`` (asked for by name; it needs stellarium-data): 391 figures Stellarium draws over the sky, by 14
+  hands or sources (al-Sufi's and the Leiden Aratea's manuscripts, the Paris Codex, the Dendera zodiac, the Farnese
+  globe, and the people who painted the others), labelled by hand or source: the one set of historical
+  illustrations, scored apart like ``clipart``. See constellations.py.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -280,6 +284,16 @@ def portrait_items() -> list[Item]:
             for path, artist, people in portraits.portrait_set()]
 
 
+def constellation_items() -> list[Item]:
+    """Stellarium's constellation art: label = group = the hand or source (what the noise resamples), each picture
+    composited on black as Stellarium shows it."""
+    import constellations
+
+    require(constellations.missing_tools())
+    return [Item(key=f"constellations/{key}", label=label, group=label, image=picture)
+            for key, label, picture in constellations.constellation_set()]
+
+
 def scanned_items(drawings: list[Item]) -> list[Item]:
     """Each picture printed and scanned (``print_and_scan``, seeded by its place), with its label and group."""
     return [Item(key=f"scan/{it.key}", label=it.label, group=it.group,
@@ -347,6 +361,8 @@ SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
 APART = ("clipart", "scans")
 #: the painted portraits and their scans: scored apart too, asked for by name (they need wesnoth-1.16-data)
 PAINTED = ("portraits", "portrait-scans")
+#: the constellation art: scored apart, asked for by name (it needs stellarium-data)
+HISTORICAL = ("constellations",)
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -377,6 +393,8 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
                 labelled[clean] = pictures
             if scanned in names:
                 labelled[scanned] = scanned_items(pictures)
+    if "constellations" in names:
+        labelled["constellations"] = constellation_items()
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups
