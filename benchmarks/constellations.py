@@ -7,9 +7,13 @@ Codex, copied by hand from the Dendera zodiac and sketched from the Farnese glob
 Stellarium by the people credited in each sky culture's description (Jessica Gullberg's MUL.APIN paintings, Annette
 S. Lee's Dakota and Ojibwe paintings, Zamfir Somcutean's Romanian art, Johan Meuris's Western and Inuit figures, …).
 Many cultures draw the same stars as the same creatures (al-Sufi's, the Leiden Aratea's, the Farnese globe's and
-Meuris's Leo, Scorpius, Perseus), so what is drawn does not give the source away, and a source's pictures show
+Meuris's Leo and Perseus), so what is drawn does not give the source away, and a source's pictures show
 different things, so only the hand or the manuscript finds them: the task of a library's same-artist search, on
 pictures as old as a library's.
+
+Labels follow the credits: each culture's ``description.en.utf8`` and ``info.ini`` (Gullberg, Lee, Somcutean, Lock,
+and Meuris for the Inuit figures), and Stellarium's own credits (``/usr/share/doc/stellarium-data/copyright``:
+"Constellation art … created by Johan Meuris", the Western figures, under the Free Art License).
 
 Chosen: the pictures each culture's ``constellationsart.fab`` draws (not the description's illustrations), cultures
 with one credited hand or source (two cultures painted by one credited person are one label: Lee's Dakota and
