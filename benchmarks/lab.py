@@ -67,7 +67,8 @@ second convolution or its end in place of its first, relu4_4 in place of relu5_1
 (one more model pass; with ``--seeds``, the likeliest sets under those projection seeds too, one more pass a seed).
 (Rows named THE DEFAULT are clipart-v2 before the powers: vgg19-style-db9551dd9a66.) With ``--seeds``, the whitening is also scored under
 those projection seeds, each with a basis refitted for it. With the clip art, a second near-duplicate task
-("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone.
+("a.dup1", "drawdup"): two edits of every clip-art drawing, each searched among the drawings alone; with the
+constellation art, the same among it ("h.dup1", "skydup").
 Noise: 95 % cluster-bootstrap half-widths of paired differences (whole decks, tile faces, icon themes,
 chess sets, source pictures resampled).
 
@@ -1214,6 +1215,11 @@ def reference_blocks(args) -> tuple[list, dict]:
 
 
 # ---- scoring -------------------------------------------------------------------------------
+#: near-duplicate tasks within one set: task -> the set whose pictures are edited twice each (the eight edits in turn)
+#: and searched among that set alone
+WITHIN = {"drawdup": "clipart", "skydup": "constellations"}
+
+
 class Bench:
     """Labelled sets (name -> items) scored by retrieval, and the near-duplicate task searched among
     every picture of them plus the scikit-image originals and distractors."""
@@ -1234,20 +1240,25 @@ class Bench:
         append([name for name in labelled if name in apart])  # scored apart: not among the copies' pictures
         self.items += dups.queries
         self.s_q = slice(len(self.items) - len(dups.queries), len(self.items))
-        #: copies of the clip art searched among the clip art (scored as "drawdup"; only with the clip art)
-        self.drawing_dups = sets.drawing_duplicates(labelled["clipart"]) if "clipart" in labelled else None
-        if self.drawing_dups:
-            self.items += self.drawing_dups.queries
-            self.s_dq = slice(len(self.items) - len(self.drawing_dups.queries), len(self.items))
-            position = {it.key: i for i, it in enumerate(labelled["clipart"])}
-            self.drawing_target = np.array([position[k] for k in self.drawing_dups.targets])
+        #: copies of a set's pictures searched among that set alone (``WITHIN``): task -> (the copies, their slice of
+        #: ``items``, each copy's original's place in the set)
+        self.within = {}
+        for task, name in WITHIN.items():
+            if name in labelled:
+                copies = sets.drawing_duplicates(labelled[name])
+                self.items += copies.queries
+                position = {it.key: i for i, it in enumerate(labelled[name])}
+                self.within[task] = (copies, slice(len(self.items) - len(copies.queries), len(self.items)),
+                                     np.array([position[k] for k in copies.targets]))
+        #: the clip art's (None without it)
+        self.drawing_dups, self.s_dq, self.drawing_target = self.within.get("drawdup", (None, None, None))
         db_keys = {it.key: i for i, it in enumerate(self.items[self.s_db])}
         self.dup_target = np.array([db_keys[k] for k in dups.targets])
         self.labels = {name: [it.label for it in items] for name, items in labelled.items()}
         self.groups = {name: np.array([it.group for it in items]) for name, items in labelled.items()}
         self.groups["dup"] = np.array([it.group for it in dups.queries])
-        if self.drawing_dups:
-            self.groups["drawdup"] = np.array([it.group for it in self.drawing_dups.queries])
+        for task, (copies, _, _) in self.within.items():
+            self.groups[task] = np.array([it.group for it in copies.queries])
         set_of = {it.key: name for name, items in labelled.items() for it in items}
         #: the set each near-duplicate query's original comes from (the scikit-image originals: "scikit-image")
         self.dup_sources = np.array([set_of.get(key, "scikit-image") for key in dups.targets])
@@ -1257,9 +1268,8 @@ class Bench:
         result = {name: metrics.retrieval(None, self.labels[name], k=10, distances=lambda rows, b=d[sl, sl]: b[rows].copy())
                   for name, sl in self.slices.items()}
         result["dup"] = np.argmin(d[self.s_q, self.s_db], axis=1) == self.dup_target
-        if self.drawing_dups:
-            clip = self.slices["clipart"]
-            result["drawdup"] = np.argmin(d[self.s_dq, clip], axis=1) == self.drawing_target
+        for task, (_, queries, target) in self.within.items():
+            result[task] = np.argmin(d[queries, self.slices[WITHIN[task]]], axis=1) == target
         return result
 
     @property
@@ -1269,19 +1279,19 @@ class Bench:
     def score(self, x: np.ndarray) -> dict:
         result = {name: metrics.retrieval(x[sl], self.labels[name], k=10) for name, sl in self.slices.items()}
         result["dup"] = metrics.top1(x[self.s_q], x[self.s_db], self.dup_target)
-        if self.drawing_dups:
-            result["drawdup"] = metrics.top1(x[self.s_dq], x[self.slices["clipart"]], self.drawing_target)
+        for task, (_, queries, target) in self.within.items():
+            result[task] = metrics.top1(x[queries], x[self.slices[WITHIN[task]]], target)
         return result
 
     @property
     def tasks(self) -> list[str]:
-        """The near-duplicate tasks scored: "dup", and "drawdup" with the clip art."""
-        return ["dup", "drawdup"] if self.drawing_dups else ["dup"]
+        """The near-duplicate tasks scored: "dup", "drawdup" with the clip art, "skydup" with the constellation art."""
+        return ["dup", *self.within]
 
     def paired(self, a: dict, b: dict, name: str, metric: str = "ap_at_r") -> tuple[float, float]:
         """(mean difference a − b, 95 % cluster-bootstrap half-width) of mAP@R (or ``metric``, a ``PerQuery`` field)
         on set ``name`` (or dup top-1)."""
-        if name in ("dup", "drawdup"):
+        if name == "dup" or name in self.within:
             return metrics.paired_difference(a[name], b[name], self.groups[name])
         groups = self.groups[name][a[name].index]
         return metrics.paired_difference(getattr(a[name], metric), getattr(b[name], metric), groups)
@@ -1296,7 +1306,7 @@ SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s"
 
 def header(bench: Bench, width: int = 58) -> str:
     cols = "".join(f" {SHORT.get(n, n[0]) + '.P10':>6s} {SHORT.get(n, n[0]) + '.mAP':>6s}" for n in bench.names)
-    tasks = "".join(f" {'dup1' if t == 'dup' else 'a.dup1':>6s}" for t in bench.tasks)
+    tasks = "".join(f" {'dup1' if t == 'dup' else SHORT[WITHIN[t]] + '.dup1':>6s}" for t in bench.tasks)
     return f"{'descriptor':{width}s} {'input':8s}{cols}{tasks} {'dims':>6s}"
 
 
@@ -1611,7 +1621,9 @@ def main():
         loso = x.copy()
         for name, sl in bench.slices.items():
             keep = np.ones(len(bench.items), bool)
-            keep[sl], keep[bench.s_q], keep[bench.s_dq] = False, False, False
+            keep[sl], keep[bench.s_q] = False, False
+            for _, queries, _ in bench.within.values():
+                keep[queries] = False
             fits = fit_parts(x[keep])
             loso[sl] = whitened(x[sl], fits)
             if name == "clipart":  # the copies of the drawings by the drawings' basis

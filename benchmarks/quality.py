@@ -23,7 +23,9 @@ Sets (benchmarks/sets.py; all reproducible offline):
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
 - near-duplicates among drawings (with the clip art; column "a.dup1"): two edits of each clip-art drawing
   (the eight edits in turn), each to be found at rank 1 among the drawings: the nearest public twin of a
-  library of illustrations by a few dozen artists.
+  library of illustrations by a few dozen artists;
+- near-duplicates among the constellation art (with it; column "h.dup1", key ``skydup``): the same, two edits of each
+  of its 391 pictures, each to be found at rank 1 among them: the twin on old illustrations.
 Metrics: precision@10, mAP@R, nearest-neighbour accuracy, near-duplicate top-1, with 95 % cluster-bootstrap
 half-widths (whole decks / whole source pictures resampled) and the paired difference to each baseline.
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
@@ -224,8 +226,9 @@ def report(bench, results: dict, dims: dict) -> bool:
         print(f"worst labels of {key} (mAP@R, artvec 0.1 beside): " + ", ".join(
             f"{fam} {new:.2f} ({was:.2f})" for new, was, fam in rows[:5]))
     print("near-duplicate top-1 by edit (default): " + by_edit(bench, default, "dup"))
-    if bench.drawing_dups:
-        print("near-duplicates among the clip-art drawings, top-1 by edit (default): " + by_edit(bench, default, "drawdup"))
+    for task, name in lab.WITHIN.items():
+        if task in bench.within:
+            print(f"near-duplicates among the {name} alone, top-1 by edit (default): " + by_edit(bench, default, task))
     print("near-duplicate top-1 by the original's set (default): " + ", ".join(
         f"{name}={default['dup'][bench.dup_sources == name].mean():.2f} ({int(np.sum(bench.dup_sources == name))})"
         for name in dict.fromkeys(bench.dup_sources)))
@@ -233,8 +236,9 @@ def report(bench, results: dict, dims: dict) -> bool:
         print("by the copy vector, top-1 by edit: " + by_edit(bench, copy_vector, "dup") + "; by the original's set: "
               + ", ".join(f"{name}={copy_vector['dup'][bench.dup_sources == name].mean():.2f}"
                           for name in dict.fromkeys(bench.dup_sources)))
-        if bench.drawing_dups:
-            print("by the copy vector among the drawings, top-1 by edit: " + by_edit(bench, copy_vector, "drawdup"))
+        for task, name in lab.WITHIN.items():
+            if task in bench.within:
+                print(f"by the copy vector among the {name} alone, top-1 by edit: " + by_edit(bench, copy_vector, task))
     return ahead_everywhere
 
 
@@ -295,8 +299,8 @@ def drawing_misses(bench, x: np.ndarray) -> str:
 
 
 def by_edit(bench, result: dict, task: str) -> str:
-    """Near-duplicate top-1 of ``task`` ("dup", or "drawdup": among the drawings) per kind of edit."""
-    kinds = np.array((bench.dups if task == "dup" else bench.drawing_dups).kinds)
+    """Near-duplicate top-1 of ``task`` ("dup", or a task within one set: "drawdup", "skydup") per kind of edit."""
+    kinds = np.array((bench.dups if task == "dup" else bench.within[task][0]).kinds)
     return ", ".join(f"{k}={result[task][kinds == k].mean():.2f}" for k in sets.EDITS)
 
 

@@ -402,5 +402,6 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
 
 def drawing_duplicates(drawings: list[Item]) -> NearDuplicates:
     """The near-duplicate task on real drawings, the nearest public twin of a library of illustrations: two
-    edits of every clip-art drawing (the eight edits in turn), each searched among the drawings alone."""
+    edits of every picture of one set (the clip art, the constellation art; the eight edits in turn), each searched
+    among that set alone."""
     return near_duplicates(drawings, per_original=2)
