@@ -1626,8 +1626,9 @@ def main():
                 keep[queries] = False
             fits = fit_parts(x[keep])
             loso[sl] = whitened(x[sl], fits)
-            if name == "clipart":  # the copies of the drawings by the drawings' basis
-                loso[bench.s_dq] = whitened(x[bench.s_dq], fits)
+            for task, (_, queries, _) in bench.within.items():  # a set's copies by that set's basis
+                if WITHIN[task] == name:
+                    loso[queries] = whitened(x[queries], fits)
         r = bench.score(loso.astype(np.float32))
         by_clipart = whitened(x, fit_parts(x[bench.slices["clipart"]]))
         r["dup"] = metrics.top1(by_clipart[bench.s_q], by_clipart[bench.s_db], bench.dup_target)

@@ -46,7 +46,7 @@ leaves the drawings out). ``--whitening NAME`` also embeds the default's recipe 
 the others, and prints its lead on each baseline. ``--around``, instead of the table: the default against itself with one
 setting changed (``AROUND``: the whitening off, the colour weight, the input size and shape, RGB to the model, the
 powers; each a setting the shipped basis fits at any value) and its style and colour parts alone, paired on every set
-named (on the constellations 13 minutes on 2 cores).
+named (on the constellations and their copies 32 minutes on 2 cores).
 """
 
 from __future__ import annotations
