@@ -121,17 +121,18 @@ def constellation_set() -> list[tuple[str, str, object]]:
     thumbs: list[np.ndarray] = []
     for label, cultures in SOURCES.items():
         files = [f for culture in cultures for f in art_files(culture)]
-        picked = []
+        picked, kept = [], []
         for i in rng.permutation(len(files)):
             if len(picked) == PER_SOURCE:
                 break
             picture = on_black(files[i])
             thumb = thumbnail(picture)
-            if any(float(thumb @ other) > COPY_CORRELATION for other in thumbs):
+            if any(float(thumb @ other) > COPY_CORRELATION for other in thumbs + kept):
                 continue
-            thumbs.append(thumb)
+            kept.append(thumb)
             picked.append((f"{files[i].parent.name}/{files[i].stem}", label, picture))
-        if len(picked) >= MIN_PICTURES:
+        if len(picked) >= MIN_PICTURES:  # a label left out takes no picture from the labels after it
+            thumbs += kept
             chosen.extend(sorted(picked, key=lambda p: p[0]))
     return chosen
 

@@ -1250,8 +1250,6 @@ class Bench:
                 position = {it.key: i for i, it in enumerate(labelled[name])}
                 self.within[task] = (copies, slice(len(self.items) - len(copies.queries), len(self.items)),
                                      np.array([position[k] for k in copies.targets]))
-        #: the clip art's (None without it)
-        self.drawing_dups, self.s_dq, self.drawing_target = self.within.get("drawdup", (None, None, None))
         db_keys = {it.key: i for i, it in enumerate(self.items[self.s_db])}
         self.dup_target = np.array([db_keys[k] for k in dups.targets])
         self.labels = {name: [it.label for it in items] for name, items in labelled.items()}

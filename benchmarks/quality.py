@@ -75,7 +75,7 @@ def build_sets(names, cards_choice: str, cards_dir=None):
 def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str | None = None) -> tuple:
     """Every picture through artvec's Embedder for each configuration, exactly as `artvec sync` does:
     ({name: combined vectors}, {name: copy vectors, for configurations with a copy vector},
-    {name: seconds per picture}), and with ``parts_of`` a configuration's name, its {"style": …, "colour": …} parts.
+    {name: seconds per picture}, the {"style": …, "colour": …} parts of configuration ``parts_of``, {} without one).
     The configurations take turns chunk by chunk, so a shared machine's drift affects them alike."""
     embedders = {name: Embedder(config, device=device) for name, config in configs.items()}
     pictures = [item.load() for item in bench.items]
@@ -92,12 +92,10 @@ def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str
     finally:
         for embedder in embedders.values():
             embedder.close()
-    out = ({name: np.stack([v.combined for v in vs]) for name, vs in vectors.items()},
-           {name: np.stack([v.copy for v in vs]) for name, vs in vectors.items() if configs[name].copy_vector},
-           {name: total / len(pictures) for name, total in seconds.items()})
-    if parts_of is None:
-        return out
-    return *out, {part: np.stack([v.part(part) for v in vectors[parts_of]]) for part in ("style", "colour")}
+    parts = {part: np.stack([v.part(part) for v in vectors[parts_of]]) for part in ("style", "colour")} if parts_of else {}
+    return ({name: np.stack([v.combined for v in vs]) for name, vs in vectors.items()},
+            {name: np.stack([v.copy for v in vs]) for name, vs in vectors.items() if configs[name].copy_vector},
+            {name: total / len(pictures) for name, total in seconds.items()}, parts)
 
 
 def main():
@@ -136,7 +134,7 @@ def main():
     embedded = dict(EMBEDDED)
     if args.whitening:
         embedded["variant"] = (f"artvec default, basis {args.whitening}", replace(DEFAULT_CONFIG, whitening=args.whitening))
-    vectors, copies, speed = embed_each(bench, {key: config for key, (_, config) in embedded.items()}, args.device)
+    vectors, copies, speed, _ = embed_each(bench, {key: config for key, (_, config) in embedded.items()}, args.device)
     for key, (name, _) in embedded.items():
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
@@ -155,7 +153,7 @@ def main():
         results[name] = bench.score(baseline.astype(np.float32))
         dims[name] = baseline.shape[1]
     report(bench, results, dims)
-    if bench.drawing_dups:
+    if "drawdup" in bench.within:
         print("the default's misses among the drawings: " + drawing_misses(bench, vectors["default"]))
     if args.whitening:
         ahead_of_baselines(bench, results, embedded["variant"][0])
@@ -287,8 +285,8 @@ def lead(key: str, diff: float, half: float) -> str:
 def drawing_misses(bench, x: np.ndarray) -> str:
     """Where the copies of drawings that ``x`` misses land: on another drawing by the same artist (often a
     recoloured or redrawn variant of the original, which a copy may resemble more), and the original's rank."""
-    d = metrics.Database(x[bench.slices["clipart"]]).squared(x[bench.s_dq])
-    target = bench.drawing_target
+    _, queries, target = bench.within["drawdup"]
+    d = metrics.Database(x[bench.slices["clipart"]]).squared(x[queries])
     rank = (d < d[np.arange(len(d)), target][:, None]).sum(1) + 1
     missed = rank > 1
     labels = np.array(bench.labels["clipart"])
