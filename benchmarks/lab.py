@@ -1299,7 +1299,8 @@ class Bench:
 
 
 SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a", "scans": "sc",
-         "portraits": "p", "portrait-scans": "ps", "constellations": "h"}
+         "portraits": "p", "portrait-scans": "ps", "constellations": "h",
+         "card-patterns": "cp"}
 
 
 def header(bench: Bench, width: int = 58) -> str:

@@ -19,6 +19,9 @@ Sets (benchmarks/sets.py; all reproducible offline):
   or sources (manuscripts, a codex, a temple ceiling, a marble globe, and the people who painted the rest; Debian's
   stellarium-data; constellations.py), labelled by hand or source: the one set of historical illustrations, scored
   apart; its noise resamples the labels;
+- card-patterns (asked for by name: ``--sets card-patterns``): the 12 court cards of 21 designs of AisleRiot's card
+  themes (Debian's gnome-cards-data; card_patterns.py), most of them redrawn historical patterns, labelled by design:
+  content held constant as on the cards, on figures of the 17th to 19th centuries; scored apart, the designs resampled;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
 - near-duplicates among drawings (with the clip art; column "a.dup1"): two edits of each clip-art drawing
@@ -27,7 +30,10 @@ Sets (benchmarks/sets.py; all reproducible offline):
 - near-duplicates among the constellation art (with it; column "h.dup1", key ``skydup``): the same, two edits of each
   of its 391 pictures, each to be found at rank 1 among them: the twin on old illustrations.
 Metrics: precision@10, mAP@R, nearest-neighbour accuracy, near-duplicate top-1, with 95 % cluster-bootstrap
-half-widths (whole decks / whole source pictures resampled) and the paired difference to each baseline.
+half-widths (whole decks / whole source pictures resampled) and the paired difference to each baseline. The
+verdict, "default ahead of every baseline on every set by more than the noise", asks for a lead beyond the noise on
+every set and task named, except where the default and the baseline both are perfect (nothing to be ahead of: the
+scikit-image originals' copies alone), and for a lead somewhere on each baseline.
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
 apart; and, for the paired difference, the previous default and artvec 0.1's default) is computed by artvec's
 own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input.
@@ -38,7 +44,7 @@ earlier runs pair it and the ones before, so they are not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]
-       [,constellations]] [--cards faces|all] [--threads N]
+       [,constellations][,card-patterns]] [--cards faces|all] [--threads N]
        [--device cpu|cuda] [--whitening NAME] [--around]
 
 The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``
@@ -250,11 +256,14 @@ def ahead_of_baselines(bench, results: dict, name: str, every: bool = False) -> 
     for other, r in results.items():
         if other == name or not (every or other.startswith("baseline")):
             continue
-        parts = []
+        parts, ahead_somewhere = [], False
         for key in bench.names + bench.tasks:
             diff, half = bench.paired(ours, r, key)
-            parts.append(lead(key, diff, half))
-            ahead_everywhere &= diff - half > 0 or not other.startswith("baseline")
+            both_perfect = perfect(ours, key) and perfect(r, key)
+            parts.append(lead(key, diff, half) if not both_perfect else f"{key} both perfect  ")
+            ahead_everywhere &= diff - half > 0 or both_perfect or not other.startswith("baseline")
+            ahead_somewhere |= diff - half > 0
+        ahead_everywhere &= ahead_somewhere or not other.startswith("baseline")
         print(f"  vs {other[:40]:40s} " + "  ".join(parts))
     if not every:
         print(f"{name} ahead of every baseline on every set by more than the noise: {ahead_everywhere}")
@@ -275,6 +284,14 @@ def nearest_neighbour_table(bench, results: dict) -> None:
         if name.startswith("baseline"):
             print(f"  default minus {name.removeprefix('baseline: ')[:38]:38s} " + "  ".join(
                 lead(key, *bench.paired(default, r, key, "nn_correct")) for key in bench.names))
+
+
+def perfect(r: dict, key: str) -> bool:
+    """Whether a method leaves nothing to gain on a set or task (mAP@R 1, or every copy found first): where two
+    methods both are, neither can be ahead, and the verdict does not ask it there (the scikit-image originals' 80 copies
+    among 20 pictures, when no set of the near-duplicate task is named, are such a task); it asks for a lead elsewhere."""
+    scores = r[key] if isinstance(r[key], np.ndarray) else r[key].ap_at_r
+    return bool(np.all(scores == 1))
 
 
 def lead(key: str, diff: float, half: float) -> str:

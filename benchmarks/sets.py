@@ -23,6 +23,10 @@
   hands or sources (al-Sufi's and the Leiden Aratea's manuscripts, the Paris Codex, the Dendera zodiac, the Farnese
   globe, and the people who painted the others), labelled by hand or source: the one set of historical
   illustrations, scored apart like ``clipart``. See constellations.py.
+- ``card-patterns`` (asked for by name; it needs gnome-cards-data): the 12 court cards of 21 designs of AisleRiot's card
+  themes, most of them redrawn historical patterns (Berlin, Rhineland, Lattmann, a 17th-century Swiss deck, a tarocco,
+  the Russian Atlas deck, old French portraits, …), labelled by design: content held constant as in ``cards``, on
+  figures of the 17th to 19th centuries; scored apart like ``clipart``. See card_patterns.py.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -294,6 +298,15 @@ def constellation_items() -> list[Item]:
             for key, label, picture in constellations.constellation_set()]
 
 
+def card_pattern_items() -> list[Item]:
+    """AisleRiot's court cards: label = group = the design (what the noise resamples). Renders into the cache."""
+    import card_patterns
+
+    require(card_patterns.missing_tools())
+    return [Item(key=f"card-patterns/{theme}/{path.stem}", label=theme, group=theme, path=path)
+            for path, theme in card_patterns.pattern_set()]
+
+
 def scanned_items(drawings: list[Item]) -> list[Item]:
     """Each picture printed and scanned (``print_and_scan``, seeded by its place), with its label and group."""
     return [Item(key=f"scan/{it.key}", label=it.label, group=it.group,
@@ -361,8 +374,9 @@ SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
 APART = ("clipart", "scans")
 #: the painted portraits and their scans: scored apart too, asked for by name (they need wesnoth-1.16-data)
 PAINTED = ("portraits", "portrait-scans")
-#: the constellation art: scored apart, asked for by name (it needs stellarium-data)
-HISTORICAL = ("constellations",)
+#: the constellation art and the historical card patterns: scored apart, asked for by name (they need stellarium-data
+#: and gnome-cards-data)
+HISTORICAL = ("constellations", "card-patterns")
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -395,6 +409,8 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
                 labelled[scanned] = scanned_items(pictures)
     if "constellations" in names:
         labelled["constellations"] = constellation_items()
+    if "card-patterns" in names:
+        labelled["card-patterns"] = card_pattern_items()
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups
