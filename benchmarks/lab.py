@@ -1300,7 +1300,7 @@ class Bench:
 
 SHORT = {"cards": "c", "tiles": "t", "icons": "i", "chess": "x", "stylised": "s", "clipart": "a", "scans": "sc",
          "portraits": "p", "portrait-scans": "ps", "constellations": "h",
-         "card-patterns": "cp"}
+         "constellation-scans": "hs", "card-patterns": "cp", "card-pattern-scans": "cps"}
 
 
 def header(bench: Bench, width: int = 58) -> str:

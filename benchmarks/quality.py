@@ -22,6 +22,8 @@ Sets (benchmarks/sets.py; all reproducible offline):
 - card-patterns (asked for by name: ``--sets card-patterns``): the 12 court cards of 21 designs of AisleRiot's card
   themes (Debian's gnome-cards-data; card_patterns.py), most of them redrawn historical patterns, labelled by design:
   content held constant as on the cards, on figures of the 17th to 19th centuries; scored apart, the designs resampled;
+- constellation-scans and card-pattern-scans (asked for by name): the same historical pictures printed and scanned as
+  the clip art's scans are;
 - near-duplicates: rescans, mats, crops, rescales, re-encodes and greyscale copies (artvec/edits.py)
   of scikit-image pictures, cards, tiles, icons and chess pieces, each to be found at rank 1 among every picture of the other sets;
 - near-duplicates among drawings (with the clip art; column "a.dup1"): two edits of each clip-art drawing
@@ -44,7 +46,7 @@ earlier runs pair it and the ones before, so they are not embedded again here.
 
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]
-       [,constellations][,card-patterns]] [--cards faces|all] [--threads N]
+       [,constellations,constellation-scans][,card-patterns,card-pattern-scans]] [--cards faces|all] [--threads N]
        [--device cpu|cuda] [--whitening NAME] [--around]
 
 The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``

@@ -27,6 +27,8 @@
   themes, most of them redrawn historical patterns (Berlin, Rhineland, Lattmann, a 17th-century Swiss deck, a tarocco,
   the Russian Atlas deck, old French portraits, …), labelled by design: content held constant as in ``cards``, on
   figures of the 17th to 19th centuries; scored apart like ``clipart``. See card_patterns.py.
+- ``constellation-scans`` and ``card-pattern-scans`` (asked for by name): the same historical pictures printed and
+  scanned as the clip art's ``scans`` are, labelled and resampled as their clean sets.
 - ``stylised``: scikit-image's pictures, each in 7 deterministic stylisations (pencil, halftone, engraving,
   woodcut, watercolour, oil, sepia), labelled by stylisation.
 - ``near-duplicates``: what a library lives through — rescans (rotation 1–3°, blur, a colour cast),
@@ -374,9 +376,9 @@ SET_NAMES = ("cards", "tiles", "icons", "chess", "stylised")
 APART = ("clipart", "scans")
 #: the painted portraits and their scans: scored apart too, asked for by name (they need wesnoth-1.16-data)
 PAINTED = ("portraits", "portrait-scans")
-#: the constellation art and the historical card patterns: scored apart, asked for by name (they need stellarium-data
-#: and gnome-cards-data)
-HISTORICAL = ("constellations", "card-patterns")
+#: the constellation art and the historical card patterns, and each printed and scanned: scored apart, asked for by
+#: name (they need stellarium-data and gnome-cards-data)
+HISTORICAL = ("constellations", "constellation-scans", "card-patterns", "card-pattern-scans")
 
 
 def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
@@ -400,17 +402,15 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
         stylised, originals, distractors = stylised[:21], originals[:3], distractors[:3]
     if "stylised" in names:
         labelled["stylised"] = stylised
-    for clean, scanned, items in (("clipart", "scans", clipart_items), ("portraits", "portrait-scans", portrait_items)):
+    for clean, scanned, items in (("clipart", "scans", clipart_items), ("portraits", "portrait-scans", portrait_items),
+                                  ("constellations", "constellation-scans", constellation_items),
+                                  ("card-patterns", "card-pattern-scans", card_pattern_items)):
         if clean in names or scanned in names:  # a set and its print and scan, read once for both
             pictures = items()
             if clean in names:
                 labelled[clean] = pictures
             if scanned in names:
                 labelled[scanned] = scanned_items(pictures)
-    if "constellations" in names:
-        labelled["constellations"] = constellation_items()
-    if "card-patterns" in names:
-        labelled["card-patterns"] = card_pattern_items()
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups

@@ -93,3 +93,22 @@ def test_missing_themes_or_renderer_give_one_line(tmp_path):
     done = run(tmp_path / "cards", tmp_path / "cache", path=str(tmp_path))  # no rsvg-convert on PATH
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "rsvg-convert" in done.stderr
+
+
+def test_the_sets_clean_and_printed_and_scanned(themes, tmp_path, monkeypatch):
+    """``sets.build`` reads the themes once for the card patterns and their print and scan: the same cards and labels,
+    each scanned on its paper."""
+    sys.path.insert(0, str(BENCHMARKS))
+    import sets
+
+    monkeypatch.setenv("ARTVEC_AISLERIOT_CARDS", str(themes))
+    monkeypatch.setenv("ARTVEC_BENCH_CACHE", str(tmp_path / "cache"))
+    labelled, *_ = sets.build(("card-patterns", "card-pattern-scans"), quick=True)
+    clean, scanned = labelled["card-patterns"], labelled["card-pattern-scans"]
+    assert len(clean) == len(scanned) == 24
+    assert [it.label for it in clean] == [it.label for it in scanned] and {it.label for it in clean} == {"alpha", "beta"}
+    assert [it.key for it in scanned] == [f"scan/{it.key}" for it in clean]
+    for before, after in zip(clean[:3], scanned[:3]):  # the white card now a paper's tint: its blue falls most
+        white = np.percentile(np.asarray(before.load().convert("RGB"))[..., 2], 90)
+        paper = np.percentile(np.asarray(after.load().convert("RGB"))[..., 2], 90)
+        assert white == 255 and paper < 245, (before.key, paper)
