@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cards import bench_cache, ink_on_white, require, rsvg_missing  # noqa: E402
+from cards import bench_cache, ink_on_white, luma_thumbnail, require, rsvg_missing  # noqa: E402
 
 CARDS_DIR = "/usr/share/aisleriot/cards"
 HEIGHT = 448
@@ -55,7 +55,7 @@ def cards_dir() -> Path:
 
 
 def themes() -> list[str]:
-    return sorted(p.name[: -len(".svgz")] for p in cards_dir().glob("*.svgz") if p.name[: -len(".svgz")] not in NO_FIGURES)
+    return sorted(p.stem for p in cards_dir().glob("*.svgz") if p.stem not in NO_FIGURES)
 
 
 def missing_tools() -> str | None:
@@ -74,7 +74,7 @@ def render_theme(theme: str, height: int = HEIGHT) -> Path:
     from PIL import Image
 
     folder = bench_cache("card-patterns") / f"{theme}-{height}"
-    if folder.is_dir() and len(list(folder.glob("*.png"))) == len(COURTS) * len(SUITS):
+    if folder.is_dir() and len(list(folder.glob("*.png"))) == len(court_cards()):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,9 +104,7 @@ def thumbnails(folder: Path) -> np.ndarray:
     rows = []
     for card in court_cards():
         with Image.open(folder / f"{card}.png") as img:
-            g = np.asarray(img.convert("L").resize((16, 24), Image.Resampling.BOX), dtype=np.float64).ravel()
-        g -= g.mean()
-        rows.append(g / max(np.linalg.norm(g), 1e-9))
+            rows.append(luma_thumbnail(img, (16, 24)))
     return np.array(rows)
 
 

@@ -97,6 +97,17 @@ def ink_on_white(img, height: int, what: str, on_white: bool = True):
     return img.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
 
 
+def luma_thumbnail(picture, size: tuple[int, int] = (16, 16)):
+    """A picture's luma reduced to ``size`` (box-averaged), centred and of unit length: the dot product of two is
+    their correlation, which the sets use to pass over copies and variants."""
+    import numpy as np
+    from PIL import Image
+
+    g = np.asarray(picture.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float64).ravel()
+    g -= g.mean()
+    return g / max(np.linalg.norm(g), 1e-9)
+
+
 def render_deck(deck: str, height: int = HEIGHT) -> Path:
     """Render the deck's 52 cards into the cache (skipping those already there)."""
     from PIL import Image

@@ -41,6 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cards import luma_thumbnail, require  # noqa: E402
+
 SKYCULTURES_DIR = "/usr/share/stellarium/skycultures"
 MIN_PICTURES = 9
 PER_SOURCE = 40
@@ -106,14 +110,6 @@ def on_black(path: Path):
     return picture
 
 
-def thumbnail(picture) -> np.ndarray:
-    from PIL import Image
-
-    g = np.asarray(picture.convert("L").resize((16, 16), Image.Resampling.BOX), dtype=np.float64).ravel()
-    g -= g.mean()
-    return g / max(np.linalg.norm(g), 1e-9)
-
-
 def constellation_set() -> list[tuple[str, str, object]]:
     """[(key, label, picture on black)] for every chosen picture, in a fixed order."""
     rng = np.random.default_rng(0)
@@ -126,7 +122,7 @@ def constellation_set() -> list[tuple[str, str, object]]:
             if len(picked) == PER_SOURCE:
                 break
             picture = on_black(files[i])
-            thumb = thumbnail(picture)
+            thumb = luma_thumbnail(picture)
             if any(float(thumb @ other) > COPY_CORRELATION for other in thumbs + kept):
                 continue
             kept.append(thumb)
@@ -138,9 +134,6 @@ def constellation_set() -> list[tuple[str, str, object]]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from cards import require
-
     require(missing_tools())
     items = constellation_set()
     counts = Counter(label for _, label, _ in items)
