@@ -44,6 +44,10 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   other hands, or Wesnoth's outside the set; with a scan of each, alone, or counted three times), or on Naev's alone;
   and the exponent and shrinkage moved; on the seven sets and the paintings, paired to the default refitted here
   (needs naev-data: portraits.py);
+- with --colour-pieces (instead of the rest), more of the colour inside the combined vector's colour part (whitened
+  with it): the colours of the edges (4³ cubes, the pixels whose luma gradient exceeds 16 or 32 levels), each 4³ cube's
+  coherence (the tone coherence's idea on the colour), the chroma's edges (the gradient of the two opponent channels,
+  16 log steps) and the saturation (16 log steps); on the seven sets and the paintings, paired to the default;
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -54,7 +58,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 
 Needs what quality.py needs, with the clip art (clipart.py).
 Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
-       [--pattern-variants] [--paintings] [--painting-features] [--painted-basis]
+       [--pattern-variants] [--paintings] [--painting-features] [--painted-basis] [--colour-pieces]
 """
 
 from __future__ import annotations
@@ -272,7 +276,8 @@ class Lab:
     def vectors(self, h: dict, fit_rows: np.ndarray, extra=None, pairs: float = 0.0, alpha: float = ALPHA,
                 shrinkage: float = SHRINKAGE, within: float = 0.0, weights=HISTOGRAM_WEIGHTS,
                 colour_weight: float = DEFAULT.colour_weight, style_power: float = DEFAULT.style_power,
-                colour_power: float = DEFAULT.colour_power, also=None, content_weight: float = 0.0):
+                colour_power: float = DEFAULT.colour_power, also=None, content_weight: float = 0.0,
+                colour_pieces: tuple = ()):
         """The default's recipe from the layers and histograms ``h``, each part whitened by a basis fitted on
         ``fit_rows`` (as fit_whitening.py fits the shipped one) and ``extra`` (more reference pictures' layers and
         histograms, in the reference set's order, to fit on), raised to the default's powers. With ``pairs`` the basis
@@ -280,10 +285,11 @@ class Lab:
         moved (within each pair); with ``within``, that share of the covariance is taken about each reference
         drawing's own mean (the drawing and its scans among the rows). ``weights``: the tone, edge, coherence and
         pattern histograms'. ``also``: other pictures' (layers, histograms), which take no part in the fit, whitened by
-        the same bases: then (the bench's vectors, theirs). ``content_weight``: the content piece's (``h["content"]``)."""
-        own = raw_parts(self.layers, h, weights, content_weight)
-        more = raw_parts(*extra, weights, content_weight) if extra else None
-        others = raw_parts(*also, weights, content_weight) if also else None
+        the same bases: then (the bench's vectors, theirs). ``content_weight``: the content piece's (``h["content"]``).
+        ``colour_pieces``: (name in ``h``, weight) pairs closing the colour part."""
+        own = raw_parts(self.layers, h, weights, content_weight, colour_pieces)
+        more = raw_parts(*extra, weights, content_weight, colour_pieces) if extra else None
+        others = raw_parts(*also, weights, content_weight, colour_pieces) if also else None
         groups = None
         if within:  # each fitting row's reference drawing: the set's rows come after the n benchmark pictures
             drawing = (np.asarray(fit_rows) - self.n) % self.n_ref
@@ -310,14 +316,17 @@ def counting_moves(drawings: np.ndarray, scans: np.ndarray, weight: float) -> wh
     return whitening.from_covariance(drawings.mean(0), covariance, ALPHA, SHRINKAGE, RANK)
 
 
-def raw_parts(layers: np.ndarray, h: dict, weights=HISTOGRAM_WEIGHTS, content_weight: float = 0.0) -> dict:
+def raw_parts(layers: np.ndarray, h: dict, weights=HISTOGRAM_WEIGHTS, content_weight: float = 0.0,
+              colour_pieces: tuple = ()) -> dict:
     """The style part (layers and the histograms at ``weights``; a histogram at 0 is left out; with ``content_weight``,
-    the content piece ``h["content"]`` closing it, as the Embedder's ``content_weight``) and the colour part, before the
-    whitening."""
+    the content piece ``h["content"]`` closing it, as the Embedder's ``content_weight``) and the colour part (with
+    ``colour_pieces``, (name in ``h``, weight) pairs closing it, unit norm together), before the whitening."""
     blocks = [layers] + [w * h[name] for name, w in zip(("tone", "edge", "coherence", "pattern"), weights) if w]
     blocks += [content_weight * h["content"]] if content_weight else []
     style = np.concatenate(blocks, 1) / np.sqrt(1 + sum(w * w for w in weights) + content_weight ** 2)
-    return {"style": style, "colour": colour_shares_power(h["colour"], DEFAULT.colour_exponent)}
+    colour = [colour_shares_power(h["colour"], DEFAULT.colour_exponent)] + [w * h[name] for name, w in colour_pieces]
+    colour = np.concatenate(colour, 1) / np.sqrt(1 + sum(w * w for _, w in colour_pieces))
+    return {"style": style, "colour": colour}
 
 
 def parts_alone(data: Lab, h: dict) -> None:
@@ -602,6 +611,83 @@ def painted_basis_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: s
     paired_on_paintings(data, plain, with_scans, painted, rows)
 
 
+def cube_index(a: np.ndarray, bins: int) -> np.ndarray:
+    """Each pixel's RGB cube, numbered as ``colour_histogram`` numbers them (H × W)."""
+    q = (a.astype(np.int32) * bins) >> 8
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
+def gradient(channel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences across and down, as ``edge_histogram`` takes them."""
+    gx, gy = np.zeros_like(channel), np.zeros_like(channel)
+    gx[:, 1:-1] = (channel[:, 2:] - channel[:, :-2]) / 2
+    gy[1:-1] = (channel[2:] - channel[:-2]) / 2
+    return gx, gy
+
+
+def hellinger(counts: np.ndarray) -> np.ndarray:
+    return np.sqrt(counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+
+def log_steps(magnitude: np.ndarray, bins: int) -> np.ndarray:
+    """A Hellinger histogram of magnitudes in ``bins`` steps of log2(1 + magnitude) × bins/8 (the edge histogram's)."""
+    steps = np.minimum((np.log2(1 + magnitude) * (bins / 8)).astype(np.int64), bins - 1)
+    return hellinger(np.bincount(steps.ravel(), minlength=bins).astype(np.float64))
+
+
+def edge_colours(a: np.ndarray, threshold: float, bins: int = 4) -> np.ndarray:
+    """The colours of a picture's edges: its pixels whose luma gradient exceeds ``threshold``, in ``bins``³ cubes."""
+    gx, gy = gradient(_luma(a))
+    cubes = cube_index(a, bins)[np.hypot(gx, gy) > threshold]
+    return hellinger(np.bincount(cubes, minlength=bins ** 3).astype(np.float64))
+
+
+def colour_coherence(a: np.ndarray, bins: int = 4) -> np.ndarray:
+    """For each of ``bins``³ cubes, the share of its pixels whose right or lower neighbour is in the same cube."""
+    cubes = cube_index(a, bins)
+    same, total = np.zeros(bins ** 3), np.zeros(bins ** 3)
+    for here, there in ((cubes[:, :-1], cubes[:, 1:]), (cubes[:-1], cubes[1:])):
+        total += np.bincount(here.ravel(), minlength=bins ** 3)
+        same += np.bincount(here[here == there], minlength=bins ** 3)
+    return unit_norm(same / np.maximum(total, 1.0))
+
+
+def opponent(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two opponent colour channels (red–green, yellow–blue), orthonormal: the chroma without the luma."""
+    f = a.astype(np.float32)
+    return (f[..., 0] - f[..., 1]) / np.sqrt(2), (f[..., 0] + f[..., 1] - 2 * f[..., 2]) / np.sqrt(6)
+
+
+def chroma_edges(a: np.ndarray, bins: int = 16) -> np.ndarray:
+    """How sharply the chroma changes: the gradient magnitude of both opponent channels together, in log steps."""
+    squared = sum(gx * gx + gy * gy for gx, gy in map(gradient, opponent(a)))
+    return log_steps(np.sqrt(squared), bins)
+
+
+def saturation(a: np.ndarray, bins: int = 16) -> np.ndarray:
+    """How saturated the pixels are: the chroma's magnitude, in log steps."""
+    return log_steps(np.hypot(*opponent(a)), bins)
+
+
+#: --colour-pieces: each piece computed from a picture's histogram input, and the rows (pieces, weights) tried
+COLOUR_PIECES = {"edge colours (gradient > 16)": lambda a: edge_colours(a, 16.0),
+                 "edge colours (gradient > 32)": lambda a: edge_colours(a, 32.0),
+                 "colour coherence": colour_coherence, "chroma edges": chroma_edges, "saturation": saturation}
+COLOUR_PIECE_ROWS = {
+    **{f"{name} × {w}": ((name, w),) for name in COLOUR_PIECES for w in (0.3, 0.6)},
+    "edge colours (> 16) × 0.4 + colour coherence × 0.4": (("edge colours (gradient > 16)", 0.4), ("colour coherence", 0.4)),
+}
+
+
+def colour_piece_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
+    """``COLOUR_PIECE_ROWS`` closing the colour part, on the seven sets and the paintings, paired to the default."""
+    painted = Painted(device)
+    for h, arrays in ((plain, data.arrays), (painted.h, [lab.prepare(p, "area256g") for p in painted.pictures])):
+        h.update({name: np.stack([piece(a) for a in arrays]) for name, piece in COLOUR_PIECES.items()})
+    rows = {name: dict(colour_pieces=pieces) for name, pieces in COLOUR_PIECE_ROWS.items()}
+    paired_on_paintings(data, plain, with_scans, painted, rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -628,12 +714,16 @@ def main() -> None:
                     help="only the whitening on paintings: the default unwhitened, the basis fitted with painted portraits "
                          "among the reference pictures (needs naev-data), the exponent and shrinkage; on the seven sets "
                          "and the paintings (one model pass over 272 portraits and a scan of each, 2 minutes the first time; then 3 minutes)")
+    ap.add_argument("--colour-pieces", action="store_true",
+                    help="only more of the colour inside the combined vector's colour part (edge colours, colour "
+                         "coherence, chroma edges, saturation), on the seven sets and the paintings (about 3 minutes "
+                         "once the layers are cached)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
     args = ap.parse_args()
     t0 = time.time()
-    if args.paintings or args.painting_features or args.painted_basis:
+    if args.paintings or args.painting_features or args.painted_basis or args.colour_pieces:
         sets.portrait_items()  # without the portraits: their one-line error now, not after the lab's minutes of loading
     if args.painted_basis:
         import portraits
@@ -646,6 +736,7 @@ def main() -> None:
     only = {"painted_basis": lambda: painted_basis_rows(data, plain, with_scans, args.device),
             "painting_features": lambda: painting_feature_rows(data, plain, with_scans, args.device),
             "paintings": lambda: painting_rows(data, plain, with_scans, args.device),
+            "colour_pieces": lambda: colour_piece_rows(data, plain, with_scans, args.device),
             "pattern_variants": lambda: pattern_variant_rows(data, plain, with_scans),
             "patterns": lambda: pattern_rows(data, plain, with_scans)}
     for flag, rows in only.items():
