@@ -345,6 +345,7 @@ def similar_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG of the query and its neighbours.")] = None,
     colours: Annotated[Optional[str], typer.Option("--colours", help="Search by palette instead: '#8b4513:60,#f5deb3:40' (hex colours with weights).")] = None,
+    expand: Annotated[Optional[int], typer.Option("--expand", help="Average the query with its N nearest pictures first (default: search.expand, 2; 0: the plain distance; never for --by copy or a palette).")] = None,
 ) -> None:
     """The pictures nearest to an artwork (or to a picture file, or a palette), with distances and facets."""
     from . import search
@@ -361,8 +362,8 @@ def similar_command(
                                     search.parse_filters(excludes or []), k, through, engine=engine)
         else:
             found = search.find_similar(engine, settings, artwork_id, str(image) if image else None, by,
-                                    search.parse_filters(filters or []), search.parse_filters(excludes or []),
-                                    k, through)
+                                        search.parse_filters(filters or []), search.parse_filters(excludes or []),
+                                        k, through, expand)
     if sheet:
         write_similar_sheet(settings, found, sheet)
     if as_json:
@@ -387,6 +388,20 @@ def write_similar_sheet(settings, found: dict, out: Path) -> None:
     typer.echo(f"contact sheet: {out}", err=True)
 
 
+def echo_expanded(expanded: dict, k: int) -> None:
+    """The figures of the search "more like this" makes, each with its difference to the plain one."""
+    figures = expanded["overall"]
+
+    def figure(name: str, key: str) -> str:
+        change = expanded["difference"][key]
+        noise = "" if change["interval"] is None else f" ± {change['interval']:.3f}{' *' if change['beyond_noise'] else ''}"
+        return f"{name} {figures[key]:.3f} ({change['difference']:+.3f}{noise})"
+
+    typer.echo(f"  more like this (the query averaged with its {expanded['expand']} nearest first): "
+               + "   ".join(figure(name, key) for name, key in ((f"precision@{k}", f"p@{k}"), ("mAP@R", "map@r"),
+                                                                  ("nearest-neighbour accuracy", "nn"))))
+
+
 @app.command("evaluate")
 def evaluate_command(
     label: Annotated[str, typer.Option("--label", help="The facet that says which pictures belong together (artist, say).")],
@@ -398,6 +413,7 @@ def evaluate_command(
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that relative image paths are under (for the near-duplicate copies).")] = None,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Labels listed in the text output, worst first.")] = 15,
     against: Annotated[Optional[str], typer.Option("--against", help="Another stored configuration, judged on the same pictures by the same queries: each figure's difference and whether it is beyond the noise (95 % interval, labels resampled).")] = None,
+    expand: Annotated[Optional[int], typer.Option("--expand", help="Also search each query as more like this does, averaged with its N nearest pictures first (default: search.expand, 2; 0: skip).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (every label).")] = False,
 ) -> None:
     """Quality on your own library: do a picture's nearest neighbours share its label?"""
@@ -406,7 +422,8 @@ def evaluate_command(
 
     config = load_settings(**{"catalogue.image_root": str(image_root) if image_root else None})
     report = evaluate(config, label, by=by, k=k, sample=sample, duplicates=duplicates, config_id=config_id,
-                      against=against, progress=lambda message: typer.echo(message, err=True), advance=Progress("queries"))
+                      against=against, progress=lambda message: typer.echo(message, err=True), advance=Progress("queries"),
+                      expand=expand)
     if as_json:
         echo_json(report)
         return
@@ -415,6 +432,8 @@ def evaluate_command(
                f"values of {report['label']!r}, {report['queries']} queries")
     typer.echo(f"  precision@{k} {overall[f'p@{k}']:.3f}   mAP@R {overall['map@r']:.3f}   "
                f"nearest-neighbour accuracy {overall['nn']:.3f}   (chance precision {report['chance_p@k']:.3f})")
+    if "expanded" in report:
+        echo_expanded(report["expanded"], k)
     typer.echo(f"\n{'label':<28} {'pictures':>8} {f'P@{k}':>6} {'mAP@R':>6} {'NN':>6}   (worst first)")
     for row in report["per_label"][:worst]:
         typer.echo(f"{row['label'][:28]:<28} {row['pictures']:>8} {row[f'p@{k}']:>6.3f} {row['map@r']:>6.3f} {row['nn']:>6.3f}")

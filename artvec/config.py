@@ -74,6 +74,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "index.m": (int, 32, "HNSW m"),
     "index.ef_construction": (int, 128, "HNSW ef_construction"),
     "search.ef_search": (int, 64, "hnsw.ef_search set for the database"),
+    "search.expand": (int, 2, "more like this: the query averaged with its N nearest pictures first (0: plain)"),
     "search.max_scan_tuples": (int, 100000, "hnsw.max_scan_tuples for iterative scans"),
 }
 

@@ -8,6 +8,9 @@ crops, re-encodes; :mod:`artvec.edits`) of a sample of stored pictures — the d
 near-duplicates stand, with a suggested near-duplicate threshold. With ``against`` (another stored
 configuration) both are judged on the pictures both hold, by the same queries, and each figure's paired
 difference comes with its 95 % interval, the labels resampled: whether one is ahead by more than the noise.
+The same queries are then searched as "more like this" searches them (``search.expand``: each query averaged with
+its nearest pictures first, :mod:`artvec.search`), and each figure's difference to the plain search is given the
+same way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from . import metrics
 from .errors import ArtvecError, ConfigError, first_line
+from .search import MAX_EXPAND
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -294,15 +298,38 @@ def compare(this: Labelled, that: Labelled, k: int, sample: int, seed: int,
             "figures": figures}
 
 
+def expanded_search(data: Labelled, codes: np.ndarray, plain: metrics.PerQuery, k: int, queries, expand: int,
+                    seed: int) -> dict[str, Any]:
+    """The same queries searched as ``artvec similar`` and the site's "more like this" search (each query averaged
+    with its ``expand`` nearest pictures first): its figures, and each one's difference to the plain search with its
+    95 % interval (labels resampled)."""
+    result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, expand=expand)
+    labels = int(len(np.unique(codes[result.index])))
+    difference = {}
+    for key, x, y in ((f"p@{k}", result.precision_at_k, plain.precision_at_k), ("map@r", result.ap_at_r, plain.ap_at_r),
+                      ("nn", result.nn_correct, plain.nn_correct)):
+        mean, half = metrics.paired_difference(x, y, groups=codes[result.index], seed=seed)
+        difference[key] = {"difference": round(mean, 4), "interval": None if np.isnan(half) else round(half, 4),
+                           "beyond_noise": bool(labels >= MIN_LABELS_TO_JUDGE and abs(mean) > half)}
+    overall = {key: round(value, 4) if isinstance(value, float) else value for key, value in result.summary().items()}
+    return {"expand": expand, "overall": overall, "difference": difference}
+
+
 def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sample: int = 2000,
              duplicates: int = 8, config_id: str | None = None, seed: int = 0, against: str | None = None,
              progress: Callable[[str], None] = lambda message: None,
-             advance: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+             advance: Callable[[int, int, float], None] | None = None, expand: int | None = None) -> dict[str, Any]:
     """Retrieval quality of the stored embeddings against the facet ``label``; see the module doc.
-    ``progress`` gets a line at each stage, ``advance(done, total, seconds)`` follows the queries."""
+    ``progress`` gets a line at each stage, ``advance(done, total, seconds)`` follows the queries. ``expand``: the
+    same queries searched again with the query averaged with its ``expand`` nearest pictures, as "more like this"
+    searches (None: ``search.expand``; 0 or ``by`` copy: not)."""
     from . import db, store
 
     check_by(by)
+    expand = settings.get("search.expand") if expand is None else expand
+    if not 0 <= expand <= MAX_EXPAND:
+        raise EvaluateError(f"--expand must be 0..{MAX_EXPAND} (neighbours averaged into the query), not {expand}")
+    expand = 0 if by == "copy" else expand
     store.engine_for_schema(settings).dispose()  # a clear error when the schema is missing
     url, configured = db.database_url(settings), settings.embedding_config().config_id
     data = read_labelled(url, label, by, config_id, configured, progress)
@@ -332,6 +359,8 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
         "per_label": per_label(labels, codes, result),
         "distances": pairs.summary(),
     }
+    if expand:
+        report["expanded"] = expanded_search(data, codes, result, k, queries, expand, seed)
     if other is not None:
         progress(f"judging {data.config_id} against {other.config_id} on the pictures both hold …")
         report["against"] = compare(data, other, k, sample, seed, this_result=result)

@@ -9,6 +9,8 @@ Every query is one labelled vector; the others are the database. For a query who
 - nearest-neighbour accuracy: whether the single nearest carries the label.
 
 Queries whose label has no other member are skipped. Distances are Euclidean, as in the store.
+With ``expand`` = n, each query is first averaged with its n nearest other vectors (query expansion,
+as ``artvec similar`` and the site's "more like this" ask: ``artvec.search``), then searched again.
 """
 
 from __future__ import annotations
@@ -107,14 +109,25 @@ def nearest_in_order(d: np.ndarray, depth: int) -> np.ndarray:
     return order
 
 
+def expanded(database: Database, queries: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
+    """Each query averaged with its ``n`` nearest database rows (by ``d``, its squared distances to every row, the
+    rows it must not take at +inf; ties by row): average query expansion (Chum et al. 2007)."""
+    nearest = nearest_in_order(d, n)
+    return (np.asarray(queries, dtype=np.float64) + database.x[nearest].sum(1, dtype=np.float64)) / (n + 1)
+
+
 def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, queries=None,
-              on_distances=None, distances=None, advance=None) -> PerQuery:
+              on_distances=None, distances=None, advance=None, expand: int = 0) -> PerQuery:
     """Leave-one-out retrieval of every labelled vector (or of the rows ``queries``) among the others.
 
     ``on_distances(rows, squared_distances)`` sees each chunk of query rows' distances to every row
     (the query itself at +inf), for distance statistics without computing them twice. ``distances(rows)``,
     if given, replaces the squared Euclidean distances of those rows to every row (a fresh array): the
-    benchmarks score dissimilarities no vector gives. ``advance(done, total, seconds)`` follows the queries."""
+    benchmarks score dissimilarities no vector gives. ``advance(done, total, seconds)`` follows the queries.
+    ``expand`` = n > 0: each query averaged with its n nearest others before it is searched (``on_distances`` still
+    sees the plain distances)."""
+    if expand and distances is not None:
+        raise ValueError("query expansion needs the vectors, not distances")
     labels = np.asarray(labels)
     _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     relevant = counts[codes] - 1
@@ -136,6 +149,9 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
         d[np.arange(len(rows)), rows] = np.inf
         if on_distances is not None:
             on_distances(rows, d)
+        if expand:
+            d = database.squared(expanded(database, database.x[rows], d, expand))
+            d[np.arange(len(rows)), rows] = np.inf
         order = nearest_in_order(d, depth)
         hits = codes[order] == codes[rows][:, None]
         p_at_k[start:start + len(rows)] = hits[:, :k].mean(1)
@@ -150,16 +166,21 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
     return PerQuery(keep, p_at_k, ap, nn, k)
 
 
-def top1(queries: np.ndarray, database: np.ndarray | Database, targets) -> np.ndarray:
-    """For each query, whether its nearest database row is its target row (bool array)."""
+def top1(queries: np.ndarray, database: np.ndarray | Database, targets, expand: int = 0) -> np.ndarray:
+    """For each query, whether its nearest database row is its target row (bool array); with ``expand`` = n, the
+    query averaged with its n nearest rows first."""
     database = database if isinstance(database, Database) else Database(database)
     queries = np.asarray(queries)
-    if database.exact or len(queries) <= database.chunk():
-        return np.argmin(database.squared(queries), axis=1) == np.asarray(targets)
-    step = database.chunk()
-    nearest = np.concatenate([np.argmin(database.squared(queries[i:i + step]), axis=1)
-                              for i in range(0, len(queries), step)])
-    return nearest == np.asarray(targets)
+
+    def nearest(part: np.ndarray) -> np.ndarray:
+        d = database.squared(part)
+        if expand:
+            d = database.squared(expanded(database, part, d, expand))
+        return np.argmin(d, axis=1)
+
+    step = len(queries) if database.exact else database.chunk()
+    found = [nearest(queries[i:i + step]) for i in range(0, len(queries), max(step, 1))]
+    return (np.concatenate(found) if found else np.zeros(0, int)) == np.asarray(targets)
 
 
 def bootstrap_interval(values: np.ndarray, groups=None, repeats: int = 1000, seed: int = 0) -> float:

@@ -65,5 +65,5 @@ def find_by_palette(settings, palette: str, filters=None, excludes=None, k: int 
     config = settings.embedding_config()
     vector = palette_vector(palette, config.colour_bins)
     rows = search.search(settings, vector=vector.tolist(), config_id=config.config_id, by="colour",
-                         filters=filters, excludes=excludes, k=k, through=through, engine=engine)
+                         filters=filters, excludes=excludes, k=k, through=through, engine=engine, expand=0)
     return {"query": palette, "query_location": None, "rows": rows}

@@ -6,6 +6,11 @@ The queries keep the shape that pgvector can serve from an HNSW index:
 applies filters after the index scan; with ``hnsw.iterative_scan`` set for the whole
 database (``configure_database``) the scan goes on until k rows pass the filter, so the
 website's plain SQL needs no session settings.
+
+"More like this" expands its query (``expand`` = n, ``search.expand``: 2): the query vector averaged with its n
+nearest pictures (pgvector's ``avg``, from an index scan of its own, no filter), then searched as above — average
+query expansion (Chum et al. 2007), which finds more of a hand's pictures on every benchmark set
+(docs/embedding.md, *More like this: the query expanded*). Never for the copy vector, whose one answer is a copy.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from sqlalchemy import Float, String, bindparam, cast, column, literal_column, not_, or_, select, table
+from sqlalchemy import Float, String, bindparam, cast, column, func, literal_column, not_, or_, select, table, union_all
 from sqlalchemy.exc import DBAPIError
 
 from . import configurations, tables
@@ -56,6 +61,35 @@ def indexed_form(expression, dims: int | None):
     if dims and dims > HNSW_MAX_VECTOR_DIMS:
         return cast(expression, vector_type(dims))
     return expression
+
+
+def distance_to(e, column_name: str, target, dims: int | None):
+    """``e.<column> <-> target``, both in the form the HNSW index is built on."""
+    return indexed_form(e.c[column_name], dims).op("<->", return_type=Float())(indexed_form(target, dims))
+
+
+def expanded(target, column_name: str, where: list, n: int, dims: int | None):
+    """The query vector ``target`` averaged with its ``n`` nearest pictures that pass ``where`` (clauses on an
+    alias of the embeddings), as one scalar subquery: ``(SELECT avg(v) FROM (SELECT target UNION ALL (SELECT
+    x.<column> ... ORDER BY x.<column> <-> target LIMIT n)))``."""
+    from pgvector.sqlalchemy import VECTOR
+
+    x = embeddings.alias("x")
+    neighbours = (select(x.c[column_name].label("v")).where(*[clause(x) for clause in where])
+                  .order_by(distance_to(x, column_name, target, dims), x.c.artwork_id).limit(n))
+    vectors = union_all(select(target.label("v")), neighbours).subquery("expansion")
+    return select(func.avg(vectors.c.v, type_=VECTOR())).scalar_subquery()
+
+
+def check_expand(expand: int, by: str) -> int:
+    """How many neighbours a query of ``by`` is averaged with: none for the copy vector (copies of one picture)."""
+    if not 0 <= expand <= MAX_EXPAND:
+        raise SearchError(f"expand must be 0..{MAX_EXPAND} (neighbours averaged into the query), not {expand}")
+    return 0 if by == "copy" else expand
+
+
+#: the most neighbours a query may be averaged with (beyond a few the query drifts from its picture)
+MAX_EXPAND = 20
 
 
 def check_by(by: str) -> str:
@@ -160,8 +194,10 @@ def nearest(e, distance, where: list, k: int, offset: int, max_distance: float |
 
 
 def build(target, config_clause, extra_where: list, by: str, k: int, filters, excludes, offset: int,
-          max_distance: float | None, through: str, settings: "Settings | None", dims: int | None):
+          max_distance: float | None, through: str, settings: "Settings | None", dims: int | None,
+          expand: int = 0):
     column_name = check_by(by)
+    expand = check_expand(expand, by)
     if through not in ("facets", "catalogue"):
         raise SearchError(f"filters go through 'facets' or 'catalogue', not {through!r}")
     if k < 1 or (offset or 0) < 0:
@@ -175,8 +211,10 @@ def build(target, config_clause, extra_where: list, by: str, k: int, filters, ex
     if through == "catalogue":
         catalogue = catalogue_table(settings, facets)
         id_column = settings.get("catalogue.id_column")
-    distance = indexed_form(e.c[column_name], dims).op("<->", return_type=Float())(
-        indexed_form(target(column_name), dims))
+    query = target(column_name)
+    if expand:
+        query = expanded(query, column_name, [config_clause, *extra_where], expand, dims)
+    distance = distance_to(e, column_name, query, dims)
     where = [config_clause(e), *[clause(e) for clause in extra_where],
              *filter_clauses(filters, excludes, facets, e, catalogue)]
     return nearest(e, distance, where, k, offset, max_distance, catalogue, id_column)
@@ -185,12 +223,14 @@ def build(target, config_clause, extra_where: list, by: str, k: int, filters, ex
 def similar(artwork_id: Any, k: int = 12, by: str = "both", filters: Mapping[str, Any] | None = None,
             excludes: Mapping[str, Any] | None = None, *, offset: int = 0,
             max_distance: float | None = None, through: str = "facets",
-            settings: "Settings | None" = None, dims: int | None = None) -> "Select":
+            settings: "Settings | None" = None, dims: int | None = None, expand: int = 0) -> "Select":
     """The k artworks nearest to ``artwork_id`` (never itself), nearest first, ties by id.
 
     Columns: artwork_id, distance, facets, image_location. A backend can ``.join()`` its
     own tables on ``.selected_columns.artwork_id`` and add ``.where()`` clauses: they run
     inside the index scan, before the LIMIT. ``dims`` > 2000 selects the halfvec form.
+    ``expand`` = n: the query is the artwork's vector averaged with its n nearest others (the
+    filters apply to the answers, not to them); distances are to that average.
     """
     q = embeddings.alias("q")
     key = bindparam("artwork_id", artwork_id)
@@ -201,16 +241,17 @@ def similar(artwork_id: Any, k: int = 12, by: str = "both", filters: Mapping[str
     same_config = lambda e: e.c.config_id == select(q.c.config_id).where(q.c.artwork_id == key).scalar_subquery()  # noqa: E731
     not_itself = lambda e: e.c.artwork_id != key  # noqa: E731
     return build(target, same_config, [not_itself], by, k, filters, excludes, offset, max_distance,
-                 through, settings, dims)
+                 through, settings, dims, expand)
 
 
 def similar_to_vector(vector: Any, config_id: str, k: int = 12, by: str = "both",
                       filters: Mapping[str, Any] | None = None, excludes: Mapping[str, Any] | None = None,
                       *, offset: int = 0, max_distance: float | None = None, through: str = "facets",
-                      settings: "Settings | None" = None, dims: int | None = None) -> "Select":
+                      settings: "Settings | None" = None, dims: int | None = None, expand: int = 0) -> "Select":
     """The k artworks nearest to a vector made by configuration ``config_id`` (e.g. an upload).
 
     ``vector`` is the part matching ``by``: the combined vector, or the style or colour part.
+    ``expand`` = n: the vector averaged with its n nearest pictures first, as in ``similar``.
     """
     from pgvector.sqlalchemy import VECTOR
 
@@ -223,7 +264,7 @@ def similar_to_vector(vector: Any, config_id: str, k: int = 12, by: str = "both"
 
     same_config = lambda e: e.c.config_id == bindparam("config_id", config_id)  # noqa: E731
     return build(target, same_config, [], by, k, filters, excludes, offset, max_distance, through,
-                 settings, dims)
+                 settings, dims, expand)
 
 
 # ---- running a search ----------------------------------------------------------------
@@ -232,10 +273,12 @@ def search(settings: "Settings", artwork_id: Any = None, vector: Any = None, con
            by: str = "both", filters: Mapping[str, Any] | None = None,
            excludes: Mapping[str, Any] | None = None, k: int = 12, offset: int = 0,
            max_distance: float | None = None, through: str = "facets",
-           engine: "Engine | None" = None) -> list[dict[str, Any]]:
-    """Run a search by artwork id or by vector; rows as dicts (artwork_id, distance, facets, ...)."""
+           engine: "Engine | None" = None, expand: int | None = None) -> list[dict[str, Any]]:
+    """Run a search by artwork id or by vector; rows as dicts (artwork_id, distance, facets, ...). ``expand``:
+    neighbours averaged into the query (None: ``search.expand``; never for the copy vector)."""
     if (artwork_id is None) == (vector is None):
         raise SearchError("search by an artwork id or by a picture, not both or neither")
+    expand = check_expand(settings.get("search.expand") if expand is None else expand, by)
     from . import store
 
     owned = engine is None
@@ -245,14 +288,14 @@ def search(settings: "Settings", artwork_id: Any = None, vector: Any = None, con
             dims = part_dims(connection, by)
             if artwork_id is not None:
                 artwork_id = known_artwork(connection, artwork_id)
-                statement = similar(artwork_id, k, by, filters, excludes, offset=offset,
-                                    max_distance=max_distance, through=through, settings=settings, dims=dims)
+                statement = similar(artwork_id, k, by, filters, excludes, offset=offset, max_distance=max_distance,
+                                    through=through, settings=settings, dims=dims, expand=expand)
             else:
                 if not config_id:
                     raise SearchError("a search by vector needs the config_id that made the vector")
                 statement = similar_to_vector(vector, config_id, k, by, filters, excludes, offset=offset,
                                               max_distance=max_distance, through=through,
-                                              settings=settings, dims=dims)
+                                              settings=settings, dims=dims, expand=expand)
             rows = connection.execute(statement).mappings().all()
     except DBAPIError as error:
         raise SearchError(f"search failed: {first_line(error)}") from None
@@ -316,7 +359,7 @@ def embed_picture(settings: "Settings", config: "EmbeddingConfig", path: str, by
 def find_similar(engine: "Engine", settings: "Settings", artwork_id: str | None = None, image: str | None = None,
                  by: str = "both", filters: Mapping[str, Any] | None = None,
                  excludes: Mapping[str, Any] | None = None, k: int = 12,
-                 through: str = "facets") -> dict[str, Any]:
+                 through: str = "facets", expand: int | None = None) -> dict[str, Any]:
     """``search`` for the CLI: by id or by a picture file (embedded by the active configuration,
     the one the site shows); the query's own picture location too."""
     check_by(by)
@@ -329,10 +372,10 @@ def find_similar(engine: "Engine", settings: "Settings", artwork_id: str | None 
             raise SearchError("no embedding configuration is active yet: run artvec sync first")
         vector = embed_picture(settings, current.embedding_config(), image, by)
         rows = search(settings, vector=vector, config_id=current.config_id, by=by, filters=filters,
-                      excludes=excludes, k=k, through=through, engine=engine)
+                      excludes=excludes, k=k, through=through, engine=engine, expand=expand)
         return {"query": str(image), "query_location": str(Path(image).resolve()), "rows": rows}
     rows = search(settings, artwork_id=artwork_id, by=by, filters=filters, excludes=excludes, k=k,
-                  through=through, engine=engine)
+                  through=through, engine=engine, expand=expand)
     return {"query": str(artwork_id), "query_location": query_location(engine, artwork_id), "rows": rows}
 
 

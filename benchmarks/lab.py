@@ -1274,11 +1274,14 @@ class Bench:
     def names(self) -> list[str]:
         return list(self.labelled)
 
-    def score(self, x: np.ndarray) -> dict:
-        result = {name: metrics.retrieval(x[sl], self.labels[name], k=10) for name, sl in self.slices.items()}
-        result["dup"] = metrics.top1(x[self.s_q], x[self.s_db], self.dup_target)
+    def score(self, x: np.ndarray, expand: int = 0) -> dict:
+        """Every set and near-duplicate task; with ``expand`` = n, each query averaged with its n nearest first
+        (among the pictures it is searched among), as ``artvec similar`` asks."""
+        result = {name: metrics.retrieval(x[sl], self.labels[name], k=10, expand=expand)
+                  for name, sl in self.slices.items()}
+        result["dup"] = metrics.top1(x[self.s_q], x[self.s_db], self.dup_target, expand)
         for task, (_, queries, target) in self.within.items():
-            result[task] = metrics.top1(x[queries], x[self.slices[WITHIN[task]]], target)
+            result[task] = metrics.top1(x[queries], x[self.slices[WITHIN[task]]], target, expand)
         return result
 
     @property

@@ -48,6 +48,9 @@ it beside the clean drawings with ``--sets ...,clipart,scans``). This script tak
   with it): the colours of the edges (4³ cubes, the pixels whose luma gradient exceeds 16 or 32 levels), each 4³ cube's
   coherence (the tone coherence's idea on the colour), the chroma's edges (the gradient of the two opponent channels,
   16 log steps) and the saturation (16 log steps); on the seven sets and the paintings, paired to the default;
+- with --expansion (instead of the rest), the default's vectors searched as ``artvec similar`` searches them: each
+  query averaged with its n nearest pictures first (n = 1, 2, 3, 5; ``search.expand``), on the seven sets and the
+  paintings, paired to the plain search;
 - with --model-input, whether the model's layers hold better when the model is given the picture after the luma's
   white point, or after its white and black points (the paper's tint and the ink's fade undone before the model; two
   more model passes over every picture).
@@ -58,7 +61,7 @@ scans: about 6,000 pictures, 16 minutes on 2 cores; the layers are cached in
 
 Needs what quality.py needs, with the clip art (clipart.py).
 Usage: python benchmarks/scans.py [--device cpu|cuda] [--steps] [--around] [--model-input] [--patterns]
-       [--pattern-variants] [--paintings] [--painting-features] [--painted-basis] [--colour-pieces]
+       [--pattern-variants] [--paintings] [--painting-features] [--painted-basis] [--colour-pieces] [--expansion]
 """
 
 from __future__ import annotations
@@ -688,6 +691,28 @@ def colour_piece_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: st
     paired_on_paintings(data, plain, with_scans, painted, rows)
 
 
+def expansion_rows(data: Lab, plain: dict, with_scans: np.ndarray, device: str) -> None:
+    """The default's vectors (basis refitted here) searched with the query averaged with its n nearest first, paired
+    to the plain search, on the seven sets, the near-duplicate tasks and the paintings; P@10 beside."""
+    bench, painted = data.bench, Painted(device)
+    x, y = data.vectors(plain, with_scans, also=(painted.layers, painted.h))
+
+    def on_paintings(n: int) -> dict:
+        return {name: metrics.retrieval(y[rows], painted.labels, k=10, expand=n)
+                for name, rows in (("portraits", slice(0, painted.n)), ("portrait-scans", slice(painted.n, 2 * painted.n)))}
+
+    default, default_painted = bench.score(x), on_paintings(0)
+    print(lab.header(bench, 44) + "  (then the paintings: portraits, portrait-scans)")
+    print(lab.row(bench, "the default, searched plainly", "area256g", default, x.shape[1], 44) + "  "
+          + painted.figures(default_painted))
+    for n in (1, 2, 3, 5):
+        r, r_painted = bench.score(x, expand=n), on_paintings(n)
+        print(f"{lab.paired(bench, f'the query + its {n} nearest', '', r, default)}  "
+              f"{painted.paired(r_painted, default_painted)}")
+        print("    P@10 " + "  ".join(f"{key} {q.precision_at_k.mean():.3f}" for key, q in {**r, **r_painted}.items()
+                                      if hasattr(q, "precision_at_k")), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -718,12 +743,15 @@ def main() -> None:
                     help="only more of the colour inside the combined vector's colour part (edge colours, colour "
                          "coherence, chroma edges, saturation), on the seven sets and the paintings (about 3 minutes "
                          "once the layers are cached)")
+    ap.add_argument("--expansion", action="store_true",
+                    help="only the default's vectors searched with the query averaged with its n nearest first (n = 1, "
+                         "2, 3, 5), on the seven sets and the paintings, paired to the plain search (2 minutes once cached)")
     ap.add_argument("--model-input", action="store_true",
                     help="also give the model the picture after the luma's white point, or its white and black points "
                          "(2 more model passes over every picture, 50 minutes on 2 cores the first time)")
     args = ap.parse_args()
     t0 = time.time()
-    if args.paintings or args.painting_features or args.painted_basis or args.colour_pieces:
+    if args.paintings or args.painting_features or args.painted_basis or args.colour_pieces or args.expansion:
         sets.portrait_items()  # without the portraits: their one-line error now, not after the lab's minutes of loading
     if args.painted_basis:
         import portraits
@@ -737,6 +765,7 @@ def main() -> None:
             "painting_features": lambda: painting_feature_rows(data, plain, with_scans, args.device),
             "paintings": lambda: painting_rows(data, plain, with_scans, args.device),
             "colour_pieces": lambda: colour_piece_rows(data, plain, with_scans, args.device),
+            "expansion": lambda: expansion_rows(data, plain, with_scans, args.device),
             "pattern_variants": lambda: pattern_variant_rows(data, plain, with_scans),
             "patterns": lambda: pattern_rows(data, plain, with_scans)}
     for flag, rows in only.items():

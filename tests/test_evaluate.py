@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from artvec import metrics
@@ -136,6 +137,22 @@ def test_evaluate_separates_good_and_bad_labels(env, engine):
     assert report["distances"]["same_label"]["p50"] < report["distances"]["other_label"]["p50"]
     assert report["near_duplicates"] == {"skipped": "--duplicates 0"}
     assert report["clustering"] == {"skipped": "no clustering stored yet: run `artvec clusters` first"}
+    # the same queries searched as "more like this" searches them (search.expand: 2), beside the plain figures
+    codes = np.unique(labels, return_inverse=True)[1]
+    expanded = metrics.retrieval(vectors.astype(np.float32), codes, k=10, expand=2).summary()
+    assert report["expanded"]["expand"] == 2
+    assert report["expanded"]["overall"]["map@r"] == pytest.approx(expanded["map@r"], abs=1e-3)
+    difference = report["expanded"]["difference"]["map@r"]
+    assert difference["difference"] == pytest.approx(expanded["map@r"] - report["overall"]["map@r"], abs=2e-3)
+    assert not difference["beyond_noise"]                          # four labels: never judged
+    three = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--expand", "3", "--json",
+                               env=env).stdout)["expanded"]
+    assert three["overall"]["map@r"] == pytest.approx(
+        metrics.retrieval(vectors.astype(np.float32), codes, k=10, expand=3).summary()["map@r"], abs=1e-3)
+    plain = run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--expand", "0", env=env).stdout
+    assert "more like this" not in plain
+    shown = run_cli("evaluate", "--label", "artist", "--duplicates", "0", env=env).stdout
+    assert "more like this (the query averaged with its 2 nearest first): precision@10" in shown
 
     run_cli("clusters", "--k", "4", env=env)
     grouped = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "0", "--json", env=env).stdout)

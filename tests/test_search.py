@@ -195,7 +195,7 @@ def test_selective_filter_on_the_hnsw_index_returns_k_rows_without_session_setti
 @pytest.mark.parametrize("through", ["facets", "catalogue"])
 def test_selective_era_filter_returns_k_rows_exactly(searchable, fresh, through):
     rows = search.search(searchable["settings"], artwork_id=QUERY_ID, filters={"era": "rare"}, k=12,
-                         through=through, engine=fresh)
+                         through=through, engine=fresh, expand=0)
     assert len(rows) == 12
     assert all(era_of(row["artwork_id"]) == "rare" for row in rows)
     assert [row["artwork_id"] for row in rows] == exact(fresh, QUERY_ID, lambda i: era_of(i) == "rare", 12)
@@ -237,7 +237,7 @@ def test_search_by_vector_keeps_to_its_configuration(searchable, fresh):
     with fresh.connect() as connection:
         config_id, vector = connection.execute(text(
             "select config_id, embedding::text from artvec.embeddings where artwork_id = :id"), {"id": QUERY_ID}).one()
-    rows = search.search(searchable["settings"], vector=vector, config_id=config_id, k=3, engine=fresh)
+    rows = search.search(searchable["settings"], vector=vector, config_id=config_id, k=3, engine=fresh, expand=0)
     assert rows[0]["artwork_id"] == QUERY_ID and rows[0]["distance"] == pytest.approx(0, abs=1e-6)
     assert search.search(searchable["settings"], vector=vector, config_id="other-config", engine=fresh) == []
 
@@ -290,7 +290,7 @@ def test_unknown_artwork_and_bad_options_are_one_line_errors(searchable, fresh):
 
 def test_every_recipe_is_tested():
     searched = {name for name in recipes() if not name.startswith("clusters-")}   # those: test_clusters.py
-    assert searched == {"more-like-artwork", "within-era", "by-artist", "excluding-artist", "by-style",
+    assert searched == {"more-like-artwork", "more-like-artwork-expanded", "within-era", "by-artist", "excluding-artist", "by-style",
                         "by-colour", "within-distance", "next-page", "uploaded-picture",
                         "joined-catalogue", "explain", "by-palette", "copies"}
     # by-palette: tests/test_palette.py; copies: tests/test_duplicates.py (real copies, real copy vectors)
@@ -311,7 +311,7 @@ def test_recipes_run_verbatim(searchable, fresh):
         style = run_recipe(connection, "by-style", **base)
         colour = run_recipe(connection, "by-colour", **base)
         assert len(style) == len(colour) == 12 and QUERY_ID not in ids(style) + ids(colour)
-        by_style = search.search(searchable["settings"], artwork_id=QUERY_ID, by="style", engine=fresh)
+        by_style = search.search(searchable["settings"], artwork_id=QUERY_ID, by="style", engine=fresh, expand=0)
         assert ids(style) == [row["artwork_id"] for row in by_style]
         threshold = (more[4].distance + more[5].distance) / 2
         close = run_recipe(connection, "within-distance", max_distance=threshold, **base)
@@ -395,6 +395,84 @@ def test_similar_command_table_json_and_filters(searchable):
     joined = json.loads(run_cli("similar", str(QUERY_ID), "--filter", "era=rare", "--through", "catalogue",
                                 "--json", "-k", "5", env=env, cwd=cwd).stdout)
     assert [row["artwork_id"] for row in joined] == [int(line.split()[0]) for line in lines[1:]]
+
+
+# ---- more like this: the query expanded ----------------------------------------------------
+
+def stored(fresh, column: str = "embedding") -> tuple[np.ndarray, np.ndarray]:
+    with fresh.connect() as connection:
+        rows = connection.execute(text(f"select artwork_id, {column}::text from artvec.embeddings "
+                                       "order by artwork_id")).all()
+    return np.array([row[0] for row in rows]), np.array([json.loads(row[1]) for row in rows])
+
+
+def expanded_by_hand(ids: np.ndarray, x: np.ndarray, query: np.ndarray, n: int, k: int,
+                     itself: int | None = None, keep=lambda i: True) -> tuple[list, np.ndarray]:
+    """The ids and distances "more like this" must give: ``query`` averaged with its n nearest pictures (ties by id;
+    never ``itself``), then its k nearest pictures that pass ``keep`` (never ``itself``)."""
+    def nearest(q: np.ndarray, count: int, passing=lambda i: True) -> tuple[np.ndarray, np.ndarray]:
+        d = np.linalg.norm(x - q, axis=1)
+        d[(ids == itself) | ~np.array([passing(i) for i in ids])] = np.inf
+        order = np.lexsort((ids, d))[:count]
+        return order, d[order]
+
+    neighbours, _ = nearest(query, n)
+    order, distances = nearest((query + x[neighbours].sum(0)) / (n + 1), k, keep)
+    return list(ids[order]), distances
+
+
+@pytest.mark.parametrize("by,column", [("both", "embedding"), ("style", "style")])
+def test_more_like_this_averages_the_query_with_its_nearest_pictures(searchable, fresh, by, column):
+    ids, x = stored(fresh, column)
+    query = x[ids == QUERY_ID][0]
+    expected, distances = expanded_by_hand(ids, x, query, 2, 12, itself=QUERY_ID)
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, by=by, k=12, engine=fresh)   # search.expand: 2
+    assert [row["artwork_id"] for row in rows] == expected
+    assert np.allclose([row["distance"] for row in rows], distances, atol=1e-4)
+    plain = search.search(searchable["settings"], artwork_id=QUERY_ID, by=by, k=12, engine=fresh, expand=0)
+    assert [row["artwork_id"] for row in plain] == expanded_by_hand(ids, x, query, 0, 12, itself=QUERY_ID)[0]
+    assert [row["distance"] for row in plain] != [row["distance"] for row in rows]
+    config_id = searchable["settings"].embedding_config().config_id
+    upload = search.search(searchable["settings"], vector=query.tolist(), config_id=config_id, by=by, k=12, engine=fresh)
+    expected, distances = expanded_by_hand(ids, x, query, 2, 12)   # an upload: the picture itself may be among them
+    assert [row["artwork_id"] for row in upload] == expected
+    assert np.allclose([row["distance"] for row in upload], distances, atol=1e-4)
+
+
+def test_more_like_this_stays_on_the_hnsw_index_for_both_scans_and_fills_a_filter(searchable, fresh):
+    with fresh.connect() as connection:
+        plan = " ".join(search.explain(connection, search.similar(QUERY_ID, expand=2)))
+        assert len(re.findall(r"Index Scan using embeddings_[0-9a-f]{12}_embedding_hnsw", plan)) == 2
+        recipe = " ".join(row[0] for row in connection.execute(
+            text("explain " + recipes()["more-like-artwork-expanded"]), {"artwork_id": QUERY_ID, "k": 12}))
+        assert len(re.findall(r"Index Scan using embeddings_[0-9a-f]{12}_embedding_hnsw", recipe)) == 2
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, filters={"era": "rare"}, k=12, engine=fresh)
+    assert len(rows) == 12 and all(era_of(row["artwork_id"]) == "rare" for row in rows)
+    ids, x = stored(fresh)   # the two neighbours are the picture's own, whatever the filter
+    expected, _ = expanded_by_hand(ids, x, x[ids == QUERY_ID][0], 2, 12, QUERY_ID, lambda i: era_of(i) == "rare")
+    assert [row["artwork_id"] for row in rows] == expected
+
+
+def test_the_expanded_recipe_is_what_artvec_searches(searchable, fresh):
+    with fresh.connect() as connection:
+        recipe = run_recipe(connection, "more-like-artwork-expanded", artwork_id=QUERY_ID, k=12)
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, k=12, engine=fresh)
+    assert ids(recipe) == [row["artwork_id"] for row in rows]
+    assert np.allclose([row.distance for row in recipe], [row["distance"] for row in rows], atol=1e-6)
+
+
+def test_copies_and_palettes_are_never_expanded_and_expand_is_bounded(searchable, fresh):
+    assert search.check_expand(2, "copy") == 0 and search.check_expand(2, "colour") == 2
+    with pytest.raises(ArtvecError, match="expand must be 0..20"):
+        search.search(searchable["settings"], artwork_id=QUERY_ID, engine=fresh, expand=21)
+    env, cwd = searchable["env"], searchable["folder"]
+    plain = json.loads(run_cli("similar", str(QUERY_ID), "--expand", "0", "--json", "-k", "5", env=env, cwd=cwd).stdout)
+    default = json.loads(run_cli("similar", str(QUERY_ID), "--json", "-k", "5", env=env, cwd=cwd).stdout)
+    plain_env = json.loads(run_cli("similar", str(QUERY_ID), "--json", "-k", "5", env={**env, "ARTVEC_SEARCH_EXPAND": "0"},
+                                   cwd=cwd).stdout)
+    assert plain == plain_env and [row["distance"] for row in plain] != [row["distance"] for row in default]
+    bad = run_cli("similar", str(QUERY_ID), "--expand", "-1", env=env, cwd=cwd, check=False)
+    assert bad.returncode != 0 and "expand must be 0..20" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_similar_command_one_line_errors(searchable):

@@ -71,7 +71,8 @@ class Curator:
 
     # ---- search -----------------------------------------------------------------------
     def similar(self, artwork_id: str | None = None, upload: bytes | None = None, colours: str | None = None,
-                by: str = "both", filters: list[str] = (), excludes: list[str] = (), k: int = 12) -> dict:
+                by: str = "both", filters: list[str] = (), excludes: list[str] = (), k: int = 12,
+                expand: int | None = None) -> dict:
         if by not in BY:
             raise BadRequest(f"by must be one of {', '.join(BY)}, not {by!r}")
         if not 1 <= k <= MAX_K:
@@ -84,7 +85,7 @@ class Curator:
             vector = palette_vector(colours, self.config.colour_bins)
             parts = {"colour": vector.tolist()}
             rows = search.search(self.settings, vector=parts["colour"], config_id=self.config.config_id,
-                                 by="colour", engine=self.engine, **wanted)
+                                 by="colour", engine=self.engine, expand=0, **wanted)
             query = {"colours": colours}
         elif upload:
             vectors = self.embed_upload(upload)
@@ -93,10 +94,11 @@ class Curator:
             if part is None:
                 raise BadRequest("by=copy: the active configuration has no copy vector")
             rows = search.search(self.settings, vector=part.tolist(), config_id=self.config.config_id, by=by,
-                                 engine=self.engine, **wanted)
+                                 engine=self.engine, expand=expand, **wanted)
             query = {"upload": True}
         else:
-            rows = search.search(self.settings, artwork_id=artwork_id, by=by, engine=self.engine, **wanted)
+            rows = search.search(self.settings, artwork_id=artwork_id, by=by, engine=self.engine, expand=expand,
+                                 **wanted)
             parts = None
             query = {"artwork_id": artwork_id}
         self.add_part_distances(rows, artwork_id if parts is None else None, parts or {})
@@ -263,18 +265,24 @@ def create_app(settings: "Settings", engine: "Engine | None" = None, cache: Path
                     by: Literal["both", "style", "colour", "copy", "palette"] = "both",
                     filter: list[str] = Query(default=[], description="facet=value (repeatable)"),
                     exclude: list[str] = Query(default=[], description="facet=value to leave out (repeatable)"),
-                    k: int = Query(12, ge=1, le=MAX_K)) -> dict:
-        """The k pictures nearest an artwork or a palette: distance, style and colour distances apart, facets."""
-        return curator.similar(artwork_id=id, colours=colours, by=by, filters=filter, excludes=exclude, k=k)
+                    k: int = Query(12, ge=1, le=MAX_K),
+                    expand: Optional[int] = Query(None, ge=0, le=search.MAX_EXPAND,
+                                                  description="nearest pictures averaged into the query first "
+                                                              "(default search.expand; 0: the plain distance)")) -> dict:
+        """The k pictures nearest an artwork or a palette: distance (to the query, averaged with its nearest pictures
+        first unless expand is 0), style and colour distances apart (to the query picture itself), facets."""
+        return curator.similar(artwork_id=id, colours=colours, by=by, filters=filter, excludes=exclude, k=k,
+                               expand=expand)
 
     @app.post("/api/similar/upload", tags=["search"])
     async def api_similar_upload(picture: UploadFile = File(..., description=f"at most {max_upload_bytes} bytes"),
                                  by: Literal["both", "style", "colour", "copy"] = Form("both"),
                                  k: int = Form(12, ge=1, le=MAX_K),
-                                 filter: list[str] = Form(default=[]), exclude: list[str] = Form(default=[])) -> dict:
+                                 filter: list[str] = Form(default=[]), exclude: list[str] = Form(default=[]),
+                                 expand: Optional[int] = Form(None, ge=0, le=search.MAX_EXPAND)) -> dict:
         """The k pictures nearest an uploaded picture."""
         data = await read_limited(picture, curator.max_upload_bytes)
-        return curator.similar(upload=data, by=by, filters=filter, excludes=exclude, k=k)
+        return curator.similar(upload=data, by=by, filters=filter, excludes=exclude, k=k, expand=expand)
 
     @app.get("/api/duplicates", tags=["duplicates"])
     def api_duplicates(threshold: Optional[float] = Query(None, gt=0, le=2),
