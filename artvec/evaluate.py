@@ -22,7 +22,7 @@ import numpy as np
 
 from . import metrics
 from .errors import ArtvecError, ConfigError, first_line
-from .search import MAX_EXPAND
+from .search import check_expand
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -288,12 +288,9 @@ def compare(this: Labelled, that: Labelled, k: int, sample: int, seed: int,
                             f"pictures in common: nothing to compare")
     labels = int(len(np.unique(codes[a.index])))
     figures = {}
-    for key, x, y in ((f"p@{k}", a.precision_at_k, b.precision_at_k), ("map@r", a.ap_at_r, b.ap_at_r),
-                      ("nn", a.nn_correct, b.nn_correct)):
-        mean, half = metrics.paired_difference(x, y, groups=codes[a.index], seed=seed)
+    for key, x, y in paired_figures(a, b, k):
         figures[key] = {"this": round(float(np.mean(x)), 4), "that": round(float(np.mean(y)), 4),
-                        "difference": round(mean, 4), "interval": None if np.isnan(half) else round(half, 4),
-                        "beyond_noise": bool(labels >= MIN_LABELS_TO_JUDGE and abs(mean) > half)}
+                        **difference(x, y, codes[a.index], labels, seed)}
     return {"config_id": that.config_id, "pictures": len(pairs), "labels": labels, "queries": int(len(a.index)),
             "figures": figures}
 
@@ -305,14 +302,23 @@ def expanded_search(data: Labelled, codes: np.ndarray, plain: metrics.PerQuery, 
     95 % interval (labels resampled)."""
     result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, expand=expand)
     labels = int(len(np.unique(codes[result.index])))
-    difference = {}
-    for key, x, y in ((f"p@{k}", result.precision_at_k, plain.precision_at_k), ("map@r", result.ap_at_r, plain.ap_at_r),
-                      ("nn", result.nn_correct, plain.nn_correct)):
-        mean, half = metrics.paired_difference(x, y, groups=codes[result.index], seed=seed)
-        difference[key] = {"difference": round(mean, 4), "interval": None if np.isnan(half) else round(half, 4),
-                           "beyond_noise": bool(labels >= MIN_LABELS_TO_JUDGE and abs(mean) > half)}
+    differences = {key: difference(x, y, codes[result.index], labels, seed) for key, x, y in paired_figures(result, plain, k)}
     overall = {key: round(value, 4) if isinstance(value, float) else value for key, value in result.summary().items()}
-    return {"expand": expand, "overall": overall, "difference": difference}
+    return {"expand": expand, "overall": overall, "difference": differences}
+
+
+def paired_figures(a: metrics.PerQuery, b: metrics.PerQuery, k: int) -> list[tuple]:
+    """(figure, a's per-query values, b's) for precision@k, mAP@R and nearest-neighbour accuracy."""
+    return [(f"p@{k}", a.precision_at_k, b.precision_at_k), ("map@r", a.ap_at_r, b.ap_at_r),
+            ("nn", a.nn_correct, b.nn_correct)]
+
+
+def difference(x: np.ndarray, y: np.ndarray, groups: np.ndarray, labels: int, seed: int) -> dict[str, Any]:
+    """x − y paired, its 95 % interval (labels resampled) and whether it is beyond the noise (never on fewer than
+    ``MIN_LABELS_TO_JUDGE`` labels)."""
+    mean, half = metrics.paired_difference(x, y, groups=groups, seed=seed)
+    return {"difference": round(mean, 4), "interval": None if np.isnan(half) else round(half, 4),
+            "beyond_noise": bool(labels >= MIN_LABELS_TO_JUDGE and abs(mean) > half)}
 
 
 def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sample: int = 2000,
@@ -326,10 +332,7 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
     from . import db, store
 
     check_by(by)
-    expand = settings.get("search.expand") if expand is None else expand
-    if not 0 <= expand <= MAX_EXPAND:
-        raise EvaluateError(f"--expand must be 0..{MAX_EXPAND} (neighbours averaged into the query), not {expand}")
-    expand = 0 if by == "copy" else expand
+    expand = check_expand(settings.get("search.expand") if expand is None else expand, by)
     store.engine_for_schema(settings).dispose()  # a clear error when the schema is missing
     url, configured = db.database_url(settings), settings.embedding_config().config_id
     data = read_labelled(url, label, by, config_id, configured, progress)
