@@ -448,7 +448,7 @@ def evaluate_command(
     if "skipped" in dup:
         typer.echo(f"near-duplicates: not measured ({dup['skipped']})")
     else:
-        typer.echo(f"near-duplicates     " + "  ".join(f"{v:6.3f}" for v in dup["distances"].values())
+        typer.echo("near-duplicates     " + "  ".join(f"{v:6.3f}" for v in dup["distances"].values())
                    + f"   ({dup['copies']} edited copies of {dup['pictures']} pictures; top-1 {dup['top1']:.3f})")
         typer.echo(f"suggested near-duplicate threshold: {dup['threshold']:.3f} (catches {dup['copies_caught']:.0%} of "
                    f"the edited copies; {dup['distinct_pictures_flagged']:.0%} of pictures have another picture that close)")

@@ -181,7 +181,6 @@ def test_evaluate_reads_an_inactive_configuration_from_its_own_table(env, engine
     """The view shows the active configuration; --config-id of another one reads that one's table."""
     from dataclasses import replace
 
-    from artvec import store
     from artvec.embedding import DEFAULT_CONFIG
 
     run_cli("init", env=env)

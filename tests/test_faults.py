@@ -8,7 +8,6 @@ with a one-line reason, none both, no advisory locks and no `running` sync runs 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -18,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from sqlalchemy import create_engine, text
 
