@@ -163,8 +163,9 @@ def main():
         "baseline: random weights (artvec 0.1's recipe)": lab.with_colour(lab.style(R, "cs256"), R, 1.0),
         "baseline: content CNN (VGG relu5_4 avg-pooled)": lab.l2n(B["gap"]),
     }
+    baselines = {name: baseline.astype(np.float32) for name, baseline in baselines.items()}
     for name, baseline in baselines.items():
-        results[name] = bench.score(baseline.astype(np.float32))
+        results[name] = bench.score(baseline)
         dims[name] = baseline.shape[1]
     report(bench, results, dims)
     if "drawdup" in bench.within:
@@ -301,7 +302,7 @@ def like_for_like(bench, results: dict, baselines: dict) -> None:
     averaged with its 2 nearest), and the expanded default's lead on it, so that no lead is the search's alone."""
     expanded = {EXPANDED: results[EXPANDED]}
     for name, baseline in baselines.items():
-        expanded[f"{name}, more like this"] = bench.score(baseline.astype(np.float32), expand=SEARCH_EXPAND)
+        expanded[f"{name}, more like this"] = bench.score(baseline, expand=SEARCH_EXPAND)
     print(f"each baseline searched as artvec searches too (its query + {SEARCH_EXPAND} nearest), mAP@R: " + "; ".join(
         f"{name.removeprefix('baseline: ')} " + " ".join(f"{r[key].ap_at_r.mean():.3f}" for key in bench.names)
         for name, r in expanded.items() if name != EXPANDED))
