@@ -76,6 +76,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "search.ef_search": (int, 64, "hnsw.ef_search set for the database"),
     "search.expand": (int, 2, "more like this: the query averaged with its N nearest pictures first (0: plain)"),
     "search.max_scan_tuples": (int, 100000, "hnsw.max_scan_tuples for iterative scans"),
+    "search.expand_ef_search": (int, 32, "hnsw.ef_search of more like this's scan for the query's nearest pictures"),
 }
 
 SECRET_WORDS = ("password",)

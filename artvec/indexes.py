@@ -158,7 +158,8 @@ def index(settings: "Settings", rebuild: bool = False, progress: Progress = prin
             connection.execute(text(f"analyze {table}"))
         configure_database(engine, settings)
         progress(f"database defaults: hnsw.iterative_scan = {ITERATIVE_SCAN}, hnsw.ef_search = "
-                 f"{settings.get('search.ef_search')}, hnsw.max_scan_tuples = {settings.get('search.max_scan_tuples')}")
+                 f"{settings.get('search.ef_search')}, hnsw.max_scan_tuples = {settings.get('search.max_scan_tuples')}; "
+                 f"more like this's neighbour scan: hnsw.ef_search = {settings.get('search.expand_ef_search')}")
     except DBAPIError as error:
         from .reconnect import is_connection_lost
 
@@ -241,17 +242,32 @@ def database_defaults(settings: "Settings") -> dict[str, str]:
             "hnsw.max_scan_tuples": str(max_scan_tuples)}
 
 
+def expand_ef_search(settings: "Settings") -> int:
+    """``hnsw.ef_search`` of the scan for a query's nearest pictures ("more like this", ``artvec.expanded``)."""
+    value = int(settings.get("search.expand_ef_search"))
+    if not 1 <= value <= 1000:
+        raise ConfigError(f"search.expand_ef_search must be 1..1000, not {value}")
+    return value
+
+
+#: The function "more like this" expands its query with (migration 0007), whose own ``SET`` clause holds its ef_search.
+EXPANDED_FUNCTION = "artvec.expanded(vector, integer, text, text)"
+
+
 def configure_database(engine: "Engine", settings: "Settings") -> dict[str, str]:
-    """``ALTER DATABASE <current> SET`` the iterative-scan defaults every new session gets."""
+    """``ALTER DATABASE <current> SET`` the iterative-scan defaults every new session gets, and the ef_search of
+    "more like this"'s neighbour scan (``ALTER FUNCTION artvec.expanded SET``)."""
     defaults = database_defaults(settings)
+    expand_ef = expand_ef_search(settings)
     with engine.connect() as connection:
         name = connection.execute(text("select quote_ident(current_database())")).scalar()
+        statements = [f"alter database {name} set {key} = '{value}'" for key, value in defaults.items()]
+        statements.append(f"alter function {EXPANDED_FUNCTION} set hnsw.ef_search = '{expand_ef}'")
         try:
-            for key, value in defaults.items():
-                connection.execute(text(f"alter database {name} set {key} = '{value}'"))
+            for statement in statements:
+                connection.execute(text(statement))
             connection.commit()
         except DBAPIError as error:
-            statements = "; ".join(f"ALTER DATABASE {name} SET {k} = '{v}'" for k, v in defaults.items())
             raise ArtvecError(f"cannot set the database defaults ({first_line(error)}); "
-                              f"ask the database owner to run: {statements}") from None
-    return defaults
+                              f"ask the database owner to run: {'; '.join(statements)}") from None
+    return {**defaults, f"{EXPANDED_FUNCTION}: hnsw.ef_search": str(expand_ef)}

@@ -8,9 +8,12 @@ database (``configure_database``) the scan goes on until k rows pass the filter,
 website's plain SQL needs no session settings.
 
 "More like this" expands its query (``expand`` = n, ``search.expand``: 2): the query vector averaged with its n
-nearest pictures (pgvector's ``avg``, from an index scan of its own, no filter), then searched as above — average
-query expansion (Chum et al. 2007), which finds more of a hand's pictures on every benchmark set
-(docs/embedding.md, *More like this: the query expanded*). Never for the copy vector, whose one answer is a copy.
+nearest pictures — average query expansion (Chum et al. 2007), which finds more of a hand's pictures on every
+benchmark set (docs/embedding.md, *More like this: the query expanded*). Unfiltered, that is one index scan: the
+query's nearest pictures (``candidates_for``), the average of the query and the first n, and those pictures ranked
+again by their distance to it. Under a filter, the function ``artvec.expanded`` (migration 0007) finds the n
+neighbours (unfiltered: they are the picture's own) by an index scan at ``search.expand_ef_search``, and the
+filtered search runs with the average. Never for the copy vector, whose one answer is a copy.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from sqlalchemy import Float, String, bindparam, cast, column, func, literal_column, not_, or_, select, table, union_all
+from sqlalchemy import (Float, Integer, String, bindparam, cast, column, func, literal_column, not_, null, or_, select,
+                        table, union_all)
 from sqlalchemy.exc import DBAPIError
 
 from . import configurations, tables
@@ -68,17 +72,16 @@ def distance_to(e, column_name: str, target, dims: int | None):
     return indexed_form(e.c[column_name], dims).op("<->", return_type=Float())(indexed_form(target, dims))
 
 
-def expanded(target, column_name: str, where: list, n: int, dims: int | None):
-    """The query vector ``target`` averaged with its ``n`` nearest pictures that pass ``where`` (clauses on an
-    alias of the embeddings), as one scalar subquery: ``(SELECT avg(v) FROM (SELECT target UNION ALL (SELECT
-    x.<column> ... ORDER BY x.<column> <-> target LIMIT n)))``."""
+def expanded(target, column_name: str, n: int, exclude=None):
+    """The query vector ``target`` averaged with its ``n`` nearest pictures (never ``exclude``, an artwork id), as
+    one scalar subquery, evaluated once: ``(SELECT artvec.expanded(target, n, '<column>', exclude))``. The function
+    (migration 0007) scans the index for them at ``search.expand_ef_search``, cheaper than the search's own."""
     from pgvector.sqlalchemy import VECTOR
 
-    x = embeddings.alias("x")
-    neighbours = (select(x.c[column_name].label("v")).where(*[clause(x) for clause in where])
-                  .order_by(distance_to(x, column_name, target, dims), x.c.artwork_id).limit(n))
-    vectors = union_all(select(target.label("v")), neighbours).subquery("expansion")
-    return select(func.avg(vectors.c.v, type_=VECTOR())).scalar_subquery()
+    exclude = null() if exclude is None else cast(exclude, String())
+    call = func.artvec.expanded(target, bindparam("expand", n, type_=Integer()),
+                                bindparam("expand_part", column_name, type_=String()), exclude, type_=VECTOR())
+    return select(call).scalar_subquery()
 
 
 def check_expand(expand: int, by: str) -> int:
@@ -186,6 +189,11 @@ def nearest(e, distance, where: list, k: int, offset: int, max_distance: float |
     statement = (select(e.c.artwork_id, distance.label("distance"), e.c.facets, e.c.image_location)
                  .select_from(source).where(*where)
                  .order_by(distance, e.c.artwork_id).limit(k).offset(offset or None))
+    return within(statement, max_distance)
+
+
+def within(statement: "Select", max_distance: float | None) -> "Select":
+    """``statement``'s rows no farther than ``max_distance`` (after its LIMIT, so the index scan stays as it is)."""
     if max_distance is None:
         return statement
     hits = statement.cte("nearest").prefix_with("materialized")
@@ -193,9 +201,38 @@ def nearest(e, distance, where: list, k: int, offset: int, max_distance: float |
             .order_by(hits.c.distance, hits.c.artwork_id))
 
 
+#: "More like this" unfiltered: the answer is ranked among the query's this many nearest pictures (at least; 3 × k + offset
+#: beyond), one index scan in place of two (docs/sql.md, *More like artwork X, the query expanded*)
+EXPAND_CANDIDATES = 40
+
+
+def candidates_for(k: int, offset: int) -> int:
+    return max(EXPAND_CANDIDATES, 3 * (k + (offset or 0)))
+
+
+def reranked(e, query, where: list, column_name: str, n: int, k: int, offset: int, max_distance: float | None,
+             dims: int | None) -> "Select":
+    """Unfiltered "more like this" in one index scan: the query's nearest pictures (``candidates_for(k, offset)``),
+    the query averaged with the first ``n`` of them, and those pictures ranked by their distance to that average."""
+    from pgvector.sqlalchemy import VECTOR
+
+    near = distance_to(e, column_name, query, dims)
+    candidates = (select(e.c.artwork_id, e.c[column_name].label("v"), near.label("d"), e.c.facets, e.c.image_location)
+                  .where(*where).order_by(near, e.c.artwork_id).limit(candidates_for(k, offset))
+                  .cte("candidates").prefix_with("materialized"))
+    first = select(candidates.c.v).order_by(candidates.c.d, candidates.c.artwork_id).limit(n)
+    vectors = union_all(select(query.label("v")), first).subquery("query_and_nearest")
+    average = select(func.avg(vectors.c.v, type_=VECTOR())).scalar_subquery()
+    distance = candidates.c.v.op("<->", return_type=Float())(average)
+    statement = (select(candidates.c.artwork_id, distance.label("distance"), candidates.c.facets,
+                        candidates.c.image_location)
+                 .order_by(distance, candidates.c.artwork_id).limit(k).offset(offset or None))
+    return within(statement, max_distance)
+
+
 def build(target, config_clause, extra_where: list, by: str, k: int, filters, excludes, offset: int,
           max_distance: float | None, through: str, settings: "Settings | None", dims: int | None,
-          expand: int = 0):
+          expand: int = 0, itself=None):
     column_name = check_by(by)
     expand = check_expand(expand, by)
     if through not in ("facets", "catalogue"):
@@ -212,12 +249,13 @@ def build(target, config_clause, extra_where: list, by: str, k: int, filters, ex
         catalogue = catalogue_table(settings, facets)
         id_column = settings.get("catalogue.id_column")
     query = target(column_name)
-    if expand:
-        query = expanded(query, column_name, [config_clause, *extra_where], expand, dims)
-    distance = distance_to(e, column_name, query, dims)
     where = [config_clause(e), *[clause(e) for clause in extra_where],
              *filter_clauses(filters, excludes, facets, e, catalogue)]
-    return nearest(e, distance, where, k, offset, max_distance, catalogue, id_column)
+    if expand and catalogue is None and not (filters or excludes):
+        return reranked(e, query, where, column_name, expand, k, offset, max_distance, dims)
+    if expand:        # under a filter: the query's own neighbours (unfiltered) first, then the filtered search
+        query = expanded(query, column_name, expand, itself)
+    return nearest(e, distance_to(e, column_name, query, dims), where, k, offset, max_distance, catalogue, id_column)
 
 
 def similar(artwork_id: Any, k: int = 12, by: str = "both", filters: Mapping[str, Any] | None = None,
@@ -230,7 +268,9 @@ def similar(artwork_id: Any, k: int = 12, by: str = "both", filters: Mapping[str
     own tables on ``.selected_columns.artwork_id`` and add ``.where()`` clauses: they run
     inside the index scan, before the LIMIT. ``dims`` > 2000 selects the halfvec form.
     ``expand`` = n: the query is the artwork's vector averaged with its n nearest others (the
-    filters apply to the answers, not to them); distances are to that average.
+    filters apply to the answers, not to them); distances are to that average. Unfiltered, the answer is ranked
+    among the artwork's ``candidates_for(k, offset)`` nearest pictures (one index scan): a backend's own
+    ``.where()`` would cut into those, so pass ``filters``/``excludes`` (or ``expand=0``) to filter.
     """
     q = embeddings.alias("q")
     key = bindparam("artwork_id", artwork_id)
@@ -241,7 +281,7 @@ def similar(artwork_id: Any, k: int = 12, by: str = "both", filters: Mapping[str
     same_config = lambda e: e.c.config_id == select(q.c.config_id).where(q.c.artwork_id == key).scalar_subquery()  # noqa: E731
     not_itself = lambda e: e.c.artwork_id != key  # noqa: E731
     return build(target, same_config, [not_itself], by, k, filters, excludes, offset, max_distance,
-                 through, settings, dims, expand)
+                 through, settings, dims, expand, itself=key)
 
 
 def similar_to_vector(vector: Any, config_id: str, k: int = 12, by: str = "both",

@@ -290,8 +290,8 @@ def test_unknown_artwork_and_bad_options_are_one_line_errors(searchable, fresh):
 
 def test_every_recipe_is_tested():
     searched = {name for name in recipes() if not name.startswith("clusters-")}   # those: test_clusters.py
-    assert searched == {"more-like-artwork", "more-like-artwork-expanded", "within-era", "by-artist", "excluding-artist", "by-style",
-                        "by-colour", "within-distance", "next-page", "uploaded-picture",
+    assert searched == {"more-like-artwork", "more-like-artwork-expanded", "more-like-artwork-expanded-within-era",
+                        "within-era", "by-artist", "excluding-artist", "by-style", "by-colour", "within-distance", "next-page", "uploaded-picture",
                         "joined-catalogue", "explain", "by-palette", "copies"}
     # by-palette: tests/test_palette.py; copies: tests/test_duplicates.py (real copies, real copy vectors)
 
@@ -439,13 +439,35 @@ def test_more_like_this_averages_the_query_with_its_nearest_pictures(searchable,
     assert np.allclose([row["distance"] for row in upload], distances, atol=1e-4)
 
 
-def test_more_like_this_stays_on_the_hnsw_index_for_both_scans_and_fills_a_filter(searchable, fresh):
+def hnsw_scans(connection, statement, params=None) -> int:
+    """Scans of the combined vector's HNSW index while ``statement`` runs, those inside functions too (this
+    transaction's own counts)."""
+    count = text("select coalesce(sum(pg_stat_get_xact_numscans(indexrelid)), 0) from pg_stat_user_indexes "
+                 "where schemaname = 'artvec' "
+                 "and indexrelname like '%\\_embedding\\_hnsw'")
+    connection.rollback()
+    with connection.begin():
+        before = connection.execute(count).scalar()
+        connection.execute(statement, params or {}).all()
+        return connection.execute(count).scalar() - before
+
+
+def test_more_like_this_is_one_index_scan_unfiltered_and_two_under_a_filter(searchable, fresh):
+    """Unfiltered, the answer is ranked among the query's nearest pictures (one scan); under a filter the query's
+    own neighbours are found first (inside artvec.expanded, on the HNSW index), then the filtered search (a rare
+    era: on its B-tree, as plainly), k rows."""
+    filtered = search.similar(QUERY_ID, expand=2, filters={"era": "rare"}, settings=searchable["settings"])
     with fresh.connect() as connection:
         plan = " ".join(search.explain(connection, search.similar(QUERY_ID, expand=2)))
-        assert len(re.findall(r"Index Scan using embeddings_[0-9a-f]{12}_embedding_hnsw", plan)) == 2
-        recipe = " ".join(row[0] for row in connection.execute(
-            text("explain " + recipes()["more-like-artwork-expanded"]), {"artwork_id": QUERY_ID, "k": 12}))
-        assert len(re.findall(r"Index Scan using embeddings_[0-9a-f]{12}_embedding_hnsw", recipe)) == 2
+        assert len(re.findall(r"Index Scan using embeddings_[0-9a-f]{12}_embedding_hnsw", plan)) == 1
+        assert hnsw_scans(connection, search.similar(QUERY_ID, expand=2)) == 1
+        assert hnsw_scans(connection, search.similar(QUERY_ID, expand=0)) == 1
+        assert hnsw_scans(connection, filtered) == 1
+        assert hnsw_scans(connection, search.similar(QUERY_ID, expand=0, filters={"era": "rare"},
+                                                     settings=searchable["settings"])) == 0
+        assert hnsw_scans(connection, text(recipes()["more-like-artwork-expanded"]), {"artwork_id": QUERY_ID, "k": 12}) == 1
+        assert hnsw_scans(connection, text(recipes()["more-like-artwork-expanded-within-era"]),
+                          {"artwork_id": QUERY_ID, "era": "rare", "k": 12}) == 1
     rows = search.search(searchable["settings"], artwork_id=QUERY_ID, filters={"era": "rare"}, k=12, engine=fresh)
     assert len(rows) == 12 and all(era_of(row["artwork_id"]) == "rare" for row in rows)
     ids, x = stored(fresh)   # the two neighbours are the picture's own, whatever the filter
@@ -453,12 +475,63 @@ def test_more_like_this_stays_on_the_hnsw_index_for_both_scans_and_fills_a_filte
     assert [row["artwork_id"] for row in rows] == expected
 
 
-def test_the_expanded_recipe_is_what_artvec_searches(searchable, fresh):
+def test_more_like_this_ranks_enough_candidates_for_a_long_page(searchable, fresh):
+    """The candidates grow with k + offset (3 ×): page 3 of 30 is the exact expanded answer's."""
+    ids, x = stored(fresh)
+    expected, distances = expanded_by_hand(ids, x, x[ids == QUERY_ID][0], 2, 90, itself=QUERY_ID)
+    assert search.candidates_for(30, 60) == 270 and search.candidates_for(12, 0) == search.EXPAND_CANDIDATES
+    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, k=30, offset=60, engine=fresh)
+    assert [row["artwork_id"] for row in rows] == expected[60:]
+    assert np.allclose([row["distance"] for row in rows], distances[60:], atol=1e-4)
+
+
+def test_the_neighbour_scan_has_its_own_ef_search_kept_by_artvec_index(searchable, fresh):
+    """The function's SET clause holds search.expand_ef_search (not the database's ef_search), and `artvec index`
+    sets it again when the setting changes; out of range is a one-line error."""
+    def function_settings() -> list:
+        with fresh.connect() as connection:
+            return connection.execute(text("select proconfig from pg_proc where oid = "
+                                           "'artvec.expanded(vector, integer, text, text)'::regprocedure")).scalar()
+
+    assert function_settings() == ["hnsw.ef_search=32"]
+    env, cwd = searchable["env"], searchable["folder"]
+    try:
+        changed = run_cli("index", env={**env, "ARTVEC_SEARCH_EXPAND_EF_SEARCH": "12"}, cwd=cwd)
+        assert "neighbour scan: hnsw.ef_search = 12" in changed.stdout + changed.stderr
+        assert function_settings() == ["hnsw.ef_search=12"]
+        with fresh.connect() as connection:      # the session's own ef_search is untouched by the call
+            connection.execute(search.similar(QUERY_ID, expand=2)).all()
+            assert connection.execute(text("show hnsw.ef_search")).scalar() == str(SMALL_STORE["search.ef_search"])
+        bad = run_cli("index", env={**env, "ARTVEC_SEARCH_EXPAND_EF_SEARCH": "0"}, cwd=cwd, check=False)
+        assert bad.returncode != 0 and "search.expand_ef_search must be 1..1000, not 0" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+    finally:
+        run_cli("index", env=env, cwd=cwd)
+    assert function_settings() == ["hnsw.ef_search=32"]
+
+
+def test_the_expanded_function_checks_its_arguments(fresh):
+    with fresh.connect() as connection:
+        q = connection.execute(text("select embedding::text from artvec.embeddings where artwork_id = :id"),
+                               {"id": QUERY_ID}).scalar()
+        same = connection.execute(text("select artvec.expanded(cast(:q as vector), 0)::text = cast(:q as vector)::text"),
+                                  {"q": q}).scalar()
+        assert same                               # n = 0: the query itself
+        for call, message in (("artvec.expanded(cast(:q as vector), 21)", "n must be 0..20"),
+                              ("artvec.expanded(cast(:q as vector), 2, 'copy')", "part must be one of embedding, style, colour")):
+            with pytest.raises(Exception, match=message):
+                connection.execute(text(f"select {call}"), {"q": q}).scalar()
+            connection.rollback()
+
+
+def test_the_expanded_recipes_are_what_artvec_searches(searchable, fresh):
     with fresh.connect() as connection:
         recipe = run_recipe(connection, "more-like-artwork-expanded", artwork_id=QUERY_ID, k=12)
-    rows = search.search(searchable["settings"], artwork_id=QUERY_ID, k=12, engine=fresh)
-    assert ids(recipe) == [row["artwork_id"] for row in rows]
-    assert np.allclose([row.distance for row in recipe], [row["distance"] for row in rows], atol=1e-6)
+        within_era = run_recipe(connection, "more-like-artwork-expanded-within-era", artwork_id=QUERY_ID, era="rare", k=12)
+    for found, filters in ((recipe, None), (within_era, {"era": "rare"})):
+        rows = search.search(searchable["settings"], artwork_id=QUERY_ID, filters=filters, k=12, engine=fresh)
+        assert ids(found) == [row["artwork_id"] for row in rows]
+        assert np.allclose([row.distance for row in found], [row["distance"] for row in rows], atol=1e-6)
 
 
 def test_copies_and_palettes_are_never_expanded_and_expand_is_bounded(searchable, fresh):
