@@ -12,6 +12,8 @@ Create Date: 2026-12-05
 """
 from alembic import op
 
+from artvec.indexes import EXPANDED_FUNCTION, expand_ef_search
+
 revision = "0007_expansion"
 down_revision = "0006_copies"
 branch_labels = None
@@ -19,7 +21,6 @@ depends_on = None
 
 #: the columns a query may be expanded in (the copy vector never is: its one answer is a copy)
 PARTS = ("embedding", "style", "colour")
-SIGNATURE = "artvec.expanded(vector, integer, text, text)"
 
 
 def neighbours_average(column: str, order_by: str) -> str:
@@ -63,8 +64,8 @@ $$"""
 
 def upgrade() -> None:
     settings = op.get_context().config.attributes["artvec_settings"]
-    op.execute(function_sql(settings.get("search.expand_ef_search")))
+    op.execute(function_sql(expand_ef_search(settings)))
 
 
 def downgrade() -> None:
-    op.execute(f"drop function if exists {SIGNATURE}")
+    op.execute(f"drop function if exists {EXPANDED_FUNCTION}")
