@@ -9,8 +9,8 @@ near-duplicates stand, with a suggested near-duplicate threshold. With ``against
 configuration) both are judged on the pictures both hold, by the same queries, and each figure's paired
 difference comes with its 95 % interval, the labels resampled: whether one is ahead by more than the noise.
 The same queries are then searched as "more like this" searches them (``search.expand``: each query averaged with
-its nearest pictures first, :mod:`artvec.search`), and each figure's difference to the plain search is given the
-same way.
+its nearest pictures first, the answer ranked among the query's nearest as the unfiltered search ranks it,
+:mod:`artvec.search`), and each figure's difference to the plain search is given the same way.
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def compare(this: Labelled, that: Labelled, k: int, sample: int, seed: int,
 def expanded_search(data: Labelled, codes: np.ndarray, plain: metrics.PerQuery, k: int, queries, expand: int,
                     seed: int) -> dict[str, Any]:
     """The same queries searched as ``artvec similar`` and the site's "more like this" search (each query averaged
-    with its ``expand`` nearest pictures first): its figures, and each one's difference to the plain search with its
+    with its ``expand`` nearest pictures first, the answer ranked among the query's nearest): its figures, and each one's difference to the plain search with its
     95 % interval (labels resampled)."""
     result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, expand=expand)
     labels = int(len(np.unique(codes[result.index])))

@@ -10,7 +10,9 @@ Every query is one labelled vector; the others are the database. For a query who
 
 Queries whose label has no other member are skipped. Distances are Euclidean, as in the store.
 With ``expand`` = n, each query is first averaged with its n nearest other vectors (query expansion,
-as ``artvec similar`` and the site's "more like this" ask: ``artvec.search``), then searched again.
+as ``artvec similar`` and the site's "more like this" ask: ``artvec.search``), then searched again, among the
+query's ``candidates_for(page)`` nearest as the unfiltered search does (``rerank=False``: among every vector, as under a
+filter).
 """
 
 from __future__ import annotations
@@ -109,6 +111,24 @@ def nearest_in_order(d: np.ndarray, depth: int) -> np.ndarray:
     return order
 
 
+#: "More like this" unfiltered ranks its answer among the query's this many nearest pictures (3 × (k + offset) for a
+#: longer page): one index scan in place of two (``artvec.search.reranked``; docs/sql.md)
+EXPAND_CANDIDATES = 40
+
+
+def candidates_for(k: int, offset: int = 0) -> int:
+    return max(EXPAND_CANDIDATES, 3 * (k + (offset or 0)))
+
+
+def reranked_page(plain_order: np.ndarray, d: np.ndarray, page: int) -> np.ndarray:
+    """A page of ``page`` rows as the unfiltered "more like this" serves it: the query's ``candidates_for(page)``
+    nearest (``plain_order``, each row's nearest by the plain distance, at least that many) ranked by ``d`` (the
+    distances to the expanded query), ties by row."""
+    candidates = plain_order[:, :min(plain_order.shape[1], candidates_for(page))]
+    values = np.take_along_axis(d, candidates, 1)
+    return np.take_along_axis(candidates, np.lexsort((candidates, values), axis=1), 1)[:, :page]
+
+
 def expanded(database: Database, queries: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
     """Each query averaged with its ``n`` nearest database rows (by ``d``, its squared distances to every row, the
     rows it must not take at +inf; ties by row): average query expansion (Chum et al. 2007)."""
@@ -117,7 +137,7 @@ def expanded(database: Database, queries: np.ndarray, d: np.ndarray, n: int) -> 
 
 
 def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, queries=None,
-              on_distances=None, distances=None, advance=None, expand: int = 0) -> PerQuery:
+              on_distances=None, distances=None, advance=None, expand: int = 0, rerank: bool = True) -> PerQuery:
     """Leave-one-out retrieval of every labelled vector (or of the rows ``queries``) among the others.
 
     ``on_distances(rows, squared_distances)`` sees each chunk of query rows' distances to every row
@@ -125,7 +145,8 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
     if given, replaces the squared Euclidean distances of those rows to every row (a fresh array): the
     benchmarks score dissimilarities no vector gives. ``advance(done, total, seconds)`` follows the queries.
     ``expand`` = n > 0: each query averaged with its n nearest others before it is searched (``on_distances`` still
-    sees the plain distances)."""
+    sees the plain distances), its answer ranked among the query's nearest as the unfiltered search ranks it
+    (``rerank``; False: among every row, as the search under a filter ranks it)."""
     if expand and distances is not None:
         raise ValueError("query expansion needs the vectors, not distances")
     labels = np.asarray(labels)
@@ -149,16 +170,20 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
         d[np.arange(len(rows)), rows] = np.inf
         if on_distances is not None:
             on_distances(rows, d)
+        plain_order = None
         if expand:
+            if rerank:
+                plain_order = nearest_in_order(d, min(len(labels) - 1, candidates_for(depth)))
             d = database.squared(expanded(database, database.x[rows], d, expand))
             d[np.arange(len(rows)), rows] = np.inf
-        order = nearest_in_order(d, depth)
+        order = nearest_in_order(d, depth) if plain_order is None else reranked_page(plain_order, d, k)
         hits = codes[order] == codes[rows][:, None]
         p_at_k[start:start + len(rows)] = hits[:, :k].mean(1)
         nn[start:start + len(rows)] = hits[:, 0]
+        pages = {} if plain_order is None else {r: reranked_page(plain_order, d, r) for r in np.unique(relevant[rows])}
         for j, row in enumerate(rows):
             r = relevant[row]
-            h = hits[j, :r]
+            h = hits[j, :r] if plain_order is None else codes[pages[r][j]] == codes[row]
             precision = np.cumsum(h) / np.arange(1, r + 1)
             ap[start + j] = float((precision * h).sum() / r)
         if advance is not None:
@@ -168,15 +193,17 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
 
 def top1(queries: np.ndarray, database: np.ndarray | Database, targets, expand: int = 0) -> np.ndarray:
     """For each query, whether its nearest database row is its target row (bool array); with ``expand`` = n, the
-    query averaged with its n nearest rows first."""
+    query averaged with its n nearest rows first, and the answer the nearest to that among the query's nearest
+    (``candidates_for(1)``), as the unfiltered "more like this" finds it."""
     database = database if isinstance(database, Database) else Database(database)
     queries = np.asarray(queries)
 
     def nearest(part: np.ndarray) -> np.ndarray:
         d = database.squared(part)
-        if expand:
-            d = database.squared(expanded(database, part, d, expand))
-        return np.argmin(d, axis=1)
+        if not expand:
+            return np.argmin(d, axis=1)
+        plain_order = nearest_in_order(d, min(d.shape[1], candidates_for(1)))
+        return reranked_page(plain_order, database.squared(expanded(database, part, d, expand)), 1)[:, 0]
 
     step = len(queries) if database.exact else database.chunk()
     found = [nearest(queries[i:i + step]) for i in range(0, len(queries), max(step, 1))]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from . import configurations, tables
 from .catalogue import quote_identifier, quote_qualified
 from .errors import ArtvecError, ConfigError, first_line
+from .metrics import EXPAND_CANDIDATES, candidates_for  # noqa: F401 - the search and its figures rank alike
 from .grants import grant_read  # noqa: F401 - importable from here as before the split
 from .indexes import (HNSW_MAX_VECTOR_DIMS, ITERATIVE_SCAN, column_dims, configure_database,  # noqa: F401
                       create_indexes, database_defaults, existing_indexes)
@@ -199,15 +200,6 @@ def within(statement: "Select", max_distance: float | None) -> "Select":
     hits = statement.cte("nearest").prefix_with("materialized")
     return (select(*hits.c).where(hits.c.distance <= bindparam("max_distance", max_distance))
             .order_by(hits.c.distance, hits.c.artwork_id))
-
-
-#: "More like this" unfiltered: the answer is ranked among the query's this many nearest pictures (at least; 3 × k + offset
-#: beyond), one index scan in place of two (docs/sql.md, *More like artwork X, the query expanded*)
-EXPAND_CANDIDATES = 40
-
-
-def candidates_for(k: int, offset: int) -> int:
-    return max(EXPAND_CANDIDATES, 3 * (k + (offset or 0)))
 
 
 def reranked(e, query, where: list, column_name: str, n: int, k: int, offset: int, max_distance: float | None,

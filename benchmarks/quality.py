@@ -96,11 +96,16 @@ def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str
     try:
         for embedder in embedders.values():
             embedder.embed_images(pictures[:8], batch_size=8)  # warm-up
+        started = time.monotonic()
         for start in range(0, len(pictures), chunk):
             for name, embedder in embedders.items():
                 t = time.perf_counter()
                 vectors[name] += embedder.embed_images(pictures[start:start + chunk], batch_size=8)
                 seconds[name] += time.perf_counter() - t
+            done = min(start + chunk, len(pictures))
+            if done % (10 * chunk) == 0 or done == len(pictures):   # a line every 640 pictures: runs take an hour
+                print(f"  embedded {done}/{len(pictures)} pictures by {len(embedders)} configurations "
+                      f"({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
     finally:
         for embedder in embedders.values():
             embedder.close()

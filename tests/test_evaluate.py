@@ -72,6 +72,51 @@ def test_a_large_store_is_searched_in_float32_chunks_with_the_same_figures(monke
     assert np.array_equal(found_before, metrics.top1(x[:300] + 0.01, x, np.arange(300)))
 
 
+def served_by_hand(x: np.ndarray, q: int, n: int, page: int, every: bool) -> list[int]:
+    """What the unfiltered "more like this" serves for picture q, page of ``page``: its nearest by the plain distance,
+    the query averaged with the first n, and the query's max(40, 3 × page) nearest (``every``: all) ranked by the
+    distance to that average; ties by row."""
+    x = x.astype(np.float64)
+    d = ((x - x[q]) ** 2).sum(1)
+    d[q] = np.inf
+    order = np.lexsort((np.arange(len(x)), d))[:-1]
+    average = (x[q] + x[order[:n]].sum(0)) / (n + 1)
+    to_average = ((x - average) ** 2).sum(1)
+    candidates = order if every else order[:max(40, 3 * page)]
+    return list(candidates[np.lexsort((candidates, to_average[candidates]))][:page])
+
+
+def test_more_like_this_figures_rank_as_the_search_does():
+    """The expanded figures of ``evaluate`` and the benchmarks are those of the pages artvec serves unfiltered (the
+    answer ranked among the query's nearest); ``rerank=False``, those of the search under a filter (every picture)."""
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.arange(14), [30, 30] + [12] * 12)     # R up to 29: pages of up to 87 candidates
+    x = (rng.standard_normal((14, 24))[labels] * 0.8 + rng.standard_normal((len(labels), 24))).astype(np.float32)
+    sizes = np.bincount(labels)
+    for every in (False, True):
+        result = metrics.retrieval(x, labels, k=10, expand=2, rerank=not every)
+        for q in range(len(x)):
+            r = sizes[labels[q]] - 1
+            page = served_by_hand(x, q, 2, 10, every)
+            assert result.precision_at_k[q] == pytest.approx(np.mean(labels[page] == labels[q]))
+            assert result.nn_correct[q] == (labels[page[0]] == labels[q])
+            hits = labels[served_by_hand(x, q, 2, r, every)] == labels[q]
+            assert result.ap_at_r[q] == pytest.approx((np.cumsum(hits) / np.arange(1, r + 1) * hits).sum() / r)
+    # the two differ here, so the figures could not pass for either by chance
+    among_nearest = metrics.retrieval(x, labels, k=10, expand=2)
+    among_every = metrics.retrieval(x, labels, k=10, expand=2, rerank=False)
+    assert (among_nearest.ap_at_r != among_every.ap_at_r).sum() > 5
+    assert (among_nearest.precision_at_k != among_every.precision_at_k).sum() > 2
+    copies = x[:40] + rng.normal(0, 0.3, (40, 24)).astype(np.float32)
+    found = metrics.top1(copies, x, np.arange(40), expand=2)
+    for q in range(40):
+        d = ((x - copies[q]) ** 2).sum(1)
+        order = np.lexsort((np.arange(len(x)), d))
+        average = (copies[q] + x[order[:2]].sum(0)) / 3
+        first = order[:40][np.argmin(((x[order[:40]] - average) ** 2).sum(1))]
+        assert found[q] == (first == q)
+
+
 def store_vectors(engine, labels: list[str], vectors: np.ndarray) -> None:
     dims = dict(engine.connect().execute(text("""
         select attname, atttypmod from pg_attribute
