@@ -298,8 +298,8 @@ def compare(this: Labelled, that: Labelled, k: int, sample: int, seed: int,
 def expanded_search(data: Labelled, codes: np.ndarray, plain: metrics.PerQuery, k: int, queries, expand: int,
                     seed: int) -> dict[str, Any]:
     """The same queries searched as ``artvec similar`` and the site's "more like this" search (each query averaged
-    with its ``expand`` nearest pictures first, the answer ranked among the query's nearest): its figures, and each one's difference to the plain search with its
-    95 % interval (labels resampled)."""
+    with its ``expand`` nearest pictures first, the answer ranked among the query's nearest): its figures, and each
+    one's difference to the plain search with its 95 % interval (labels resampled)."""
     result = metrics.retrieval(data.vectors, codes, k=k, queries=queries, expand=expand)
     labels = int(len(np.unique(codes[result.index])))
     differences = {key: difference(x, y, codes[result.index], labels, seed) for key, x, y in paired_figures(result, plain, k)}

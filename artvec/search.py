@@ -30,10 +30,10 @@ from sqlalchemy.exc import DBAPIError
 from . import configurations, tables
 from .catalogue import quote_identifier, quote_qualified
 from .errors import ArtvecError, ConfigError, first_line
-from .metrics import EXPAND_CANDIDATES, candidates_for  # noqa: F401 - the search and its figures rank alike
 from .grants import grant_read  # noqa: F401 - importable from here as before the split
 from .indexes import (HNSW_MAX_VECTOR_DIMS, ITERATIVE_SCAN, column_dims, configure_database,  # noqa: F401
                       create_indexes, database_defaults, existing_indexes)
+from .metrics import EXPAND_CANDIDATES, candidates_for  # noqa: F401 - the search and its figures rank alike
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
