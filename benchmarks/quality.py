@@ -37,8 +37,9 @@ verdict, "default ahead of every baseline on every set by more than the noise", 
 every set and task named, except where the default and the baseline both are perfect (nothing to be ahead of: the
 scikit-image originals' copies alone), and for a lead somewhere on each baseline.
 The default (its combined vector, and its copy vector, which ``artvec duplicates`` and ``--by copy`` search
-apart; and, for the paired difference, the previous default and artvec 0.1's default) is computed by artvec's
-own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input.
+apart; and, for the paired difference, artvec 0.1's default, and with ``--previous`` the previous default) is computed
+by artvec's own Embedder, exactly as `artvec sync` does; the baselines from one VGG pass at artvec 0.1's 224×224 input
+(and one with random weights).
 The row "more like this" is the default's vectors searched as ``artvec similar`` and the site's recipe search them
 (``search.expand``): each query averaged with its 2 nearest pictures of the set first; its lead on the plain search
 is printed after the table, then each baseline searched the same way and the expanded default's lead on it (like for
@@ -48,10 +49,17 @@ clipart-scans-v1 (fitted like today's clipart-scans-v2 on the reference drawings
 before it (vgg19-style-452b0579749d, ``CLEAN_CONFIG``) had the basis clipart-v4, fitted on the clean drawings alone:
 earlier runs pair it and the ones before, so they are not embedded again here.
 
+Vectors are kept between runs (benchmarks/vector_cache.py, in ``~/.cache/artvec-bench/vectors``; ``--fresh`` neither uses
+nor keeps them): a picture by a digest of its pixels, a configuration by its config_id and the code that computes it,
+each chunk written as it is done. A run of the seven sets embeds about 3,900 pictures by two configurations and two
+baseline passes, 1.3 s + 1.2 s a picture on 2 cores (2.7 hours); a killed run resumes where it stopped, and a second run
+embeds only the timing sample: 96 pictures spread over the sets, which every configuration embeds afresh on every run,
+taking turns, for the seconds per picture, and which must match the kept vectors (else the run stops and says so).
+
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]
        [,constellations,constellation-scans][,card-patterns,card-pattern-scans]] [--cards faces|all] [--threads N]
-       [--device cpu|cuda] [--whitening NAME] [--around]
+       [--device cpu|cuda] [--whitening NAME] [--previous] [--fresh] [--around]
 
 The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``
 leaves the drawings out). ``--whitening NAME`` also embeds the default's recipe with another shipped basis beside
@@ -76,6 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
 import sets  # noqa: E402
+import vector_cache  # noqa: E402
 from artvec import metrics  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, SCANS_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
 
@@ -84,35 +93,103 @@ def build_sets(names, cards_choice: str, cards_dir=None):
     return lab.Bench(*sets.build(names, cards_choice, cards_dir))
 
 
-def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str | None = None) -> tuple:
+#: what the Embedder's vectors depend on beside the configuration: kept vectors made by other code are not used
+EMBEDDING_CODE = ("artvec/embedding.py", "artvec/weights.py", "artvec/whitening.py", "artvec/images.py")
+#: what the baselines' blocks depend on: artvec's StyleHead and weights, and lab's picture preparation and extractor
+BASELINE_CODE = ("artvec/embedding.py", "artvec/weights.py")
+#: pictures embedded afresh by every configuration on every run, taking turns: the seconds per picture, and a check
+#: that the kept vectors are what the code makes today
+TIMING_SAMPLE = 96
+
+
+def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str | None = None,
+               fresh: bool = False, timing: int = TIMING_SAMPLE) -> tuple:
     """Every picture through artvec's Embedder for each configuration, exactly as `artvec sync` does:
     ({name: combined vectors}, {name: copy vectors, for configurations with a copy vector},
     {name: seconds per picture}, the {"style": …, "colour": …} parts of configuration ``parts_of``, {} without one).
-    The configurations take turns chunk by chunk, so a shared machine's drift affects them alike."""
-    embedders = {name: Embedder(config, device=device) for name, config in configs.items()}
+    Vectors kept by an earlier run (vector_cache; none with ``fresh``) are used, the rest embedded chunk by chunk and
+    kept as they come, so a killed run resumes. The seconds come from ``timing`` pictures spread over the sets, which
+    every configuration embeds afresh taking turns (a shared machine's drift affects them alike) and which must match
+    the kept ones."""
     pictures = [item.load() for item in bench.items]
-    vectors = {name: [] for name in configs}
-    seconds = dict.fromkeys(configs, 0.0)
+    digests = [vector_cache.picture_digest(p) for p in pictures]
+    stamp = vector_cache.code_stamp(EMBEDDING_CODE)
+    kept = {name: vector_cache.VectorCache(config.config_id, stamp, fresh) for name, config in configs.items()}
+    embedders = {name: Embedder(config, device=device) for name, config in configs.items()}
     try:
         for embedder in embedders.values():
             embedder.embed_images(pictures[:8], batch_size=8)  # warm-up
-        started = time.monotonic()
+        sample = sorted(set(np.linspace(0, len(pictures) - 1, min(timing, len(pictures))).astype(int))) if timing else []
+        seconds = time_and_check(embedders, kept, [pictures[i] for i in sample], [digests[i] for i in sample])
+        missing = {name: [i for i in range(len(pictures)) if digests[i] not in kept[name]] for name in configs}
+        total = sum(map(len, missing.values()))
+        print("  kept from earlier runs: " + ", ".join(f"{name} {len(pictures) - len(m)}/{len(pictures)}"
+                                                     for name, m in missing.items()), file=sys.stderr, flush=True)
+        started, done = time.monotonic(), 0
         for start in range(0, len(pictures), chunk):
             for name, embedder in embedders.items():
-                t = time.perf_counter()
-                vectors[name] += embedder.embed_images(pictures[start:start + chunk], batch_size=8)
-                seconds[name] += time.perf_counter() - t
-            done = min(start + chunk, len(pictures))
-            if done % (10 * chunk) == 0 or done == len(pictures):   # a line every 640 pictures: runs take an hour
-                print(f"  embedded {done}/{len(pictures)} pictures by {len(embedders)} configurations "
+                rows = [i for i in missing[name] if start <= i < start + chunk]
+                if rows:
+                    kept[name].put([digests[i] for i in rows],
+                                   fields(embedder.embed_images([pictures[i] for i in rows], batch_size=8)))
+                done += len(rows)
+            if total and ((start // chunk + 1) % 10 == 0 or start + chunk >= len(pictures)):  # runs take hours
+                print(f"  embedded {done}/{total} (pictures × configurations not kept) "
                       f"({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
     finally:
         for embedder in embedders.values():
             embedder.close()
-    parts = {part: np.stack([v.part(part) for v in vectors[parts_of]]) for part in ("style", "colour")} if parts_of else {}
-    return ({name: np.stack([v.combined for v in vs]) for name, vs in vectors.items()},
-            {name: np.stack([v.copy for v in vs]) for name, vs in vectors.items() if configs[name].copy_vector},
-            {name: total / len(pictures) for name, total in seconds.items()}, parts)
+    vectors = {name: kept[name].get(digests, "combined") for name in configs}
+    copies = {name: kept[name].get(digests, "copy") for name, config in configs.items() if config.copy_vector}
+    parts = {part: kept[parts_of].get(digests, part) for part in ("style", "colour")} if parts_of else {}
+    return vectors, copies, seconds, parts
+
+
+def fields(vectors: list) -> dict[str, np.ndarray]:
+    """What is kept of each picture's vectors: the combined vector, its style and colour parts, the copy vector."""
+    out = {name: np.stack([getattr(v, name) for v in vectors]) for name in ("combined", "style", "colour")}
+    if vectors and vectors[0].copy is not None:
+        out["copy"] = np.stack([v.copy for v in vectors])
+    return out
+
+
+def time_and_check(embedders: dict, kept: dict, pictures: list, digests: list, batch: int = 8) -> dict:
+    """Seconds per picture of each configuration on ``pictures``, the configurations taking turns batch by batch;
+    each vector made here replaces a kept one only if they agree (else the kept vectors are stale: an error)."""
+    seconds = dict.fromkeys(embedders, 0.0)
+    for start in range(0, len(pictures), batch):
+        for name, embedder in embedders.items():
+            t = time.perf_counter()
+            made = fields(embedder.embed_images(pictures[start:start + batch], batch_size=batch))
+            seconds[name] += time.perf_counter() - t
+            batch_digests = digests[start:start + batch]
+            for j, digest in enumerate(batch_digests):
+                if digest in kept[name] and np.abs(kept[name].rows[digest]["combined"] - made["combined"][j]).max() > 1e-3:
+                    raise SystemExit(f"{kept[name].folder}: a kept vector differs from the one made now; "
+                                     "delete the folder or run with --fresh")
+            new = [j for j, digest in enumerate(batch_digests) if digest not in kept[name]]
+            kept[name].put([batch_digests[j] for j in new], {k: a[new] for k, a in made.items()})
+    return {name: total / max(len(pictures), 1) for name, total in seconds.items()}
+
+
+def baseline_blocks(bench, name: str, make_extractor, keep: tuple, fresh: bool, chunk: int = 64) -> dict:
+    """``lab.extract`` at artvec 0.1's 224×224 input for every picture, kept between runs like the Embedder's vectors
+    (``keep``: the blocks the baselines use)."""
+    digests = [vector_cache.picture_digest(item.load()) for item in bench.items]
+    stamp = vector_cache.code_stamp(BASELINE_CODE, (lab.prepare, lab.trim_margin, lab.outer_frame, lab.variant_config,
+                                                    lab.head_config, lab.Extractor, lab.extract), (lab.HEADS,))
+    kept = vector_cache.VectorCache(name, stamp, fresh)
+    missing = [i for i, d in enumerate(digests) if d not in kept]
+    extractor = make_extractor() if missing else None
+    started = time.monotonic()
+    for n, start in enumerate(range(0, len(missing), chunk)):
+        rows = missing[start:start + chunk]
+        blocks = lab.extract([bench.items[i] for i in rows], "sq224", extractor, log_every=0)
+        kept.put([digests[i] for i in rows], {k: blocks[k] for k in keep})
+        if (n + 1) % 10 == 0 or start + chunk >= len(missing):
+            print(f"  {name}: {start + len(rows)}/{len(missing)} pictures not kept ({time.monotonic() - started:.0f}s)",
+                  file=sys.stderr, flush=True)
+    return {k: kept.get(digests, k) for k in keep}
 
 
 def main():
@@ -125,6 +202,10 @@ def main():
     ap.add_argument("--around", action="store_true",
                     help="instead: the default against itself with one setting changed (each a setting a basis fits "
                          "at any value) and its parts alone, paired on every set")
+    ap.add_argument("--previous", action="store_true",
+                    help="also embed the previous default (its paired difference; another 45 minutes on 2 cores)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="compute every vector afresh, neither using nor keeping those of earlier runs")
     ap.add_argument("--whitening", default=None, metavar="NAME",
                     help="also embed the default's recipe with another shipped basis "
                          "and say whether it too is ahead of every baseline")
@@ -145,13 +226,14 @@ def main():
           f"built in {time.time() - t0:.0f}s", flush=True)
 
     if args.around:
-        around_the_default(bench, args.device)
+        around_the_default(bench, args.device, args.fresh)
         return
     results, dims = {}, {}
-    embedded = dict(EMBEDDED)
+    embedded = dict(EMBEDDED) | (PREVIOUS_EMBEDDED if args.previous else {})
     if args.whitening:
         embedded["variant"] = (f"artvec default, basis {args.whitening}", replace(DEFAULT_CONFIG, whitening=args.whitening))
-    vectors, copies, speed, _ = embed_each(bench, {key: config for key, (_, config) in embedded.items()}, args.device)
+    vectors, copies, speed, _ = embed_each(bench, {key: config for key, (_, config) in embedded.items()}, args.device,
+                                           fresh=args.fresh)
     for key, (name, _) in embedded.items():
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
@@ -160,8 +242,10 @@ def main():
     results[COPY] = bench.score(copies["default"])
     dims[COPY] = copies["default"].shape[1]
     print("embedded: " + ", ".join(f"{key} {speed[key] * 1000:.0f} ms/picture" for key in speed), flush=True)
-    B = lab.extract(bench.items, "sq224", lab.Extractor(args.device, heads=(), literal=True), log_every=0)
-    R = lab.extract(bench.items, "sq224", lab.Extractor(args.device, weights="random", heads=("cs256",)), log_every=0)
+    B = baseline_blocks(bench, "baselines-imagenet-sq224", lambda: lab.Extractor(args.device, heads=(), literal=True),
+                        ("lit", "raw8", "c8", "gap"), args.fresh)
+    R = baseline_blocks(bench, "baselines-random-sq224", lambda: lab.Extractor(args.device, weights="random", heads=("cs256",)),
+                        ("cs256", "c8"), args.fresh)
     baselines = {
         "baseline: colour histogram alone (8³)": B["c8"],
         "baseline: literal recipe (raw Gram relu3_1 + raw counts)": np.concatenate([B["lit"], B["raw8"]], 1),
@@ -180,10 +264,10 @@ def main():
     like_for_like(bench, results, baselines)
     if args.whitening:
         ahead_of_baselines(bench, results, embedded["variant"][0])
-    variant = f", basis {args.whitening} {speed['variant']:.3f}" if args.whitening else ""
-    print(f"\nseconds per picture (embedding decoded pictures, {args.device}, the {len(speed)} taking turns): default "
-          f"{speed['default']:.3f}, previous default {speed['previous']:.3f} (ratio {speed['default'] / speed['previous']:.2f}), "
-          f"artvec 0.1 {speed['v1']:.3f} (ratio {speed['default'] / speed['v1']:.2f}){variant}; total {time.time() - t0:.0f}s")
+    print(f"\nseconds per picture (embedding {TIMING_SAMPLE} decoded pictures spread over the sets, {args.device}, the "
+          f"{len(speed)} configurations taking turns): " + ", ".join(
+              f"{embedded[key][0]} {speed[key]:.3f}" + (f" (ratio {speed['default'] / speed[key]:.2f})" if key != "default" else "")
+              for key in speed) + f"; total {time.time() - t0:.0f}s")
 
 
 COPY = "the default's copy vector (searched apart)"
@@ -191,9 +275,9 @@ COPY = "the default's copy vector (searched apart)"
 SEARCH_EXPAND = 2
 EXPANDED = f"artvec default, more like this (query + {SEARCH_EXPAND} nearest)"
 #: the configurations embedded by artvec's Embedder: key -> (the name the tables print, configuration)
-EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG),
-            "previous": ("previous default (no local binary patterns)", PREVIOUS),
-            "v1": ("artvec 0.1 default", V1)}
+EMBEDDED = {"default": ("artvec default", DEFAULT_CONFIG), "v1": ("artvec 0.1 default", V1)}
+#: with --previous
+PREVIOUS_EMBEDDED = {"previous": ("previous default (no local binary patterns)", PREVIOUS)}
 
 
 #: --around: the default with one setting changed, each one a whitening basis fits at any value (``_NOT_LAYOUT``)
@@ -209,11 +293,11 @@ AROUND = {
 }
 
 
-def around_the_default(bench, device: str) -> None:
+def around_the_default(bench, device: str, fresh: bool = False) -> None:
     """The default against itself with one setting changed, and its style and colour parts alone (what ``--by style``
     and ``--by colour`` search), paired on every set and the near-duplicate tasks."""
     configs = {"default": DEFAULT_CONFIG} | {name: replace(DEFAULT_CONFIG, **change) for name, change in AROUND.items()}
-    vectors, _, speed, parts = embed_each(bench, configs, device, parts_of="default")
+    vectors, _, speed, parts = embed_each(bench, configs, device, parts_of="default", fresh=fresh)
     default = bench.score(vectors["default"])
     figures = [f"{key} {default[key].ap_at_r.mean():.3f}±{bench.half_width(default, key):.3f}" for key in bench.names]
     figures += [f"{task} {default[task].mean():.3f}" for task in bench.tasks]

@@ -1,5 +1,6 @@
 """``benchmarks/heldout.py --folder``: issue 9's table on anyone's labelled pictures, run as its holder would run it
-(the real script in a subprocess, real models, pictures drawn here)."""
+(the real script in a subprocess, real models, pictures drawn here; the labels file and the refusals through its
+``main`` in this process, which spares a start of Python and torch each)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,23 @@ def drawing(hand: str, seed: int) -> Image.Image:
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture
+def main(monkeypatch, capsys):
+    """heldout.py's ``main`` with these arguments, in this process: its output, or its one-line refusal."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import heldout
+
+    def run_main(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+        try:
+            heldout.main()
+        except SystemExit as refusal:
+            assert refusal.code not in (0, None)
+            return str(refusal.code)
+        return capsys.readouterr().out
+    return run_main
 
 
 def table(stdout: str) -> dict[str, list[str]]:
@@ -103,7 +121,7 @@ def test_folder_scores_every_method_and_the_copies(hands, tmp_path):
         assert re.search(rf"  vs {re.escape(method)} +.*dup1 [+-]\d\.\d{{3}}±\d\.\d{{3}}", out), method
 
 
-def test_labels_from_a_csv_and_bad_folders(hands, tmp_path):
+def test_labels_from_a_csv_and_bad_folders(hands, tmp_path, main):
     flat = tmp_path / "flat"
     flat.mkdir()
     rows = ["path,label"]
@@ -115,35 +133,29 @@ def test_labels_from_a_csv_and_bad_folders(hands, tmp_path):
     rows.append("stray.png,")  # no label: counted and left out
     rows.append(rows[1])  # the same row twice: read once
     (flat / "labels.csv").write_text("\n".join(rows) + "\n")
-    result = run("--folder", str(flat), "--labels", str(flat / "labels.csv"), "--copies-of", "0")
-    assert result.returncode == 0, result.stderr
-    assert "9 pictures, 3 labels (3–3 pictures each); 0 copies" in result.stdout
-    assert "1 without a label left out" in result.stdout
-    assert "all of them met: False (no copies made: --copies-of 0)" in result.stdout
-    assert set(table(result.stdout)) == set(METHODS)
+    out = main("--folder", str(flat), "--labels", str(flat / "labels.csv"), "--copies-of", "0")
+    assert "9 pictures, 3 labels (3–3 pictures each); 0 copies" in out
+    assert "1 without a label left out" in out
+    assert "all of them met: False (no copies made: --copies-of 0)" in out
+    assert set(table(out)) == set(METHODS)
 
     (flat / "twice.csv").write_text("path,label\nx.png,a\nx.png,b\n")
-    twice = run("--folder", str(flat), "--labels", str(flat / "twice.csv"))
-    assert twice.returncode != 0 and twice.stderr.strip() == f"error: {flat / 'twice.csv'}: x.png has two labels"
+    assert main("--folder", str(flat), "--labels", str(flat / "twice.csv")) == f"error: {flat / 'twice.csv'}: x.png has two labels"
 
     (flat / "bad.csv").write_text("file,artist\nx.png,a\n")
-    bad = run("--folder", str(flat), "--labels", str(flat / "bad.csv"))
-    assert bad.returncode != 0 and "needs the columns path,label" in bad.stderr
+    assert "needs the columns path,label" in main("--folder", str(flat), "--labels", str(flat / "bad.csv"))
 
-    absent = run("--folder", str(flat), "--labels", str(flat / "absent.csv"))
-    assert absent.returncode != 0 and absent.stderr.strip() == f"error: {flat / 'absent.csv'}: no such file"
+    absent = main("--folder", str(flat), "--labels", str(flat / "absent.csv"))
+    assert absent == f"error: {flat / 'absent.csv'}: no such file"
 
     one = tmp_path / "one"
     (one / "only-hand").mkdir(parents=True)
     for i in range(3):
         drawing("blocks", i).save(one / "only-hand" / f"{i}.png")
-    single = run("--folder", str(one))
-    assert single.returncode != 0 and "needs at least two labels with two pictures or more" in single.stderr
+    assert "needs at least two labels with two pictures or more" in main("--folder", str(one))
     loose = tmp_path / "loose"
     loose.mkdir()
     drawing("blocks", 7).save(loose / "a.png")
-    unfiled = run("--folder", str(loose))
-    assert unfiled.returncode != 0 and unfiled.stderr.strip() == (
+    assert main("--folder", str(loose)) == (
         f"error: {loose}: no labelled pictures (1 without a label left out: pictures go in one folder per label)")
-    missing = run("--folder", str(tmp_path / "absent"))
-    assert missing.returncode != 0 and "not a folder" in missing.stderr
+    assert "not a folder" in main("--folder", str(tmp_path / "absent"))
