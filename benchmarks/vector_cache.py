@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,18 @@ class VectorCache:
         if not fresh and self.folder.is_dir():
             for shard in sorted(self.folder.glob("shard-*.npz")):
                 self._read(shard)
+        if not fresh:
+            self._mention_older(recipe)
+
+    def _mention_older(self, recipe: str) -> None:
+        """Says where this recipe's vectors made by other code lie, and their size: never used again unless that code
+        comes back, and not deleted here (a branch switched back would want them)."""
+        older = [f for f in self.folder.parent.glob(f"{recipe}-*")
+                 if f != self.folder and re.fullmatch(re.escape(recipe) + r"-[0-9a-f]{12}", f.name)]
+        if older:
+            size = sum(shard.stat().st_size for folder in older for shard in folder.glob("*.npz")) / 1e6
+            print(f"  {recipe}: {len(older)} folder(s) of vectors made by other code ({size:.0f} MB) beside "
+                  f"{self.folder.name}; delete them once that code will not come back", file=sys.stderr)
 
     def _read(self, shard: Path) -> None:
         with np.load(shard) as z:

@@ -82,3 +82,15 @@ def test_a_changed_picture_is_not_a_kept_one():
     assert vector_cache.picture_digest(a.image) == vector_cache.picture_digest(same)
     assert vector_cache.picture_digest(a.image) != vector_cache.picture_digest(b.image)
     assert vector_cache.picture_digest(a.image) != vector_cache.picture_digest(a.image.convert("L").convert("RGB"))
+
+
+def test_vectors_of_other_code_are_named_with_their_size_and_left_alone(cache, capsys):
+    old = vector_cache.VectorCache("recipe-x", "0123456789ab")
+    old.put(["d1", "d2"], {"combined": np.ones((2, 1000), np.float32)})
+    vector_cache.VectorCache("recipe-x-wide", "0123456789ab").put(["d1"], {"combined": np.ones((1, 4), np.float32)})
+    capsys.readouterr()
+    new = vector_cache.VectorCache("recipe-x", "ba9876543210")
+    said = capsys.readouterr().err
+    assert "recipe-x: 1 folder(s) of vectors made by other code (0 MB) beside recipe-x-ba9876543210" in said
+    assert "d1" not in new and old.folder.is_dir()   # another recipe whose name begins alike is not counted
+    assert "d1" in vector_cache.VectorCache("recipe-x", "0123456789ab")
