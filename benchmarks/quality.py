@@ -123,8 +123,8 @@ def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str
         seconds = time_and_check(embedders, kept, [pictures[i] for i in sample], [digests[i] for i in sample])
         missing = {name: [i for i in range(len(pictures)) if digests[i] not in kept[name]] for name in configs}
         total = sum(map(len, missing.values()))
-        print("  kept (by earlier runs, and the timing sample): " + ", ".join(f"{name} {len(pictures) - len(m)}/{len(pictures)}"
-                                                                     for name, m in missing.items()), file=sys.stderr, flush=True)
+        print("  kept (by earlier runs, and the timing sample): " + ", ".join(
+            f"{name} {len(pictures) - len(m)}/{len(pictures)}" for name, m in missing.items()), file=sys.stderr, flush=True)
         started, done = time.monotonic(), 0
         for start in range(0, len(pictures), chunk):
             for name, embedder in embedders.items():
