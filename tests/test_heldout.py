@@ -140,7 +140,8 @@ def test_labels_from_a_csv_and_bad_folders(hands, tmp_path, main):
     assert set(table(out)) == set(METHODS)
 
     (flat / "twice.csv").write_text("path,label\nx.png,a\nx.png,b\n")
-    assert main("--folder", str(flat), "--labels", str(flat / "twice.csv")) == f"error: {flat / 'twice.csv'}: x.png has two labels"
+    twice = main("--folder", str(flat), "--labels", str(flat / "twice.csv"))
+    assert twice == f"error: {flat / 'twice.csv'}: x.png has two labels"
 
     (flat / "bad.csv").write_text("file,artist\nx.png,a\n")
     assert "needs the columns path,label" in main("--folder", str(flat), "--labels", str(flat / "bad.csv"))

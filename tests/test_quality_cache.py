@@ -31,6 +31,10 @@ def pictures(count: int) -> list:
             for i in range(count)]
 
 
+def kept(name: str) -> vector_cache.VectorCache:
+    return vector_cache.VectorCache(CONFIGS[name].config_id, vector_cache.code_stamp(quality.EMBEDDING_CODE))
+
+
 def shards(name: str) -> list:
     return list(vector_cache.cache_dir().glob(f"{CONFIGS[name].config_id}-*/shard-*.npz"))
 
@@ -45,16 +49,13 @@ def test_a_second_run_uses_the_kept_vectors_and_resumes_a_partial_one(cache):
     items = pictures(6)
     first, _, _, _ = quality.embed_each(SimpleNamespace(items=items[:4]), CONFIGS, "cpu", chunk=2, timing=2)
     assert len(shards("default")) >= 2 and len(shards("v1")) >= 2   # a shard per chunk: a kill loses one chunk at most
-    kept = {name: vector_cache.VectorCache(config.config_id, vector_cache.code_stamp(quality.EMBEDDING_CODE))
-            for name, config in CONFIGS.items()}
-    assert all(len(k) == 4 for k in kept.values())
+    assert all(len(kept(name)) == 4 for name in CONFIGS)
 
     vectors, copies, seconds, _ = quality.embed_each(SimpleNamespace(items=items), CONFIGS, "cpu", chunk=2, timing=2)
     for name in CONFIGS:   # the four kept pictures come back as they were; the two new ones are embedded and kept
         np.testing.assert_array_equal(vectors[name][:4], first[name])
-        assert vector_cache.VectorCache(CONFIGS[name].config_id, vector_cache.code_stamp(quality.EMBEDDING_CODE)).rows.keys() \
-            == {vector_cache.picture_digest(it.image) for it in items}
-    with Embedder(CONFIGS["default"]) as embedder:   # what the kept vectors are: the Embedder's, as artvec sync makes them
+        assert kept(name).rows.keys() == {vector_cache.picture_digest(it.image) for it in items}
+    with Embedder(CONFIGS["default"]) as embedder:   # the kept vectors are the Embedder's, as artvec sync makes them
         made = embedder.embed_images([it.image for it in items])
     np.testing.assert_allclose(vectors["default"], np.stack([v.combined for v in made]), atol=1e-5)
     np.testing.assert_allclose(copies["default"], np.stack([v.copy for v in made]), atol=1e-5)
