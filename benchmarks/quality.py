@@ -172,12 +172,17 @@ def time_and_check(embedders: dict, kept: dict, pictures: list, digests: list, b
     return {name: total / max(len(pictures), 1) for name, total in seconds.items()}
 
 
-def baseline_blocks(bench, name: str, make_extractor, keep: tuple, fresh: bool, chunk: int = 64) -> dict:
+def baseline_stamp() -> str:
+    """The stamp of the code the baselines' blocks come from: taken when the run starts, since it is read from the
+    files, which may be edited while the run embeds for hours."""
+    return vector_cache.code_stamp(BASELINE_CODE, (lab.prepare, lab.trim_margin, lab.outer_frame, lab.variant_config,
+                                                   lab.head_config, lab.Extractor, lab.extract), (lab.HEADS,))
+
+
+def baseline_blocks(bench, name: str, stamp: str, make_extractor, keep: tuple, fresh: bool, chunk: int = 64) -> dict:
     """``lab.extract`` at artvec 0.1's 224×224 input for every picture, kept between runs like the Embedder's vectors
-    (``keep``: the blocks the baselines use)."""
+    (``keep``: the blocks the baselines use; ``stamp``: ``baseline_stamp()``)."""
     digests = [vector_cache.picture_digest(item.load()) for item in bench.items]
-    stamp = vector_cache.code_stamp(BASELINE_CODE, (lab.prepare, lab.trim_margin, lab.outer_frame, lab.variant_config,
-                                                    lab.head_config, lab.Extractor, lab.extract), (lab.HEADS,))
     kept = vector_cache.VectorCache(name, stamp, fresh)
     missing = [i for i, d in enumerate(digests) if d not in kept]
     extractor = make_extractor() if missing else None
@@ -220,6 +225,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.time()
+    stamp = baseline_stamp()
     bench = build_sets(args.sets.split(","), args.cards, Path(args.cards_dir) if args.cards_dir else None)
     sizes = ", ".join(f"{name} {len(items)} ({len({i.label for i in items})} labels)" for name, items in bench.labelled.items())
     print(f"sets: {sizes}; {len(bench.dups.queries)} near-duplicate queries among {bench.s_db.stop} pictures; "
@@ -242,10 +248,10 @@ def main():
     results[COPY] = bench.score(copies["default"])
     dims[COPY] = copies["default"].shape[1]
     print("embedded: " + ", ".join(f"{key} {speed[key] * 1000:.0f} ms/picture" for key in speed), flush=True)
-    B = baseline_blocks(bench, "baselines-imagenet-sq224", lambda: lab.Extractor(args.device, heads=(), literal=True),
-                        ("lit", "raw8", "c8", "gap"), args.fresh)
-    R = baseline_blocks(bench, "baselines-random-sq224", lambda: lab.Extractor(args.device, weights="random", heads=("cs256",)),
-                        ("cs256", "c8"), args.fresh)
+    B = baseline_blocks(bench, "baselines-imagenet-sq224", stamp,
+                        lambda: lab.Extractor(args.device, heads=(), literal=True), ("lit", "raw8", "c8", "gap"), args.fresh)
+    R = baseline_blocks(bench, "baselines-random-sq224", stamp,
+                        lambda: lab.Extractor(args.device, weights="random", heads=("cs256",)), ("cs256", "c8"), args.fresh)
     baselines = {
         "baseline: colour histogram alone (8³)": B["c8"],
         "baseline: literal recipe (raw Gram relu3_1 + raw counts)": np.concatenate([B["lit"], B["raw8"]], 1),
