@@ -102,17 +102,22 @@ BASELINE_CODE = ("artvec/embedding.py", "artvec/weights.py")
 TIMING_SAMPLE = 96
 
 
+def picture_digests(bench) -> list[str]:
+    """Each picture of the bench by its pixels: how the kept vectors know it."""
+    return [vector_cache.picture_digest(item.load()) for item in bench.items]
+
+
 def embed_each(bench, configs: dict, device: str, chunk: int = 64, parts_of: str | None = None,
-               fresh: bool = False, timing: int = TIMING_SAMPLE) -> tuple:
+               fresh: bool = False, timing: int = TIMING_SAMPLE, digests: list[str] | None = None) -> tuple:
     """Every picture through artvec's Embedder for each configuration, exactly as `artvec sync` does:
     ({name: combined vectors}, {name: copy vectors, for configurations with a copy vector},
     {name: seconds per picture}, the {"style": …, "colour": …} parts of configuration ``parts_of``, {} without one).
     Vectors kept by an earlier run (vector_cache; none with ``fresh``) are used, the rest embedded chunk by chunk and
     kept as they come, so a killed run resumes. The seconds come from ``timing`` pictures spread over the sets, which
     every configuration embeds afresh taking turns (a shared machine's drift affects them alike) and which must match
-    the kept ones."""
+    the kept ones. ``digests``: ``picture_digests(bench)``, if the caller has them already."""
     pictures = [item.load() for item in bench.items]
-    digests = [vector_cache.picture_digest(p) for p in pictures]
+    digests = digests or [vector_cache.picture_digest(p) for p in pictures]
     stamp = vector_cache.code_stamp(EMBEDDING_CODE)
     kept = {name: vector_cache.VectorCache(config.config_id, stamp, fresh) for name, config in configs.items()}
     embedders = {name: Embedder(config, device=device) for name, config in configs.items()}
@@ -179,10 +184,10 @@ def baseline_stamp() -> str:
                                                    lab.head_config, lab.Extractor, lab.extract), (lab.HEADS,))
 
 
-def baseline_blocks(bench, name: str, stamp: str, make_extractor, keep: tuple, fresh: bool, chunk: int = 64) -> dict:
+def baseline_blocks(bench, digests: list[str], name: str, stamp: str, make_extractor, keep: tuple, fresh: bool,
+                    chunk: int = 64) -> dict:
     """``lab.extract`` at artvec 0.1's 224×224 input for every picture, kept between runs like the Embedder's vectors
-    (``keep``: the blocks the baselines use; ``stamp``: ``baseline_stamp()``)."""
-    digests = [vector_cache.picture_digest(item.load()) for item in bench.items]
+    (``digests``: ``picture_digests(bench)``; ``keep``: the blocks the baselines use; ``stamp``: ``baseline_stamp()``)."""
     kept = vector_cache.VectorCache(name, stamp, fresh)
     missing = [i for i, d in enumerate(digests) if d not in kept]
     extractor = make_extractor() if missing else None
@@ -238,8 +243,9 @@ def main():
     embedded = dict(EMBEDDED) | (PREVIOUS_EMBEDDED if args.previous else {})
     if args.whitening:
         embedded["variant"] = (f"artvec default, basis {args.whitening}", replace(DEFAULT_CONFIG, whitening=args.whitening))
+    digests = picture_digests(bench)
     vectors, copies, speed, _ = embed_each(bench, {key: config for key, (_, config) in embedded.items()}, args.device,
-                                           fresh=args.fresh)
+                                           fresh=args.fresh, digests=digests)
     for key, (name, _) in embedded.items():
         results[name] = bench.score(vectors[key])
         dims[name] = vectors[key].shape[1]
@@ -248,9 +254,9 @@ def main():
     results[COPY] = bench.score(copies["default"])
     dims[COPY] = copies["default"].shape[1]
     print("embedded: " + ", ".join(f"{key} {speed[key] * 1000:.0f} ms/picture" for key in speed), flush=True)
-    B = baseline_blocks(bench, "baselines-imagenet-sq224", stamp,
+    B = baseline_blocks(bench, digests, "baselines-imagenet-sq224", stamp,
                         lambda: lab.Extractor(args.device, heads=(), literal=True), ("lit", "raw8", "c8", "gap"), args.fresh)
-    R = baseline_blocks(bench, "baselines-random-sq224", stamp,
+    R = baseline_blocks(bench, digests, "baselines-random-sq224", stamp,
                         lambda: lab.Extractor(args.device, weights="random", heads=("cs256",)), ("cs256", "c8"), args.fresh)
     baselines = {
         "baseline: colour histogram alone (8³)": B["c8"],
