@@ -684,6 +684,7 @@ def demo(device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] =
     typer.echo(f"demo catalogue settings: {result.images.parent / 'artvec.toml'} (artvec commands run from "
                "that folder use the demo catalogue)")
     typer.echo('next: psql "$(artvec db url)" — the SQL the website sends is in README.md and docs/sql.md')
+    typer.echo(f"judge it: artvec evaluate --label artist --image-root {result.images}")
     typer.echo(f"browse it: artvec serve --image-root {result.images}, then open http://127.0.0.1:8000 "
                "(more like this, palettes, duplicate review)")
 

@@ -16,6 +16,7 @@ its nearest pictures first, the answer ranked among the query's nearest as the u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from . import metrics
 from .errors import ArtvecError, ConfigError, first_line
 from .search import check_expand
+from .sources import is_url, shorten
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -194,6 +196,20 @@ def per_label(labels: np.ndarray, codes: np.ndarray, result: metrics.PerQuery) -
     return rows
 
 
+def unreadable_reason(first_failure: tuple[str, Exception] | None, image_root: str | None) -> str:
+    """Why no stored picture could be read: the first location tried, its cause, and where relative ones are read."""
+    if first_failure is None:
+        return "no stored picture could be read from its location"
+    location, error = first_failure
+    hint = ""
+    if not image_root and not is_url(location) and not Path(location).is_absolute():
+        hint = "; relative locations are read under --image-root (catalogue.image_root), which is not set"
+    reason = first_line(error)
+    if location not in reason:
+        reason = f"{shorten(location, 80)}: {reason}"
+    return f"no stored picture could be read from its location, e.g. {reason}{hint}"
+
+
 def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, count: int, seed: int,
                              progress: Callable[[str], None]) -> dict[str, Any]:
     """Embed edited copies of ``count`` stored pictures; their distances to the stored originals."""
@@ -211,17 +227,17 @@ def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, coun
         return {"skipped": f"stored configuration cannot be rebuilt here ({first_line(error)})"}
     rng = np.random.default_rng(seed)
     options = source_options(settings)
-    originals, images = [], []
+    originals, images, first_failure = [], [], None
     for i in rng.permutation(len(data.ids)):
         if len(images) >= count:
             break
         try:
             images.append(load_image(read_bytes(data.locations[i], options), data.locations[i]))
             originals.append(i)
-        except Exception:  # an unreadable picture is simply not sampled
-            continue
+        except Exception as error:  # an unreadable picture is simply not sampled
+            first_failure = first_failure or (data.locations[i], error)
     if not images:
-        return {"skipped": "no stored picture could be read from its location"}
+        return {"skipped": unreadable_reason(first_failure, options.image_root)}
     progress(f"embedding {len(images) * len(EDITS)} edited copies of {len(images)} pictures …")
     copies, owners, kinds = [], [], []
     for i, img in zip(originals, images):

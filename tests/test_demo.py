@@ -74,14 +74,21 @@ def test_demo_end_to_end_and_again(private_home, env):
     assert similar[0].split() == ["id", "distance", "artist", "era"]          # facets the sync stored
     assert len(similar) == 5 and all(line.split()[-1] == "1880s" for line in similar[1:])
 
-    evaluated = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "2", "--json",
-                                   "--image-root", str(private_home / "demo" / "images"), env=demo_env).stdout)
+    judge = re.search(r"^judge it: artvec (evaluate .*)$", out, re.M).group(1).split()   # the line the demo prints
+    assert judge[-2:] == ["--image-root", str(private_home / "demo" / "images")]
+    evaluated = json.loads(run_cli(*judge, "--duplicates", "2", "--json", env=demo_env).stdout)
     assert evaluated["labels"] == 5 and evaluated["queries"] == 40
     assert evaluated["overall"]["p@10"] > 2 * evaluated["chance_p@k"]          # five manners, well apart
     assert len(evaluated["per_label"]) == 5
     dup = evaluated["near_duplicates"]
     assert dup["pictures"] == 2 and dup["copies"] == 16 and 0 < dup["threshold"] < 2
     assert 0 <= dup["copies_caught"] <= 1 and dup["distances"]["p05"] <= dup["distances"]["p95"]
+
+    # without the folder the stored relative names cannot be read: the figures still come, and the copies say why not
+    rootless = json.loads(run_cli("evaluate", "--label", "artist", "--duplicates", "2", "--json", env=demo_env).stdout)
+    assert rootless["overall"] == evaluated["overall"]
+    skipped = rootless["near_duplicates"]["skipped"]
+    assert re.search(r"e\.g\. \S+\.png: .*--image-root \(catalogue\.image_root\), which is not set$", skipped)
 
     again = run_cli("demo", env=demo_env).stdout
     assert "sync: 0 embedded, 40 unchanged" in again and "(0 generated now)" in again
