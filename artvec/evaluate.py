@@ -16,7 +16,6 @@ its nearest pictures first, the answer ranked among the query's nearest as the u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 from . import metrics
 from .errors import ArtvecError, ConfigError, first_line
 from .search import check_expand
-from .sources import is_url, shorten
+from .sources import shorten
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -196,18 +195,15 @@ def per_label(labels: np.ndarray, codes: np.ndarray, result: metrics.PerQuery) -
     return rows
 
 
-def unreadable_reason(first_failure: tuple[str, Exception] | None, image_root: str | None) -> str:
-    """Why no stored picture could be read: the first location tried, its cause, and where relative ones are read."""
+def unreadable_reason(first_failure: tuple[str, Exception] | None) -> str:
+    """Why no stored picture could be read: the first location tried and its cause."""
     if first_failure is None:
         return "no stored picture could be read from its location"
     location, error = first_failure
-    hint = ""
-    if not image_root and not is_url(location) and not Path(location).is_absolute():
-        hint = "; relative locations are read under --image-root (catalogue.image_root), which is not set"
     reason = first_line(error)
     if location not in reason:
         reason = f"{shorten(location, 80)}: {reason}"
-    return f"no stored picture could be read from its location, e.g. {reason}{hint}"
+    return f"no stored picture could be read from its location, e.g. {reason}"
 
 
 def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, count: int, seed: int,
@@ -237,7 +233,7 @@ def near_duplicate_distances(settings: "Settings", data: Labelled, by: str, coun
         except Exception as error:  # an unreadable picture is simply not sampled
             first_failure = first_failure or (data.locations[i], error)
     if not images:
-        return {"skipped": unreadable_reason(first_failure, options.image_root)}
+        return {"skipped": unreadable_reason(first_failure)}
     progress(f"embedding {len(images) * len(EDITS)} edited copies of {len(images)} pictures …")
     copies, owners, kinds = [], [], []
     for i, img in zip(originals, images):

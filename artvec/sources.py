@@ -74,6 +74,13 @@ def shorten(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
 
 
+def unrooted_hint(path: Path, image_root: str | None) -> str:
+    """A relative name with no image root is read from whatever folder artvec runs in: say so."""
+    if path.is_absolute() or image_root:
+        return ""
+    return "; relative locations are read under --image-root (catalogue.image_root), which is not set"
+
+
 def read_file(location: str, options: SourceOptions) -> bytes:
     path = resolve_path(location, options.image_root)
     shown = shorten(str(path))
@@ -87,7 +94,7 @@ def read_file(location: str, options: SourceOptions) -> bytes:
             raise FetchError(location, f"file of {info.st_size} bytes is over the {options.max_bytes}-byte limit")
         return path.read_bytes()
     except FileNotFoundError:
-        raise ImageNotFound(location, f"no such file: {shown}") from None
+        raise ImageNotFound(location, f"no such file: {shown}{unrooted_hint(path, options.image_root)}") from None
     except IsADirectoryError:
         raise FetchError(location, f"is a folder, not a file: {shown}") from None
     except PermissionError:

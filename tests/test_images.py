@@ -144,6 +144,21 @@ def test_missing_file(tmp_path):
     _assert_one_line(e.value, str(p))
 
 
+def test_a_missing_relative_name_without_an_image_root_says_so(tmp_path, monkeypatch):
+    from artvec.sources import SourceOptions, read_bytes
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ImageNotFound) as e:
+        read_bytes("nope.png", SourceOptions())
+    _assert_one_line(e.value, "nope.png")
+    assert str(e.value).endswith("no such file: nope.png; relative locations are read under --image-root "
+                                 "(catalogue.image_root), which is not set")
+    for location, root in [("nope.png", str(tmp_path)), (str(tmp_path / "nope.png"), None)]:
+        with pytest.raises(ImageNotFound) as e:
+            read_bytes(location, SourceOptions(image_root=root))
+        assert str(e.value).endswith(f"no such file: {tmp_path / 'nope.png'}")     # looked for there: no hint
+
+
 def test_zero_byte_file_and_bytes(tmp_path):
     p = tmp_path / "empty.png"
     p.write_bytes(b"")
