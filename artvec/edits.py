@@ -85,21 +85,31 @@ PAPERS = ((250, 246, 235), (242, 236, 218), (236, 226, 200), (232, 232, 228), (2
 SCAN_STEPS = ("tint", "light", "grain", "skew", "blur", "jpeg")
 
 
-def print_and_scan(img: Image.Image, rng: np.random.Generator, steps=SCAN_STEPS) -> Image.Image:
+def paper_tint(rng: np.random.Generator, paper: int | None = None) -> tuple[int, np.ndarray]:
+    """The paper a print and scan lays its ink on, its first draws from ``rng``: (which of ``PAPERS``, its colour
+    jittered by up to ±5 levels a channel). ``paper``: that one of ``PAPERS`` instead, unjittered (the same draws
+    made, so the rest of a scan is as it would have been)."""
+    index = int(rng.integers(len(PAPERS)))
+    colour = np.array(PAPERS[index], np.float32) + rng.uniform(-5, 5, 3).astype(np.float32)
+    return (index, colour) if paper is None else (paper, np.array(PAPERS[paper], np.float32))
+
+
+def print_and_scan(img: Image.Image, rng: np.random.Generator, steps=SCAN_STEPS, paper: int | None = None) -> Image.Image:
     """A drawing printed on old paper and scanned, at the size artvec reads it: the ink laid on a paper tint
     (multiplied), faded to 80–100 % of its strength (``tint``), the light falling off by up to 6 % across the page
     (``light``), grain σ 0.5–2 levels (``grain``), a skew of 0.3–1.5° (``skew``), blur σ 0.3–0.7 (``blur``) and a
     JPEG of quality 80–95 (``jpeg``). A scan's paper grain and blur are mostly averaged away when thousands of
     pixels are reduced to artvec's 256², so they stay small here; the paper's tint and the ink's fade are not
     averaged away by any reduction. ``steps`` leaves some out (the paper then stays white); every strength is
-    drawn from ``rng`` whichever steps are taken, so a step left out changes nothing else."""
+    drawn from ``rng`` whichever steps are taken, so a step left out changes nothing else. ``paper``: every
+    picture on that one of ``PAPERS`` (``paper_tint``)."""
     unknown = set(steps) - set(SCAN_STEPS)
     if unknown:
         raise ValueError(f"unknown print-and-scan steps {sorted(unknown)}; expected some of {', '.join(SCAN_STEPS)}")
-    paper = np.array(PAPERS[int(rng.integers(len(PAPERS)))], np.float32) + rng.uniform(-5, 5, 3).astype(np.float32)
+    _, tint = paper_tint(rng, paper)
     fade = rng.uniform(0.8, 1.0)
     a = np.asarray(img.convert("RGB"), np.float32) / 255.0
-    out = paper - (paper - a * paper) * fade if "tint" in steps else a * 255.0
+    out = tint - (tint - a * tint) * fade if "tint" in steps else a * 255.0
     h, w = out.shape[:2]
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.cos(angle) * np.linspace(-0.5, 0.5, w)[None, :] + np.sin(angle) * np.linspace(-0.5, 0.5, h)[:, None]
@@ -112,7 +122,7 @@ def print_and_scan(img: Image.Image, rng: np.random.Generator, steps=SCAN_STEPS)
     scanned = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
     skew = rng.uniform(0.3, 1.5) * rng.choice([-1, 1])
     if "skew" in steps:
-        fill = tuple(int(c) for c in paper) if "tint" in steps else (255, 255, 255)
+        fill = tuple(int(c) for c in tint) if "tint" in steps else (255, 255, 255)
         scanned = scanned.rotate(skew, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
     sigma = rng.uniform(0.3, 0.7)
     if "blur" in steps:

@@ -44,6 +44,10 @@ The row "more like this" is the default's vectors searched as ``artvec similar``
 (``search.expand``): each query averaged with its 2 nearest pictures of the set first; its lead on the plain search
 is printed after the table, then each baseline searched the same way and the expanded default's lead on it (like for
 like: the expansion is a way of searching that any vector can have).
+On each scanned set the last lines say how often each method's 10 nearest pictures lie on the query's own paper tint
+(drawn for each picture whatever its hand, so anything above chance is found by the paper, not the hand), with the
+default's excess over the content CNN, paired. ``--paper N`` prints every scan on one paper instead (the same draws
+otherwise): what the paper's variation costs each method; ``--scan-steps`` makes the scans with some steps only.
 The previous default (vgg19-style-b72a9dc7ebe1) is today's recipe without the local binary patterns, whitened by
 clipart-scans-v1 (fitted like today's clipart-scans-v2 on the reference drawings and a print and scan of each); the one
 before it (vgg19-style-452b0579749d, ``CLEAN_CONFIG``) had the basis clipart-v4, fitted on the clean drawings alone:
@@ -59,7 +63,7 @@ taking turns, for the seconds per picture, and which must match the kept vectors
 Needs: the Debian packages named in cards.py, tiles.py, icons.py, chess_pieces.py (and clipart.py), and pip install -e '.[dev]' (scikit-image).
 Usage: python benchmarks/quality.py [--sets cards,tiles,icons,chess,stylised,clipart,scans[,portraits,portrait-scans]
        [,constellations,constellation-scans][,card-patterns,card-pattern-scans]] [--cards faces|all] [--threads N]
-       [--device cpu|cuda] [--whitening NAME] [--previous] [--fresh] [--around]
+       [--device cpu|cuda] [--whitening NAME] [--previous] [--fresh] [--around] [--paper N] [--scan-steps STEPS]
 
 The seven sets are the default (the clip art needs openclipart-svg; ``--sets cards,tiles,icons,chess,stylised``
 leaves the drawings out). ``--whitening NAME`` also embeds the default's recipe with another shipped basis beside
@@ -86,11 +90,12 @@ import lab  # noqa: E402
 import sets  # noqa: E402
 import vector_cache  # noqa: E402
 from artvec import metrics  # noqa: E402
+from artvec.edits import PAPERS, SCAN_STEPS  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, SCANS_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
-def build_sets(names, cards_choice: str, cards_dir=None):
-    return lab.Bench(*sets.build(names, cards_choice, cards_dir))
+def build_sets(names, cards_choice: str, cards_dir=None, paper: int | None = None, scan_steps=SCAN_STEPS):
+    return lab.Bench(*sets.build(names, cards_choice, cards_dir, paper=paper, scan_steps=scan_steps))
 
 
 #: what the Embedder's vectors depend on beside the configuration: kept vectors made by other code are not used
@@ -219,7 +224,16 @@ def main():
     ap.add_argument("--whitening", default=None, metavar="NAME",
                     help="also embed the default's recipe with another shipped basis "
                          "and say whether it too is ahead of every baseline")
+    ap.add_argument("--paper", type=int, default=None, choices=range(len(PAPERS)), metavar="N",
+                    help="every scanned set printed on one paper (the Nth of artvec.edits.PAPERS, 0-4) instead of each "
+                         "picture on its own: what the paper's variation costs a method")
+    ap.add_argument("--scan-steps", default=",".join(SCAN_STEPS), metavar="STEPS",
+                    help=f"the scanned sets made with these steps of a print and scan only, the same draws (comma-separated, "
+                         f"of {','.join(SCAN_STEPS)}; without tint the paper stays white): what each step costs a method")
     args = ap.parse_args()
+    scan_steps = tuple(step for step in args.scan_steps.split(",") if step)
+    if set(scan_steps) - set(SCAN_STEPS):
+        ap.error(f"--scan-steps {args.scan_steps!r}: expected some of {','.join(SCAN_STEPS)}")
     if args.whitening:
         from artvec import whitening
 
@@ -231,7 +245,8 @@ def main():
         torch.set_num_threads(args.threads)
     t0 = time.time()
     stamp = baseline_stamp()
-    bench = build_sets(args.sets.split(","), args.cards, Path(args.cards_dir) if args.cards_dir else None)
+    bench = build_sets(args.sets.split(","), args.cards, Path(args.cards_dir) if args.cards_dir else None, args.paper,
+                       scan_steps)
     sizes = ", ".join(f"{name} {len(items)} ({len({i.label for i in items})} labels)" for name, items in bench.labelled.items())
     print(f"sets: {sizes}; {len(bench.dups.queries)} near-duplicate queries among {bench.s_db.stop} pictures; "
           f"built in {time.time() - t0:.0f}s", flush=True)
@@ -274,6 +289,7 @@ def main():
     ahead_of_baselines(bench, results, EXPANDED)
     expanded_minus_plain(bench, results)
     like_for_like(bench, results, baselines)
+    paper_shared(bench, {"artvec default": vectors["default"], "artvec 0.1 default": vectors["v1"], **baselines})
     if args.whitening:
         ahead_of_baselines(bench, results, embedded["variant"][0])
     print(f"\nseconds per picture (embedding {TIMING_SAMPLE} decoded pictures spread over the sets, {args.device}, the "
@@ -408,6 +424,27 @@ def like_for_like(bench, results: dict, baselines: dict) -> None:
         f"{name.removeprefix('baseline: ')} " + " ".join(f"{r[key].ap_at_r.mean():.3f}" for key in bench.names)
         for name, r in expanded.items() if name != EXPANDED))
     ahead_of_baselines(bench, expanded, EXPANDED, title="more like this on both sides: the expanded default")
+
+
+def paper_shared(bench, methods: dict, k: int = 10) -> None:
+    """On each scanned set, how often a method's ``k`` nearest pictures were printed on the query's paper tint. The
+    tint is drawn for each picture, whatever its hand, so above chance a method finds pictures by their paper
+    (with ``--paper``, one for all: nothing to print). It is precision@k with the paper for the label, as ``artvec
+    evaluate --label`` measures it for a library's own facets (a source, a scanning campaign)."""
+    cnn = next(name for name in methods if "content CNN" in name)
+    for name, sl in bench.slices.items():
+        papers = np.array([it.paper for it in bench.labelled[name]])
+        if papers[0] is None or len(set(papers)) < 2:
+            continue
+        counts = np.bincount(papers)
+        chance = ((counts[papers] - 1) / (len(papers) - 1)).mean()
+        shares = {method: metrics.retrieval(x[sl], papers, k=k) for method, x in methods.items()}
+        default, content = shares["artvec default"], shares[cnn]
+        default_minus_cnn = metrics.paired_difference(default.precision_at_k, content.precision_at_k,
+                                                      bench.groups[name][default.index])
+        print(f"{name}: the {k} nearest on the query's own paper tint (chance {chance:.3f}): " + ", ".join(
+            f"{method.removeprefix('baseline: ')} {share.precision_at_k.mean():.3f}" for method, share in shares.items())
+            + f"; the default minus the content CNN {lab.difference(*default_minus_cnn)}")
 
 
 def nearest_neighbour_table(bench, results: dict) -> None:

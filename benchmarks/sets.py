@@ -49,7 +49,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artvec.edits import EDITS, print_and_scan  # noqa: E402
+from artvec.edits import EDITS, SCAN_STEPS, paper_tint, print_and_scan  # noqa: E402
 from cards import require  # noqa: E402
 from artvec.images import load_image  # noqa: E402
 
@@ -69,6 +69,7 @@ class Item:
     path: Path | None = None
     image: Image.Image | None = None
     longest: int | None = None  # read from ``path`` at most this many pixels on its longer side (None: as it is)
+    paper: int | None = None  # a printed and scanned picture's paper: which of ``edits.PAPERS`` (None: not scanned)
 
     def load(self) -> Image.Image:
         if self.image is not None:
@@ -309,10 +310,12 @@ def card_pattern_items() -> list[Item]:
             for path, theme in card_patterns.pattern_set()]
 
 
-def scanned_items(drawings: list[Item]) -> list[Item]:
-    """Each picture printed and scanned (``print_and_scan``, seeded by its place), with its label and group."""
+def scanned_items(drawings: list[Item], paper: int | None = None, steps=SCAN_STEPS) -> list[Item]:
+    """Each picture printed and scanned (``print_and_scan``, seeded by its place), with its label, group and paper
+    (``paper``: every one on that of ``edits.PAPERS``; ``steps``: some of the scan's steps only, the same draws)."""
     return [Item(key=f"scan/{it.key}", label=it.label, group=it.group,
-                 image=print_and_scan(it.load(), np.random.default_rng([7, i])))
+                 image=print_and_scan(it.load(), np.random.default_rng([7, i]), steps, paper),
+                 paper=paper_tint(np.random.default_rng([7, i]), paper)[0])  # print_and_scan's first draws, made again
             for i, it in enumerate(drawings)]
 
 
@@ -381,9 +384,12 @@ PAINTED = ("portraits", "portrait-scans")
 HISTORICAL = ("constellations", "constellation-scans", "card-patterns", "card-pattern-scans")
 
 
-def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False):
+def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: bool = False, paper: int | None = None,
+          scan_steps=SCAN_STEPS):
     """The named labelled sets, the scikit-image originals and distractors, and the near-duplicate task
-    (copies of one picture per deck, tileset and icon theme and of every scikit-image original)."""
+    (copies of one picture per deck, tileset and icon theme and of every scikit-image original). ``paper``: every
+    scanned set printed on that one of ``edits.PAPERS`` (by default each picture on a paper of its own);
+    ``scan_steps``: their scans made with those of ``edits.SCAN_STEPS`` only."""
     labelled: dict[str, list[Item]] = {}
     cards: list[Item] = []
     if "cards" in names:
@@ -410,7 +416,7 @@ def build(names=SET_NAMES, cards_choice: str = "faces", cards_dir=None, quick: b
             if clean in names:
                 labelled[clean] = pictures
             if scanned in names:
-                labelled[scanned] = scanned_items(pictures)
+                labelled[scanned] = scanned_items(pictures, paper, scan_steps)
     others = labelled.get("tiles", []) + labelled.get("icons", []) + labelled.get("chess", [])
     dups = near_duplicates(duplicate_originals(cards, originals, per_deck=1, others=others))
     return labelled, originals, distractors, dups

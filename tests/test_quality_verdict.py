@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import lab  # noqa: E402
 import quality  # noqa: E402
 import sets  # noqa: E402
+from artvec import metrics  # noqa: E402
 
 
 def bench() -> lab.Bench:
@@ -90,3 +91,34 @@ def test_like_for_like_searches_each_baseline_as_the_default_is_searched(capsys)
     assert f"weak, more like this {expanded:.3f}" in out
     assert ("more like this on both sides: the expanded default ahead of every baseline on every set by more than the "
             "noise: True") in out
+
+
+def test_the_paper_a_scan_lies_on_is_counted_among_its_nearest(capsys):
+    """On a scanned set each picture knows its paper (sets.scanned_items, real print and scan); a vector of a scan's
+    own pixels (its mean colour) finds pictures on its paper far above chance, one that knows only the hand finds them
+    at about chance, and the line printed says so, with the default's excess over the content CNN; printed on one
+    paper (``paper=``) there is nothing to count, and nothing is printed."""
+    rng = np.random.default_rng(0)
+    drawings = [sets.Item(key=f"d{i}", label=f"L{i // 16}", group=f"L{i // 16}",
+                          image=Image.fromarray(np.where(rng.random((48, 48, 1)) < 0.1, 30, 255).repeat(3, 2).astype(np.uint8)))
+                for i in range(80)]
+    scans = sets.scanned_items(drawings)
+    papers = np.array([it.paper for it in scans])
+    assert len(set(papers)) >= 4
+    b = lab.Bench({"scans": scans}, [], [], sets.near_duplicates([]))
+    by_pixels = np.stack([np.percentile(np.asarray(it.load(), np.float64).reshape(-1, 3), 90, axis=0) for it in b.items])
+    by_hand = np.stack([np.eye(5)[int(it.label[1:])] * 10 + rng.normal(size=5) for it in b.items])
+    chance = ((np.bincount(papers)[papers] - 1) / (len(papers) - 1)).mean()
+    assert chance < 0.25 and metrics.retrieval(by_pixels, papers).precision_at_k.mean() > chance + 0.4
+    assert abs(metrics.retrieval(by_hand, papers).precision_at_k.mean() - chance) < 0.15
+    quality.paper_shared(b, {"artvec default": by_pixels, "baseline: content CNN (pooled)": by_hand})
+    line = capsys.readouterr().out
+    assert line.startswith(f"scans: the 10 nearest on the query's own paper tint (chance {chance:.3f}): artvec default 0.")
+    assert "content CNN (pooled) 0." in line and "the default minus the content CNN +" in line and "*" in line
+    one = lab.Bench({"scans": sets.scanned_items(drawings, paper=1)}, [], [], sets.near_duplicates([]))
+    assert {it.paper for it in one.items} == {1}
+    quality.paper_shared(one, {"artvec default": by_pixels, "baseline: content CNN (pooled)": by_hand})
+    assert capsys.readouterr().out == ""
+    unscanned = sets.scanned_items(drawings[:3], steps=())  # no step taken: the drawing itself, its paper still named
+    assert all(np.array_equal(np.asarray(s.load()), np.asarray(d.load())) for s, d in zip(unscanned, drawings))
+    assert [s.paper for s in unscanned] == list(papers[:3])

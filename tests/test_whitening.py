@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from artvec import whitening
-from artvec.edits import PAPERS, print_and_scan
+from artvec.edits import PAPERS, paper_tint, print_and_scan
 from artvec.embedding import (CLEAN_CONFIG, DEFAULT_CONFIG, FIRST_WHITENED_CONFIG, HELLINGER_CONFIG, POWERED_CONFIG, SCANS_CONFIG,
                               UNWHITENED_CONFIG,
                               EmbeddingConfig, Embedder)
@@ -130,6 +130,21 @@ def test_print_and_scan_takes_its_steps_apart():
     assert skewed.shape[0] > tinted.shape[0] and np.abs(skewed[0, 0] - paper).max() <= 1
     with pytest.raises(ValueError, match="smudge"):
         print_and_scan(drawing, np.random.default_rng(5), steps=("tint", "smudge"))
+
+
+def test_print_and_scan_on_one_paper_changes_the_paper_alone():
+    """paper_tint names the paper print_and_scan lays a drawing on (its first draws, made again from the same seed);
+    ``paper=N`` lays every drawing on the Nth paper, unjittered, and leaves the rest of the scan as it was drawn."""
+    drawing = _drawing(4)
+    for seed in range(6):
+        index, colour = paper_tint(np.random.default_rng(seed))
+        tinted = np.asarray(print_and_scan(drawing, np.random.default_rng(seed), steps=("tint",))).astype(int)
+        assert np.abs(tinted[0, 0] - colour).max() <= 1 and np.abs(tinted[0, 0] - np.array(PAPERS[index])).max() <= 6
+        on_one = np.asarray(print_and_scan(drawing, np.random.default_rng(seed), steps=("tint",), paper=2)).astype(int)
+        assert tuple(on_one[0, 0]) == PAPERS[2] and paper_tint(np.random.default_rng(seed), 2)[0] == 2
+        blank = {"light", "grain", "skew", "blur", "jpeg"}  # no tint: the paper stays white, so its choice changes nothing
+        assert np.array_equal(np.asarray(print_and_scan(drawing, np.random.default_rng(seed), steps=blank)),
+                              np.asarray(print_and_scan(drawing, np.random.default_rng(seed), steps=blank, paper=2)))
 
 
 @pytest.mark.parametrize("scans_config", [SCANS_CONFIG, DEFAULT_CONFIG], ids=["scans-v1", "default"])
