@@ -370,7 +370,7 @@ def evaluate(settings: "Settings", label: str, by: str = "both", k: int = 10, sa
         "labels": int(len(np.unique(codes))), "queries": int(len(result.index)),
         "overall": {key: round(value, 4) if isinstance(value, float) else value
                     for key, value in result.summary().items()},
-        "chance_p@k": round(float(np.mean(np.bincount(codes)[codes[result.index]] - 1) / max(len(labels) - 1, 1)), 4),
+        "chance_p@k": round(metrics.chance_precision(codes, result.index), 4),
         "per_label": per_label(labels, codes, result),
         "distances": pairs.summary(),
     }

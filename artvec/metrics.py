@@ -236,6 +236,13 @@ def bootstrap_interval(values: np.ndarray, groups=None, repeats: int = 1000, see
     return float((high - low) / 2)
 
 
+def chance_precision(codes: np.ndarray, index: np.ndarray) -> float:
+    """Precision@k by chance for the queries ``index`` (label codes ``codes``, every picture's): the share of the other
+    pictures that carry each query's label, averaged over the queries."""
+    others = np.bincount(codes)[codes[index]] - 1
+    return float(np.mean(others) / max(len(codes) - 1, 1))
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, groups=None, repeats: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Mean of ``a − b`` (per-query figures of two methods on the same queries) and its 95 % half-width."""
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)

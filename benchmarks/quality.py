@@ -436,10 +436,9 @@ def paper_shared(bench, methods: dict, k: int = 10) -> None:
         papers = np.array([it.paper for it in bench.labelled[name]])
         if papers[0] is None or len(set(papers)) < 2:
             continue
-        counts = np.bincount(papers)
-        chance = ((counts[papers] - 1) / (len(papers) - 1)).mean()
         shares = {method: metrics.retrieval(x[sl], papers, k=k) for method, x in methods.items()}
         default, content = shares["artvec default"], shares[cnn]
+        chance = metrics.chance_precision(papers, default.index)
         default_minus_cnn = metrics.paired_difference(default.precision_at_k, content.precision_at_k,
                                                       bench.groups[name][default.index])
         print(f"{name}: the {k} nearest on the query's own paper tint (chance {chance:.3f}): " + ", ".join(

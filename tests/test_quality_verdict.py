@@ -95,7 +95,7 @@ def test_like_for_like_searches_each_baseline_as_the_default_is_searched(capsys)
 
 def test_the_paper_a_scan_lies_on_is_counted_among_its_nearest(capsys):
     """On a scanned set each picture knows its paper (sets.scanned_items, real print and scan); a vector of a scan's
-    own pixels (its mean colour) finds pictures on its paper far above chance, one that knows only the hand finds them
+    own pixels (its lightest, the paper's colour) finds pictures on its paper far above chance, one that knows only the hand finds them
     at about chance, and the line printed says so, with the default's excess over the content CNN; printed on one
     paper (``paper=``) there is nothing to count, and nothing is printed."""
     rng = np.random.default_rng(0)
