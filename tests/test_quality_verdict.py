@@ -122,3 +122,40 @@ def test_the_paper_a_scan_lies_on_is_counted_among_its_nearest(capsys):
     unscanned = sets.scanned_items(drawings[:3], steps=())  # no step taken: the drawing itself, its paper still named
     assert all(np.array_equal(np.asarray(s.load()), np.asarray(d.load())) for s, d in zip(unscanned, drawings))
     assert [s.paper for s in unscanned] == list(papers[:3])
+
+
+def subject_bench() -> lab.Bench:
+    """Painted portraits in miniature: four hands (labels), eight peoples (groups); each hand paints two peoples of its
+    own, and the humans are painted by two hands, as Kitty's and LordBob's are."""
+    peoples = {"A": ["elves", "humans"], "B": ["orcs", "humans"], "C": ["drakes", "dwarves"], "D": ["undead", "trolls"]}
+    rng = np.random.default_rng(3)
+    items = [sets.Item(key=f"{hand}{people}{i}", label=hand, group=people,
+                       image=Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)))
+             for hand, painted in peoples.items() for people in painted for i in range(6)]
+    return lab.Bench({"portraits": items}, [], [], sets.near_duplicates([]))
+
+
+def test_the_hand_apart_from_the_subject_is_scored_with_the_subject_left_out(capsys):
+    """A vector that knows only the people painted finds every picture of a one-hand people, so it scores high
+    plainly, and at chance once the query's own people is left out; a vector that knows the hand scores high both
+    ways. With every picture a group of its own, nothing is left out and the figure is plain mAP@R. The printed lines
+    give each method, the chance and, within the humans (two hands), the default's lead."""
+    b = subject_bench()
+    labels, groups = np.array(b.labels["portraits"]), b.groups["portraits"]
+    rng = np.random.default_rng(0)
+    codes = {g: i for i, g in enumerate(sorted(set(groups)))}
+    by_subject = np.stack([np.eye(8)[codes[g]] * 10 for g in groups]) + rng.normal(size=(len(groups), 8))
+    by_hand = np.stack([np.eye(4)["ABCD".index(h)] * 10 for h in labels]) + rng.normal(size=(len(labels), 4))
+    assert metrics.retrieval(by_subject, labels).ap_at_r.mean() > 0.45
+    chance = quality.chance_ap(lambda x: quality.ap_apart(x, labels, groups), len(labels))
+    assert abs(np.nanmean(quality.ap_apart(by_subject, labels, groups)) - chance) < 0.12
+    assert np.nanmean(quality.ap_apart(by_hand, labels, groups)) > 0.95
+    alone = np.arange(len(labels)).astype(str)
+    assert np.allclose(quality.ap_apart(by_subject, labels, alone), metrics.retrieval(by_subject, labels).ap_at_r)
+    quality.subjects_apart(b, {"artvec default": by_hand, "baseline: content CNN (pooled)": by_subject})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"portraits: mAP@R with the query's own people left out (chance {chance:.3f}): "
+                             "artvec default 1.000, content CNN (pooled) 0.")
+    assert "the default minus the content CNN +" in out[0] and "*" in out[0]
+    assert len(out) == 2 and out[1].startswith("  within the humans (A 6, B 6), mAP@R (chance 0.")
+    assert "artvec default 1.000" in out[1] and "(the queries resampled)" in out[1]
