@@ -184,11 +184,17 @@ def retrieval(vectors: np.ndarray, labels, k: int = 10, chunk: int = 512, querie
         for j, row in enumerate(rows):
             r = relevant[row]
             h = hits[j, :r] if plain_order is None else codes[pages[r][j]] == codes[row]
-            precision = np.cumsum(h) / np.arange(1, r + 1)
-            ap[start + j] = float((precision * h).sum() / r)
+            ap[start + j] = average_precision(h)
         if advance is not None:
             advance(start + len(rows), len(keep), time.monotonic() - started)
     return PerQuery(keep, p_at_k, ap, nn, k)
+
+
+def average_precision(hits: np.ndarray) -> float:
+    """AP@R of one query from ``hits``, whether each of its R nearest is relevant (R = ``len(hits)``, its relevant
+    count): precision at each relevant rank, summed, over R."""
+    r = len(hits)
+    return float((np.cumsum(hits) / np.arange(1, r + 1) * hits).sum() / r)
 
 
 def top1(queries: np.ndarray, database: np.ndarray | Database, targets, expand: int = 0) -> np.ndarray:

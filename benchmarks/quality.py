@@ -292,8 +292,9 @@ def main():
     ahead_of_baselines(bench, results, EXPANDED)
     expanded_minus_plain(bench, results)
     like_for_like(bench, results, baselines)
-    paper_shared(bench, {"artvec default": vectors["default"], "artvec 0.1 default": vectors["v1"], **baselines})
-    subjects_apart(bench, {"artvec default": vectors["default"], "artvec 0.1 default": vectors["v1"], **baselines})
+    methods = {"artvec default": vectors["default"], "artvec 0.1 default": vectors["v1"], **baselines}
+    paper_shared(bench, methods)
+    subjects_apart(bench, methods)
     if args.whitening:
         ahead_of_baselines(bench, results, embedded["variant"][0])
     print(f"\nseconds per picture (embedding {TIMING_SAMPLE} decoded pictures spread over the sets, {args.device}, the "
@@ -450,10 +451,6 @@ def paper_shared(bench, methods: dict, k: int = 10) -> None:
             + f"; the default minus the content CNN {lab.difference(*default_minus_cnn)}")
 
 
-#: the sets whose groups are the subjects painted (the portraits' peoples), with some subjects painted by two hands
-SUBJECT_SETS = ("portraits", "portrait-scans")
-
-
 def ap_apart(x: np.ndarray, labels, groups) -> np.ndarray:
     """AP@R of each picture with every other picture of its own group (the subject painted) left out of both the
     ranking and R: is the hand found in what else it painted? NaN where no picture of the label lies outside the
@@ -466,8 +463,7 @@ def ap_apart(x: np.ndarray, labels, groups) -> np.ndarray:
         relevant = (labels == labels[i]) & np.isfinite(d[i])
         r = int(relevant.sum())
         if r:
-            hits = relevant[np.argsort(d[i], kind="stable")[:r]]
-            out[i] = float((np.cumsum(hits) / np.arange(1, r + 1) * hits).sum() / r)
+            out[i] = metrics.average_precision(relevant[np.argsort(d[i], kind="stable")[:r]])
     return out
 
 
@@ -482,7 +478,7 @@ def subjects_apart(bench, methods: dict) -> None:
     each method's mAP@R with the query's own people left out (the hand found across subjects; noise: the peoples
     resampled), and within each people two hands painted (the subject held, the hand to tell; the queries resampled)."""
     cnn = next(name for name in methods if "content CNN" in name)
-    for name in SUBJECT_SETS:
+    for name in sets.PAINTED:  # their groups are the peoples painted, the humans and the undead by two hands
         if name not in bench.slices:
             continue
         sl, labels, groups = bench.slices[name], np.array(bench.labels[name]), bench.groups[name]
