@@ -85,6 +85,14 @@ PAPERS = ((250, 246, 235), (242, 236, 218), (236, 226, 200), (232, 232, 228), (2
 SCAN_STEPS = ("tint", "light", "grain", "skew", "blur", "jpeg")
 
 
+def checked_scan_steps(steps) -> tuple[str, ...]:
+    """``steps`` as a tuple, each one of ``SCAN_STEPS``; ValueError naming any other."""
+    unknown = set(steps) - set(SCAN_STEPS)
+    if unknown:
+        raise ValueError(f"unknown print-and-scan steps {sorted(unknown)}; expected some of {', '.join(SCAN_STEPS)}")
+    return tuple(steps)
+
+
 def paper_tint(rng: np.random.Generator, paper: int | None = None) -> tuple[int, np.ndarray]:
     """The paper a print and scan lays its ink on, its first draws from ``rng``: (which of ``PAPERS``, its colour
     jittered by up to ±5 levels a channel). ``paper``: that one of ``PAPERS`` instead, unjittered (the same draws
@@ -103,9 +111,7 @@ def print_and_scan(img: Image.Image, rng: np.random.Generator, steps=SCAN_STEPS,
     averaged away by any reduction. ``steps`` leaves some out (the paper then stays white); every strength is
     drawn from ``rng`` whichever steps are taken, so a step left out changes nothing else. ``paper``: every
     picture on that one of ``PAPERS`` (``paper_tint``)."""
-    unknown = set(steps) - set(SCAN_STEPS)
-    if unknown:
-        raise ValueError(f"unknown print-and-scan steps {sorted(unknown)}; expected some of {', '.join(SCAN_STEPS)}")
+    steps = checked_scan_steps(steps)
     _, tint = paper_tint(rng, paper)
     fade = rng.uniform(0.8, 1.0)
     a = np.asarray(img.convert("RGB"), np.float32) / 255.0

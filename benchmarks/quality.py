@@ -93,7 +93,7 @@ import lab  # noqa: E402
 import sets  # noqa: E402
 import vector_cache  # noqa: E402
 from artvec import metrics  # noqa: E402
-from artvec.edits import PAPERS, SCAN_STEPS  # noqa: E402
+from artvec.edits import PAPERS, SCAN_STEPS, checked_scan_steps  # noqa: E402
 from artvec.embedding import DEFAULT_CONFIG, SCANS_CONFIG as PREVIOUS, V1_CONFIG as V1, Embedder  # noqa: E402
 
 
@@ -234,9 +234,10 @@ def main():
                     help=f"the scanned sets made with these steps of a print and scan only, the same draws (comma-separated, "
                          f"of {','.join(SCAN_STEPS)}; without tint the paper stays white): what each step costs a method")
     args = ap.parse_args()
-    scan_steps = tuple(step for step in args.scan_steps.split(",") if step)
-    if set(scan_steps) - set(SCAN_STEPS):
-        ap.error(f"--scan-steps {args.scan_steps!r}: expected some of {','.join(SCAN_STEPS)}")
+    try:
+        steps = checked_scan_steps([step for step in args.scan_steps.split(",") if step])
+    except ValueError as e:
+        ap.error(f"--scan-steps {args.scan_steps!r}: {e}")
     if args.whitening:
         from artvec import whitening
 
@@ -249,7 +250,7 @@ def main():
     t0 = time.time()
     stamp = baseline_stamp()
     bench = build_sets(args.sets.split(","), args.cards, Path(args.cards_dir) if args.cards_dir else None, args.paper,
-                       scan_steps)
+                       steps)
     sizes = ", ".join(f"{name} {len(items)} ({len({i.label for i in items})} labels)" for name, items in bench.labelled.items())
     print(f"sets: {sizes}; {len(bench.dups.queries)} near-duplicate queries among {bench.s_db.stop} pictures; "
           f"built in {time.time() - t0:.0f}s", flush=True)
@@ -431,12 +432,22 @@ def like_for_like(bench, results: dict, baselines: dict) -> None:
     ahead_of_baselines(bench, expanded, EXPANDED, title="more like this on both sides: the expanded default")
 
 
+def content_cnn(methods: dict) -> str:
+    """The name of the content CNN baseline among ``methods``, the one the default's lead is taken on."""
+    return next(name for name in methods if "content CNN" in name)
+
+
+def per_method(figures: dict) -> str:
+    """``figures`` (method name -> one figure) as one printed list, the baselines without their prefix."""
+    return ", ".join(f"{method.removeprefix('baseline: ')} {figure:.3f}" for method, figure in figures.items())
+
+
 def paper_shared(bench, methods: dict, k: int = 10) -> None:
     """On each scanned set, how often a method's ``k`` nearest pictures were printed on the query's paper tint. The
     tint is drawn for each picture, whatever its hand, so above chance a method finds pictures by their paper
     (with ``--paper``, one for all: nothing to print). It is precision@k with the paper for the label, as ``artvec
     evaluate --label`` measures it for a library's own facets (a source, a scanning campaign)."""
-    cnn = next(name for name in methods if "content CNN" in name)
+    cnn = content_cnn(methods)
     for name, sl in bench.slices.items():
         papers = np.array([it.paper for it in bench.labelled[name]])
         if papers[0] is None or len(set(papers)) < 2:
@@ -446,9 +457,9 @@ def paper_shared(bench, methods: dict, k: int = 10) -> None:
         chance = metrics.chance_precision(papers, default.index)
         default_minus_cnn = metrics.paired_difference(default.precision_at_k, content.precision_at_k,
                                                       bench.groups[name][default.index])
-        print(f"{name}: the {k} nearest on the query's own paper tint (chance {chance:.3f}): " + ", ".join(
-            f"{method.removeprefix('baseline: ')} {share.precision_at_k.mean():.3f}" for method, share in shares.items())
-            + f"; the default minus the content CNN {lab.difference(*default_minus_cnn)}")
+        print(f"{name}: the {k} nearest on the query's own paper tint (chance {chance:.3f}): "
+              + per_method({method: share.precision_at_k.mean() for method, share in shares.items()})
+              + f"; the default minus the content CNN {lab.difference(*default_minus_cnn)}")
 
 
 def ap_apart(x: np.ndarray, labels, groups) -> np.ndarray:
@@ -477,7 +488,7 @@ def subjects_apart(bench, methods: dict) -> None:
     """On the portraits, where most peoples are painted by one hand, a feature that knows an orc finds the orcs' painter:
     each method's mAP@R with the query's own people left out (the hand found across subjects; noise: the peoples
     resampled), and within each people two hands painted (the subject held, the hand to tell; the queries resampled)."""
-    cnn = next(name for name in methods if "content CNN" in name)
+    cnn = content_cnn(methods)
     for name in sets.PAINTED:  # their groups are the peoples painted, the humans and the undead by two hands
         if name not in bench.slices:
             continue
@@ -486,9 +497,9 @@ def subjects_apart(bench, methods: dict) -> None:
         scored = ~np.isnan(apart["artvec default"])
         lead_apart = metrics.paired_difference(apart["artvec default"][scored], apart[cnn][scored], groups[scored])
         chance = chance_ap(lambda x: ap_apart(x, labels, groups), len(labels))
-        print(f"{name}: mAP@R with the query's own people left out (chance {chance:.3f}): " + ", ".join(
-            f"{method.removeprefix('baseline: ')} {np.nanmean(ap):.3f}" for method, ap in apart.items())
-            + f"; the default minus the content CNN {lab.difference(*lead_apart)}")
+        print(f"{name}: mAP@R with the query's own people left out (chance {chance:.3f}): "
+              + per_method({method: np.nanmean(ap) for method, ap in apart.items()})
+              + f"; the default minus the content CNN {lab.difference(*lead_apart)}")
         for people in sorted(set(groups)):
             members = np.flatnonzero(groups == people)
             hands = sorted(set(labels[members]))
@@ -498,8 +509,7 @@ def subjects_apart(bench, methods: dict) -> None:
             lead_within = metrics.paired_difference(within["artvec default"].ap_at_r, within[cnn].ap_at_r)
             chance = chance_ap(lambda x: metrics.retrieval(x, labels[members]).ap_at_r, len(members))
             print(f"  within the {people} ({', '.join(f'{h} {int((labels[members] == h).sum())}' for h in hands)}), "
-                  f"mAP@R (chance {chance:.3f}): " + ", ".join(f"{method.removeprefix('baseline: ')} {r.ap_at_r.mean():.3f}"
-                                        for method, r in within.items())
+                  f"mAP@R (chance {chance:.3f}): " + per_method({method: r.ap_at_r.mean() for method, r in within.items()})
                   + f"; the default minus the content CNN {lab.difference(*lead_within)} (the queries resampled)")
 
 
